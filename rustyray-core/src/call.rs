@@ -1,0 +1,202 @@
+//! Turning a call into a task: `f::remote(args..)` and `f::options()...remote(args..)`.
+//!
+//! Generated code implements [`RemoteFunction`] for a marker type per
+//! `#[remote]` function; [`TaskBuilder`] collects options, wraps the arguments
+//! and hands a [`TaskSpec`] to the current runner. Submitting never blocks and
+//! never panics: without a runner the returned reference is already failed.
+
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::arg::TaskArg;
+use crate::context;
+use crate::error::Error;
+use crate::ids::{FunctionId, TaskId};
+use crate::object::{ObjectCell, ObjectRef};
+use crate::options::TaskOptions;
+use crate::spec::{Deps, TaskBody, TaskKind, TaskSpec};
+
+/// What every argument and result type of a remote function is.
+pub trait ArgValue: Clone + Send + Sync + 'static {}
+impl<T: Clone + Send + Sync + 'static> ArgValue for T {}
+
+/// What a parameter type of a remote function or actor method must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a parameter of a remote function or actor method",
+    label = "arguments must be `Clone + Send + Sync + 'static` and serde `Serialize + Deserialize`",
+    note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`; arguments are stored, shared and, for calls by name, serialized"
+)]
+pub trait RemoteArg: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> RemoteArg for T {}
+
+/// What a result type of a remote function or actor method must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the result of a remote function or actor method",
+    label = "results must be `Send + Sync + 'static` and serde `Serialize`",
+    note = "derive it: `#[derive(serde::Serialize)]` (and `Clone` to read it with `get`); results are stored, shared and, for calls by name, serialized"
+)]
+pub trait RemoteOutput: Send + Sync + Serialize + 'static {}
+impl<T: Send + Sync + Serialize + 'static> RemoteOutput for T {}
+
+/// Compile-time check used by generated code: `T` can be a parameter.
+pub const fn assert_remote_arg<T: RemoteArg>() {}
+
+/// Compile-time check used by generated code: `T` can be a result.
+pub const fn assert_remote_output<T: RemoteOutput>() {}
+
+/// A tuple of parameter types `(A, B, ..)` and its tuple of task arguments
+/// `(TaskArg<A>, TaskArg<B>, ..)`.
+pub trait ArgTuple: Sized + 'static {
+    /// The arguments as a task holds them.
+    type TaskArgs: Send + 'static;
+    /// Wraps plain values (as decoded from bytes) as task arguments.
+    fn into_task_args(self) -> Self::TaskArgs;
+    /// The objects the arguments wait for.
+    fn dependencies(args: &Self::TaskArgs) -> Deps;
+}
+
+/// A remote function: implemented by `#[remote]` for the marker type it generates.
+pub trait RemoteFunction<Args: ArgTuple>: 'static {
+    /// The type of the value the task produces.
+    type Output: Send + Sync + 'static;
+    /// The stable name it is registered under.
+    const NAME: &'static str;
+    /// Builds the body that runs the function on `args`.
+    fn body(args: Args::TaskArgs) -> TaskBody;
+    /// The arguments as text, `("a", 1, ObjectRef(7))`, for a call that opted
+    /// in with `record_args(true)`.
+    fn describe(args: &Args::TaskArgs) -> String;
+}
+
+/// One argument as text (generated `describe` functions use it; it also
+/// checks at compile time that the parameter type is a [`RemoteArg`]).
+pub fn describe_arg<T: RemoteArg>(arg: &TaskArg<T>) -> String {
+    arg.describe()
+}
+
+/// Arguments as text, in parentheses.
+pub fn describe_args(parts: &[String]) -> String {
+    format!("({})", parts.join(", "))
+}
+
+/// Options for one call of a remote function, ended by `.remote(args..)`.
+///
+/// Returned by the generated `f::options()`.
+#[must_use = "a task builder does nothing until `.remote(..)` is called"]
+pub struct TaskBuilder<F, Args> {
+    options: TaskOptions,
+    _marker: PhantomData<fn() -> (F, Args)>,
+}
+
+impl<F, Args> Default for TaskBuilder<F, Args> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F, Args> TaskBuilder<F, Args> {
+    /// Default options.
+    pub fn new() -> Self {
+        TaskBuilder { options: TaskOptions::default(), _marker: PhantomData }
+    }
+
+    /// The options collected so far.
+    pub fn task_options(&self) -> &TaskOptions {
+        &self.options
+    }
+
+    crate::__option_setters!(options);
+}
+
+impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
+    /// Submits the call with arguments already wrapped.
+    #[track_caller]
+    pub fn call(self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
+        let deps = Args::dependencies(&args);
+        let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
+        let function = FunctionId::new(F::NAME);
+        submit(function, TaskKind::Normal, self.options, deps, F::body(args), Location::caller(), described)
+    }
+}
+
+/// Hands a task to the current runner and returns the reference to its output.
+pub fn submit<T>(
+    function: FunctionId,
+    kind: TaskKind,
+    options: TaskOptions,
+    deps: Deps,
+    body: TaskBody,
+    caller: &'static Location<'static>,
+    args: Option<Arc<str>>,
+) -> ObjectRef<T> {
+    let id = TaskId::next();
+    let current = context::with_current(|ctx| ctx.map(|ctx| (ctx.runner.clone(), ctx.task)));
+    let (runner, parent) = match current {
+        Some((runner, parent)) => (runner, parent),
+        None => match context::default_runner() {
+            Some(runner) => (runner, None),
+            None => return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), Error::NoRuntime)),
+        },
+    };
+    let output = ObjectCell::pending(id.output(), id, function, runner.clone());
+    let trace_parent = crate::spec::current_trace_parent();
+    let output_ref = output.clone();
+    runner.submit(TaskSpec { id, function, kind, options, deps, body, output, parent, caller, args, trace_parent });
+    ObjectRef::from_cell(output_ref)
+}
+
+macro_rules! arities {
+    ($( ($($T:ident $v:ident),*) )*) => {$(
+        impl<$($T: ArgValue),*> ArgTuple for ($($T,)*) {
+            type TaskArgs = ($(TaskArg<$T>,)*);
+
+            #[allow(clippy::unused_unit)]
+            fn into_task_args(self) -> Self::TaskArgs {
+                let ($($v,)*) = self;
+                ($(TaskArg::Value($v),)*)
+            }
+
+            #[allow(unused_mut)]
+            fn dependencies(args: &Self::TaskArgs) -> Deps {
+                let ($($v,)*) = args;
+                let mut deps = Deps::new();
+                $( if let Some(cell) = $v.dependency() { deps.push(cell.clone()); } )*
+                deps
+            }
+        }
+
+        impl<F, $($T: ArgValue),*> TaskBuilder<F, ($($T,)*)>
+        where
+            F: RemoteFunction<($($T,)*)>,
+        {
+            /// Submits the call. Each argument may be a value, an `ObjectRef`
+            /// or an `&ObjectRef` of the parameter's type; references make the
+            /// task wait for their objects.
+            #[track_caller]
+            #[allow(clippy::too_many_arguments)]
+            pub fn remote(self, $($v: impl Into<TaskArg<$T>>),*) -> ObjectRef<F::Output> {
+                self.call(($($v.into(),)*))
+            }
+        }
+    )*};
+}
+
+arities! {
+    ()
+    (A a)
+    (A a, B b)
+    (A a, B b, C c)
+    (A a, B b, C c, D d)
+    (A a, B b, C c, D d, E e)
+    (A a, B b, C c, D d, E e, G g)
+    (A a, B b, C c, D d, E e, G g, H h)
+    (A a, B b, C c, D d, E e, G g, H h, I i)
+    (A a, B b, C c, D d, E e, G g, H h, I i, J j)
+    (A a, B b, C c, D d, E e, G g, H h, I i, J j, K k)
+    (A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l)
+    (A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l, M m)
+}

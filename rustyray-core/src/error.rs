@@ -1,0 +1,312 @@
+//! The one error type of RustyRay.
+//!
+//! Every failure a user can see is a variant of [`Error`]: a task that returned
+//! `Err`, panicked, was cancelled or timed out; an actor that died; a name that
+//! is not registered; bytes that do not decode; a runtime that has shut down.
+//! Errors that belong to a task carry a [`TaskOrigin`] naming the task and
+//! function where the failure began, and that origin travels unchanged to every
+//! dependent task and every `get`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::{ActorId, FunctionId, ObjectId, TaskId};
+
+/// A result whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Names the task (and its function) where a failure began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskOrigin {
+    /// The task that failed.
+    pub task: TaskId,
+    /// The function (or `Actor::method`) the task ran.
+    pub function: FunctionId,
+    /// The name given with `.name(..)`, if any.
+    pub name: Option<Arc<str>>,
+}
+
+impl fmt::Display for TaskOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{} `{}` ({})", self.task, name, self.function),
+            None => write!(f, "{} ({})", self.task, self.function),
+        }
+    }
+}
+
+/// Everything that can go wrong in RustyRay, one variant per kind of failure.
+///
+/// `Error` is `Clone`: a failed object may be read by many getters and
+/// dependents, and each receives the same error.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task's body returned `Err`; `message` is that error's `Display`.
+    #[error("{origin} failed after {attempts} attempt(s): {message}")]
+    TaskFailed {
+        /// Where the failure began.
+        origin: TaskOrigin,
+        /// The error's `Display` text.
+        message: String,
+        /// The Rust type name of the error value.
+        error_type: &'static str,
+        /// How many attempts ran.
+        attempts: u32,
+    },
+    /// The task's body panicked.
+    #[error("{origin} panicked after {attempts} attempt(s): {message}")]
+    TaskPanicked {
+        /// Where the panic happened.
+        origin: TaskOrigin,
+        /// The panic payload, when it was a string.
+        message: String,
+        /// The backtrace captured at the panic, when capturing was enabled.
+        backtrace: Option<Arc<str>>,
+        /// How many attempts ran.
+        attempts: u32,
+    },
+    /// The task was cancelled (directly, or because its parent was).
+    #[error("{origin} was cancelled")]
+    Cancelled {
+        /// The cancelled task.
+        origin: TaskOrigin,
+    },
+    /// An attempt ran longer than the task's timeout.
+    #[error("{origin} timed out after {timeout:?} ({attempts} attempt(s))")]
+    TimedOut {
+        /// The task that timed out.
+        origin: TaskOrigin,
+        /// The timeout that was exceeded.
+        timeout: Duration,
+        /// How many attempts ran.
+        attempts: u32,
+    },
+    /// The task asks for more resources than the runtime has in total, so it could never run.
+    #[error("{origin} can never be scheduled: it needs {demand} {resource} but the runtime has {capacity}")]
+    Unschedulable {
+        /// The task.
+        origin: TaskOrigin,
+        /// The resource that is short (`CPU` or a custom resource name).
+        resource: Arc<str>,
+        /// How much the task asks for.
+        demand: f64,
+        /// How much the runtime has in total.
+        capacity: f64,
+    },
+    /// The task names a queue the runtime was not built with.
+    #[error("{origin} names the queue `{queue}`, which the runtime does not have (known queues: {known})")]
+    UnknownQueue {
+        /// The task.
+        origin: TaskOrigin,
+        /// The queue it named.
+        queue: Arc<str>,
+        /// The queues the runtime has, comma separated.
+        known: String,
+    },
+    /// An option given to a task, actor or runtime builder is out of range.
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's name, e.g. `timeout` or `num_cpus`.
+        option: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// The actor is dead: it crashed with no restarts left, or it was killed.
+    #[error("{actor} ({class}) is dead: {reason}")]
+    ActorDied {
+        /// The actor.
+        actor: ActorId,
+        /// The actor's type.
+        class: &'static str,
+        /// Why it died.
+        reason: String,
+    },
+    /// No actor has this name.
+    #[error("no actor is named `{name}`")]
+    ActorNotFound {
+        /// The name looked up.
+        name: String,
+    },
+    /// An actor with this name already exists.
+    #[error("an actor named `{name}` already exists")]
+    ActorNameTaken {
+        /// The name asked for.
+        name: String,
+    },
+    /// The named actor exists but is of another type than the one asked for.
+    #[error("the actor named `{name}` is a `{actual}`, not a `{expected}`")]
+    ActorTypeMismatch {
+        /// The name looked up.
+        name: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The actor's real type.
+        actual: &'static str,
+    },
+    /// No remote function is registered under this name.
+    #[error("no remote function is registered as `{name}`{}", suggestions(near))]
+    FunctionNotFound {
+        /// The name looked up.
+        name: String,
+        /// Registered names close to it.
+        near: Vec<&'static str>,
+    },
+    /// Bytes did not decode into the expected type, or a value did not encode.
+    #[error("codec error while {context}: {message}")]
+    Codec {
+        /// What was being encoded or decoded.
+        context: String,
+        /// The codec's explanation.
+        message: String,
+    },
+    /// An object holds a value of another type than the `ObjectRef` claims.
+    #[error("{object} holds a value that is not a `{expected}`")]
+    TypeMismatch {
+        /// The object.
+        object: ObjectId,
+        /// The type the reader asked for.
+        expected: &'static str,
+    },
+    /// The object was freed (no `ObjectRef` was left) before it was looked up by id.
+    #[error("{object} is no longer in the object store: every ObjectRef to it was dropped")]
+    ObjectLost {
+        /// The object.
+        object: ObjectId,
+    },
+    /// An object was read before it was written.
+    #[error("{object} is not ready yet")]
+    NotReady {
+        /// The object.
+        object: ObjectId,
+    },
+    /// A task body asked for its arguments after its last attempt had taken them.
+    #[error("the arguments were already moved into an earlier attempt (attempt {attempt})")]
+    ArgumentConsumed {
+        /// The attempt that asked.
+        attempt: u32,
+    },
+    /// A blocking wait was attempted on a thread that drives async tasks.
+    #[error(
+        "get_blocking would block a thread that runs async tasks; use `.get().await` in async code, or call it from a plain (non-async) task body"
+    )]
+    WouldBlock,
+    /// A wait with a deadline ran out before the object was ready.
+    #[error("{object} was not ready within {timeout:?}")]
+    WaitTimedOut {
+        /// The object waited for.
+        object: ObjectId,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The runtime this call needs has shut down.
+    #[error("the RustyRay runtime has shut down")]
+    RuntimeShutdown,
+    /// There is no runtime to run this call on.
+    #[error("no RustyRay runtime: call rustyray::init() first, or run the code inside Runtime::scope")]
+    NoRuntime,
+    /// `init` was called while a default runtime is alive.
+    #[error(
+        "a default RustyRay runtime is already running; use Runtime::current(), or build more with Runtime::builder()"
+    )]
+    AlreadyInitialized,
+    /// A runtime was built outside of any tokio runtime.
+    #[error(
+        "RustyRay runs on tokio: build the runtime inside a tokio runtime (e.g. #[tokio::main]) or pass one with Builder::tokio_handle"
+    )]
+    NoTokioRuntime,
+    /// The tokio runtime has no timer.
+    #[error(
+        "RustyRay needs tokio's timer: build the tokio runtime with `enable_time()` (or `enable_all()`; #[tokio::main] does)"
+    )]
+    NoTokioTimer,
+}
+
+fn suggestions(near: &[&'static str]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+    }
+}
+
+impl Error {
+    /// The task where this error began, for task-level failures.
+    pub fn origin(&self) -> Option<&TaskOrigin> {
+        match self {
+            Error::TaskFailed { origin, .. }
+            | Error::TaskPanicked { origin, .. }
+            | Error::Cancelled { origin }
+            | Error::TimedOut { origin, .. }
+            | Error::Unschedulable { origin, .. }
+            | Error::UnknownQueue { origin, .. } => Some(origin),
+            _ => None,
+        }
+    }
+
+    /// Whether this error means the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled { .. })
+    }
+
+    /// A short, stable name for the kind of failure (`task_failed`, `cancelled`, ...),
+    /// for metrics labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::TaskFailed { .. } => "task_failed",
+            Error::TaskPanicked { .. } => "task_panicked",
+            Error::Cancelled { .. } => "cancelled",
+            Error::TimedOut { .. } => "timed_out",
+            Error::Unschedulable { .. } => "unschedulable",
+            Error::UnknownQueue { .. } => "unknown_queue",
+            Error::InvalidOption { .. } => "invalid_option",
+            Error::ActorDied { .. } => "actor_died",
+            Error::ActorNotFound { .. } => "actor_not_found",
+            Error::ActorNameTaken { .. } => "actor_name_taken",
+            Error::ActorTypeMismatch { .. } => "actor_type_mismatch",
+            Error::FunctionNotFound { .. } => "function_not_found",
+            Error::Codec { .. } => "codec",
+            Error::TypeMismatch { .. } => "type_mismatch",
+            Error::ObjectLost { .. } => "object_lost",
+            Error::NotReady { .. } => "not_ready",
+            Error::ArgumentConsumed { .. } => "argument_consumed",
+            Error::WouldBlock => "would_block",
+            Error::WaitTimedOut { .. } => "wait_timed_out",
+            Error::RuntimeShutdown => "runtime_shutdown",
+            Error::NoRuntime => "no_runtime",
+            Error::AlreadyInitialized => "already_initialized",
+            Error::NoTokioRuntime => "no_tokio_runtime",
+            Error::NoTokioTimer => "no_tokio_timer",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(name: Option<&str>) -> TaskOrigin {
+        TaskOrigin { task: TaskId::from_u64(7), function: FunctionId::new("app::add"), name: name.map(Arc::from) }
+    }
+
+    #[test]
+    fn task_errors_name_task_and_function() {
+        let e = Error::TaskFailed { origin: origin(None), message: "boom".into(), error_type: "String", attempts: 1 };
+        assert_eq!(e.to_string(), "task #7 (app::add) failed after 1 attempt(s): boom");
+        let e = Error::Cancelled { origin: origin(Some("resize")) };
+        assert_eq!(e.to_string(), "task #7 `resize` (app::add) was cancelled");
+        assert_eq!(e.origin().map(|o| o.task), Some(TaskId::from_u64(7)));
+    }
+
+    #[test]
+    fn not_found_lists_near_matches() {
+        let e = Error::FunctionNotFound { name: "app::ad".into(), near: vec!["app::add", "app::and"] };
+        assert_eq!(
+            e.to_string(),
+            "no remote function is registered as `app::ad`; did you mean `app::add`, `app::and`?"
+        );
+        let e = Error::FunctionNotFound { name: "zzz".into(), near: vec![] };
+        assert_eq!(e.to_string(), "no remote function is registered as `zzz`");
+    }
+}

@@ -1,0 +1,156 @@
+//! Identifiers for tasks, objects, actors and remote functions.
+//!
+//! Task, object and actor ids are drawn from one process-wide counter, so an id
+//! is unique across every runtime living in the process. Each thread takes ids
+//! in blocks to keep the shared counter off the submission hot path. A task's
+//! output object carries the task's own number ([`TaskId::output`]), so the
+//! two never need a lookup table to find each other.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// How many ids a thread reserves from the shared counter at once.
+const BLOCK: u64 = 1024;
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The thread's reserved range: next id to hand out, end (exclusive).
+    static RESERVED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Returns a fresh process-unique number.
+fn next_raw() -> u64 {
+    RESERVED.with(|reserved| {
+        let (next, end) = reserved.get();
+        if next < end {
+            reserved.set((next + 1, end));
+            next
+        } else {
+            let start = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+            reserved.set((start + 1, start + BLOCK));
+            start
+        }
+    })
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// Draws a fresh, process-unique id.
+            pub fn next() -> Self {
+                Self(next_raw())
+            }
+
+            /// The id's number.
+            pub const fn as_u64(self) -> u64 {
+                self.0
+            }
+
+            /// Rebuilds an id from its number (as read back from storage or the wire).
+            pub const fn from_u64(raw: u64) -> Self {
+                Self(raw)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($label, " #{}"), self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies one task: a remote function call, an actor creation or an actor method call.
+    TaskId,
+    "task"
+);
+id_type!(
+    /// Identifies one object in an object store: a task's output or a value given to `put`.
+    ObjectId,
+    "object"
+);
+id_type!(
+    /// Identifies one actor.
+    ActorId,
+    "actor"
+);
+
+impl TaskId {
+    /// The id of the object this task's result is stored under.
+    pub const fn output(self) -> ObjectId {
+        ObjectId(self.0)
+    }
+}
+
+/// The stable name a remote function is registered under: `crate::module::function`.
+///
+/// Only the name crosses a process boundary; the code itself is found again by
+/// name in the [registry](crate::registry).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionId(&'static str);
+
+impl FunctionId {
+    /// Wraps a registered name.
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// The registered name.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for FunctionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for FunctionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FunctionId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_across_threads() {
+        let handles: Vec<_> =
+            (0..4).map(|_| std::thread::spawn(|| (0..5000).map(|_| TaskId::next()).collect::<Vec<_>>())).collect();
+        let mut seen = HashSet::new();
+        for h in handles {
+            for id in h.join().unwrap() {
+                assert!(seen.insert(id), "{id} handed out twice");
+            }
+        }
+        assert_eq!(seen.len(), 20_000);
+    }
+
+    #[test]
+    fn task_output_shares_the_number() {
+        let t = TaskId::next();
+        assert_eq!(t.output().as_u64(), t.as_u64());
+        assert_eq!(t.to_string(), format!("task #{}", t.as_u64()));
+    }
+}

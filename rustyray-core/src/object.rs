@@ -1,0 +1,537 @@
+//! Objects and references to them.
+//!
+//! An [`ObjectCell`] is one slot of an object store: written once, with a value
+//! or an error, by the task that produces it (or by `put`), and read by any
+//! number of waiters, who are woken by a notification, never by polling. An
+//! [`ObjectRef<T>`] is a typed, cheap-to-clone handle to a cell: the future
+//! of a task's result. The cell lives as long as some `ObjectRef` or pending
+//! task holds it; when the last one is dropped the value is freed and the
+//! owning runner is told.
+
+use std::any::{Any, type_name};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::context;
+use crate::error::{Error, Result};
+use crate::ids::{FunctionId, ObjectId, TaskId};
+use crate::runner::Runner;
+
+/// A stored value, type-erased. Stored values are shared, never copied, by the store.
+pub type Value = Arc<dyn Any + Send + Sync>;
+
+/// What a written cell holds. The error is boxed to keep cells small.
+type Outcome = std::result::Result<Value, Box<Error>>;
+
+/// A written cell's outcome, borrowed.
+pub type OutcomeRef<'a> = std::result::Result<&'a Value, &'a Error>;
+
+/// One slot of an object store: pending until written once with a value or an error.
+pub struct ObjectCell {
+    id: ObjectId,
+    producer: Option<TaskId>,
+    /// The producer's function, to name it if the object is cancelled.
+    function: Option<FunctionId>,
+    owner: Option<Arc<dyn Runner>>,
+    slot: OnceLock<Outcome>,
+    ready: Event,
+}
+
+impl ObjectCell {
+    /// A cell that `producer`, a task of `owner` running `function`, will write.
+    pub fn pending(id: ObjectId, producer: TaskId, function: FunctionId, owner: Arc<dyn Runner>) -> Arc<Self> {
+        owner.object_created(id);
+        Arc::new(ObjectCell {
+            id,
+            producer: Some(producer),
+            function: Some(function),
+            owner: Some(owner),
+            slot: OnceLock::new(),
+            ready: Event::new(),
+        })
+    }
+
+    /// A cell that holds `value` from the start (what `put` creates).
+    pub fn with_value(id: ObjectId, owner: Arc<dyn Runner>, value: Value) -> Arc<Self> {
+        owner.object_created(id);
+        Arc::new(ObjectCell {
+            id,
+            producer: None,
+            function: None,
+            owner: Some(owner),
+            slot: OnceLock::from(Ok(value)),
+            ready: Event::new(),
+        })
+    }
+
+    /// A cell that holds `error` from the start and belongs to no runner
+    /// (what a submission without a runtime produces).
+    pub fn with_error(id: ObjectId, producer: Option<TaskId>, error: Error) -> Arc<Self> {
+        Arc::new(ObjectCell {
+            id,
+            producer,
+            function: None,
+            owner: None,
+            slot: OnceLock::from(Err(Box::new(error))),
+            ready: Event::new(),
+        })
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// The task that writes this object, if a task does.
+    pub fn producer(&self) -> Option<TaskId> {
+        self.producer
+    }
+
+    /// The runner that owns this object.
+    pub fn owner(&self) -> Option<&Arc<dyn Runner>> {
+        self.owner.as_ref()
+    }
+
+    /// Whether the object has been written.
+    pub fn is_ready(&self) -> bool {
+        self.slot.get().is_some()
+    }
+
+    /// The outcome, if written.
+    pub fn try_get(&self) -> Option<OutcomeRef<'_>> {
+        self.slot.get().map(borrow)
+    }
+
+    /// Writes the outcome and wakes every waiter. The first write wins; returns
+    /// whether this one did (a late result of a cancelled or timed-out attempt loses).
+    pub fn complete(&self, outcome: Result<Value>) -> bool {
+        let won = self.slot.set(outcome.map_err(Box::new)).is_ok();
+        if won {
+            self.ready.notify(usize::MAX);
+        }
+        won
+    }
+
+    /// Waits (asynchronously) until the object is written. Does not touch any runner.
+    pub async fn ready(&self) -> OutcomeRef<'_> {
+        loop {
+            if let Some(outcome) = self.try_get() {
+                return outcome;
+            }
+            let listener = self.ready.listen();
+            if let Some(outcome) = self.try_get() {
+                return outcome;
+            }
+            listener.await;
+        }
+    }
+
+    /// Blocks the thread until the object is written or `deadline` passes.
+    /// Callers must know that blocking is allowed where they are.
+    pub fn ready_blocking(&self, deadline: Option<Instant>) -> Option<OutcomeRef<'_>> {
+        loop {
+            if let Some(outcome) = self.try_get() {
+                return Some(outcome);
+            }
+            let listener = self.ready.listen();
+            if let Some(outcome) = self.try_get() {
+                return Some(outcome);
+            }
+            match deadline {
+                None => listener.wait(),
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
+                        return self.try_get();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the value out of a cell nobody else can reach, so it can be moved
+    /// instead of cloned. Returns `None` (leaving the cell as it is) when the
+    /// cell is shared or holds no value.
+    fn take_unique(this: &mut Arc<Self>) -> Option<Value> {
+        let cell = Arc::get_mut(this)?;
+        match cell.slot.take() {
+            Some(Ok(value)) => Some(value),
+            Some(Err(error)) => {
+                cell.slot = OnceLock::from(Err(error));
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+fn borrow(outcome: &Outcome) -> OutcomeRef<'_> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(error) => Err(error),
+    }
+}
+
+impl Drop for ObjectCell {
+    fn drop(&mut self) {
+        if let Some(owner) = &self.owner {
+            owner.object_released(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for ObjectCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.slot.get() {
+            None => "pending",
+            Some(Ok(_)) => "ready",
+            Some(Err(_)) => "failed",
+        };
+        f.debug_struct("ObjectCell").field("id", &self.id).field("state", &state).finish()
+    }
+}
+
+/// Stores `value` in the object store of the current runtime (the current
+/// task's, else the process default) and returns a reference to it. Without a
+/// runtime the reference is already failed with [`Error::NoRuntime`].
+pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
+    match context::current_runner() {
+        Some(runner) => put_in(runner, value),
+        None => ObjectRef::failed(Error::NoRuntime),
+    }
+}
+
+/// Stores `value` in `runner`'s object store.
+pub fn put_in<T: Any + Send + Sync>(runner: Arc<dyn Runner>, value: T) -> ObjectRef<T> {
+    ObjectRef::from_cell(ObjectCell::with_value(ObjectId::next(), runner, Arc::new(value)))
+}
+
+/// Reads a stored value as a `T`.
+pub fn downcast_value<T: Any>(id: ObjectId, value: &Value) -> Result<&T> {
+    value.downcast_ref::<T>().ok_or(Error::TypeMismatch { object: id, expected: type_name::<T>() })
+}
+
+/// A reference to an object that is, or will be, in an object store: the result
+/// of a remote call, or a value given to `put`.
+///
+/// `ObjectRef` is a future you can pass around: give it to another remote call
+/// and that call waits for it; `get` it to read the value. Cloning is cheap (one
+/// reference count) and the object lives as long as any clone or pending task
+/// holds it. It serializes as its id.
+///
+/// ```
+/// # use rustyray_core::{ObjectRef, ObjectCell, ObjectId, Error};
+/// // A reference to an object whose producer failed (here: built by hand).
+/// let r: ObjectRef<i64> = ObjectRef::from_cell(ObjectCell::with_error(ObjectId::next(), None, Error::NoRuntime));
+/// assert!(r.is_ready());
+/// assert!(matches!(r.get_blocking(), Err(Error::NoRuntime)));
+/// ```
+pub struct ObjectRef<T> {
+    cell: Arc<ObjectCell>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> ObjectRef<T> {
+    /// Wraps a cell. The cell must hold (or come to hold) a `T`.
+    pub fn from_cell(cell: Arc<ObjectCell>) -> Self {
+        ObjectRef { cell, _type: PhantomData }
+    }
+
+    /// A reference that is already failed with `error`.
+    pub fn failed(error: Error) -> Self {
+        Self::from_cell(ObjectCell::with_error(ObjectId::next(), None, error))
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        self.cell.id
+    }
+
+    /// The task that produces this object, if a task does.
+    pub fn task(&self) -> Option<TaskId> {
+        self.cell.producer
+    }
+
+    /// Whether the object is ready (holds a value or an error), without waiting.
+    pub fn is_ready(&self) -> bool {
+        self.cell.is_ready()
+    }
+
+    /// The underlying cell.
+    pub fn cell(&self) -> &Arc<ObjectCell> {
+        &self.cell
+    }
+
+    /// Consumes the reference, returning the cell.
+    pub fn into_cell(self) -> Arc<ObjectCell> {
+        self.cell
+    }
+
+    /// Cancels the task that produces this object, and every task it submitted.
+    ///
+    /// Best effort for a body that is already running (an async body is dropped,
+    /// a plain body is abandoned), immediate and final for the object: from the
+    /// moment this returns, `get` on it fails with [`Error::Cancelled`], and so
+    /// does `get` on everything that depends on it once the runtime has
+    /// passed the cancellation on. Cancelling a finished task does nothing.
+    pub fn cancel(&self) {
+        if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer)
+            && !self.cell.is_ready()
+        {
+            let function = self.cell.function.unwrap_or(FunctionId::new("unknown"));
+            let origin = crate::error::TaskOrigin { task, function, name: None };
+            self.cell.complete(Err(Error::Cancelled { origin }));
+            owner.cancel(task);
+        }
+    }
+
+    /// Waits until the object is ready (holds a value or an error), without reading it.
+    /// A task waiting here gives its CPU slot back while it waits.
+    pub async fn ready(&self) {
+        let _ = self.wait_outcome().await;
+    }
+
+    async fn wait_outcome(&self) -> OutcomeRef<'_> {
+        if let Some(outcome) = self.cell.try_get() {
+            return outcome;
+        }
+        let _waiting = context::Waiting::begin();
+        self.cell.ready().await
+    }
+
+    fn wait_outcome_blocking(&self, deadline: Option<Instant>) -> Result<Option<OutcomeRef<'_>>> {
+        if let Some(outcome) = self.cell.try_get() {
+            return Ok(Some(outcome));
+        }
+        let Some(owner) = self.cell.owner.clone() else {
+            return Ok(self.cell.try_get());
+        };
+        // A plain task body about to block on a queued task runs that task here
+        // instead (as rayon's `join` does), so waiting never needs a new thread.
+        if context::on_blocking_thread()
+            && let Some(producer) = self.cell.producer
+            && owner.run_inline(producer)
+            && let Some(outcome) = self.cell.try_get()
+        {
+            return Ok(Some(outcome));
+        }
+        let _waiting = context::Waiting::begin();
+        if owner.block_on_object(&self.cell, deadline)? { Ok(self.cell.try_get()) } else { Ok(None) }
+    }
+}
+
+impl<T: Any + Send + Sync> ObjectRef<T> {
+    /// Waits for the object and returns a copy of its value.
+    ///
+    /// A failed producer's error comes back as `Err`, naming the task and
+    /// function where the failure began. A task waiting here gives its CPU slot
+    /// back while it waits.
+    pub async fn get(&self) -> Result<T>
+    where
+        T: Clone,
+    {
+        let outcome = self.wait_outcome().await;
+        read_clone(self.id(), outcome)
+    }
+
+    /// Waits for the object and returns the stored value itself, shared rather
+    /// than copied: the cheap way to read a large object.
+    pub async fn get_shared(&self) -> Result<Arc<T>> {
+        let outcome = self.wait_outcome().await;
+        read_shared(self.id(), outcome)
+    }
+
+    /// Blocks the calling thread until the object is ready and returns a copy of its value.
+    ///
+    /// Meant for plain (non-async) task bodies and for threads outside any async
+    /// runtime. A plain task body waiting here gives its CPU slot back, and if the
+    /// producer is still queued it runs it on this thread. On a thread that drives
+    /// async tasks of a single-threaded tokio runtime it fails with
+    /// [`Error::WouldBlock`] instead of deadlocking; use `.get().await` there.
+    pub fn get_blocking(&self) -> Result<T>
+    where
+        T: Clone,
+    {
+        match self.wait_outcome_blocking(None)? {
+            Some(outcome) => read_clone(self.id(), outcome),
+            None => Err(Error::RuntimeShutdown),
+        }
+    }
+
+    /// Like [`get_blocking`](Self::get_blocking), giving up with
+    /// [`Error::WaitTimedOut`] after `timeout`.
+    pub fn get_blocking_timeout(&self, timeout: Duration) -> Result<T>
+    where
+        T: Clone,
+    {
+        match self.wait_outcome_blocking(Some(Instant::now() + timeout))? {
+            Some(outcome) => read_clone(self.id(), outcome),
+            None => Err(Error::WaitTimedOut { object: self.id(), timeout }),
+        }
+    }
+
+    /// The value, if the object is ready; does not wait.
+    pub fn try_get(&self) -> Option<Result<T>>
+    where
+        T: Clone,
+    {
+        self.cell.try_get().map(|outcome| read_clone(self.id(), outcome))
+    }
+
+    /// Consumes the reference and returns its value, moving it out of the store
+    /// when this was the last reference, cloning it otherwise. The object must
+    /// be ready (`None` if not).
+    pub fn into_value(self) -> Option<Result<T>>
+    where
+        T: Clone,
+    {
+        let mut cell = self.cell;
+        if let Some(value) = ObjectCell::take_unique(&mut cell) {
+            let id = cell.id;
+            return Some(match value.downcast::<T>() {
+                Ok(shared) => Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())),
+                Err(_) => Err(Error::TypeMismatch { object: id, expected: type_name::<T>() }),
+            });
+        }
+        cell.try_get().map(|outcome| read_clone(cell.id, outcome))
+    }
+}
+
+fn read_clone<T: Any + Clone>(id: ObjectId, outcome: OutcomeRef<'_>) -> Result<T> {
+    match outcome {
+        Ok(value) => downcast_value::<T>(id, value).cloned(),
+        Err(error) => Err(error.clone()),
+    }
+}
+
+fn read_shared<T: Any + Send + Sync>(id: ObjectId, outcome: OutcomeRef<'_>) -> Result<Arc<T>> {
+    match outcome {
+        Ok(value) => {
+            value.clone().downcast::<T>().map_err(|_| Error::TypeMismatch { object: id, expected: type_name::<T>() })
+        }
+        Err(error) => Err(error.clone()),
+    }
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        ObjectRef { cell: self.cell.clone(), _type: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectRef")
+            .field("id", &self.cell.id)
+            .field("type", &type_name::<T>())
+            .field("ready", &self.cell.is_ready())
+            .finish()
+    }
+}
+
+impl<T> PartialEq for ObjectRef<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cell.id == other.cell.id
+    }
+}
+
+impl<T> Eq for ObjectRef<T> {}
+
+impl<T> Hash for ObjectRef<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.cell.id.hash(state);
+    }
+}
+
+/// An `ObjectRef` serializes as its object id. The object is registered with
+/// its runner so the id can be resolved while any reference is alive.
+impl<T> Serialize for ObjectRef<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        if let Some(owner) = &self.cell.owner {
+            owner.export_object(&self.cell);
+        }
+        self.cell.id.serialize(serializer)
+    }
+}
+
+/// Decoding an `ObjectRef` looks its id up in the runner of the current task
+/// (or the default runtime); an id nobody holds any more is an error.
+impl<'de, T> Deserialize<'de> for ObjectRef<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let id = ObjectId::deserialize(deserializer)?;
+        let runner = context::current_runner().ok_or_else(|| serde::de::Error::custom(Error::NoRuntime))?;
+        runner.lookup_object(id).map(ObjectRef::from_cell).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_write_wins_and_wakes_waiters() {
+        let cell = Arc::new(ObjectCell {
+            id: ObjectId::next(),
+            producer: None,
+            function: None,
+            owner: None,
+            slot: OnceLock::new(),
+            ready: Event::new(),
+        });
+        let waiter = {
+            let cell = cell.clone();
+            std::thread::spawn(move || cell.ready_blocking(None).map(|r| r.is_ok()))
+        };
+        assert!(cell.complete(Ok(Arc::new(5i64))));
+        assert!(!cell.complete(Err(Error::RuntimeShutdown)));
+        assert_eq!(waiter.join().unwrap(), Some(true));
+        let r: ObjectRef<i64> = ObjectRef::from_cell(cell);
+        assert_eq!(futures::executor::block_on(r.get()).unwrap(), 5);
+    }
+
+    #[test]
+    fn blocking_wait_honours_its_deadline() {
+        let cell = Arc::new(ObjectCell {
+            id: ObjectId::next(),
+            producer: None,
+            function: None,
+            owner: None,
+            slot: OnceLock::new(),
+            ready: Event::new(),
+        });
+        assert!(cell.ready_blocking(Some(Instant::now() + Duration::from_millis(20))).is_none());
+    }
+
+    #[test]
+    fn wrong_type_is_a_type_mismatch() {
+        let cell = ObjectCell::with_error(ObjectId::next(), None, Error::NoRuntime);
+        let r: ObjectRef<u8> = ObjectRef::from_cell(cell);
+        assert!(matches!(r.try_get(), Some(Err(Error::NoRuntime))));
+        let value: Value = Arc::new(1u8);
+        assert!(matches!(downcast_value::<String>(ObjectId::next(), &value), Err(Error::TypeMismatch { .. })));
+    }
+
+    #[test]
+    fn into_value_moves_a_unique_value() {
+        let cell = Arc::new(ObjectCell {
+            id: ObjectId::next(),
+            producer: None,
+            function: None,
+            owner: None,
+            slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
+            ready: Event::new(),
+        });
+        let r: ObjectRef<Vec<u8>> = ObjectRef::from_cell(cell);
+        let keep = r.clone();
+        // Shared: cloned, and the object stays readable.
+        assert_eq!(r.into_value().unwrap().unwrap(), vec![1, 2, 3]);
+        assert_eq!(keep.try_get().unwrap().unwrap(), vec![1, 2, 3]);
+        // Unique: moved.
+        assert_eq!(keep.into_value().unwrap().unwrap(), vec![1, 2, 3]);
+    }
+}

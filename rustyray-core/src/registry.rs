@@ -1,0 +1,137 @@
+//! Remote functions by name.
+//!
+//! Every `#[remote]` function registers itself, before `main` runs, under its
+//! stable name `crate::module::function`, with a way to build its task body
+//! from codec-encoded arguments. This is the path the durable queue and
+//! cluster execution use: they store or send a name and bytes, and find the
+//! code again here.
+//!
+//! Registration goes through [`inventory`], which relies on the linker keeping
+//! the registering code: a function in a crate the final binary never refers to
+//! may not be linked at all, and then it is not registered. Refer to such a
+//! crate from the binary (call any item of it, or write `use that_crate as _;`)
+//! to keep its functions.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::call::{ArgTuple, RemoteFunction};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::object::{Value, downcast_value};
+use crate::spec::{BodyResult, TaskBody, TaskError};
+
+/// One registered remote function.
+pub struct RegisteredFunction {
+    name: &'static str,
+    signature: &'static str,
+    is_async: bool,
+    make_body: fn(&[u8]) -> Result<TaskBody>,
+}
+
+impl RegisteredFunction {
+    /// Describes function `F`, taking parameter types `Args`, for registration.
+    pub const fn new<F, Args>(name: &'static str, signature: &'static str, is_async: bool) -> Self
+    where
+        F: RemoteFunction<Args>,
+        Args: ArgTuple + DeserializeOwned,
+        F::Output: Serialize,
+    {
+        RegisteredFunction { name, signature, is_async, make_body: encoded_body::<F, Args> }
+    }
+
+    /// The stable name: `crate::module::function`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The signature as written, e.g. `fn add(a: i64, b: i64) -> i64`.
+    pub fn signature(&self) -> &'static str {
+        self.signature
+    }
+
+    /// Whether the body is `async`.
+    pub fn is_async(&self) -> bool {
+        self.is_async
+    }
+
+    /// Builds a body that decodes nothing more: `args` (the codec encoding of
+    /// the parameter tuple) are decoded now, and the body's output is the codec
+    /// encoding (`Vec<u8>`) of the function's result.
+    pub fn body_from_encoded(&self, args: &[u8]) -> Result<TaskBody> {
+        (self.make_body)(args)
+    }
+}
+
+impl fmt::Debug for RegisteredFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredFunction").field("name", &self.name).field("signature", &self.signature).finish()
+    }
+}
+
+inventory::collect!(RegisteredFunction);
+
+fn encoded_body<F, Args>(args: &[u8]) -> Result<TaskBody>
+where
+    F: RemoteFunction<Args>,
+    Args: ArgTuple + DeserializeOwned,
+    F::Output: Serialize,
+{
+    let args: Args = codec::decode(args).map_err(|error| match error {
+        Error::Codec { message, .. } => {
+            Error::Codec { context: format!("decoding the arguments of `{}`", F::NAME), message }
+        }
+        other => other,
+    })?;
+    Ok(F::body(args.into_task_args()).map_output(encode_output::<F::Output>))
+}
+
+fn encode_output<T: Serialize + 'static>(value: Value) -> BodyResult {
+    let id = crate::ids::ObjectId::from_u64(0);
+    let value = downcast_value::<T>(id, &value).map_err(TaskError::Error)?;
+    let bytes = codec::encode(value).map_err(TaskError::Error)?;
+    Ok(Arc::new(bytes))
+}
+
+fn index() -> &'static HashMap<&'static str, &'static RegisteredFunction> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static RegisteredFunction>> = OnceLock::new();
+    INDEX.get_or_init(|| inventory::iter::<RegisteredFunction>.into_iter().map(|f| (f.name, f)).collect())
+}
+
+/// Every registered function, sorted by name.
+pub fn functions() -> Vec<&'static RegisteredFunction> {
+    let mut all: Vec<_> = index().values().copied().collect();
+    all.sort_by_key(|f| f.name);
+    all
+}
+
+/// Finds a function by its stable name; an unknown name is
+/// [`Error::FunctionNotFound`] listing the closest registered names.
+pub fn lookup(name: &str) -> Result<&'static RegisteredFunction> {
+    index()
+        .get(name)
+        .copied()
+        .ok_or_else(|| Error::FunctionNotFound { name: name.to_string(), near: near_matches(name) })
+}
+
+/// Up to three registered names close to `name`: by edit similarity of the
+/// whole path or of its last segment.
+fn near_matches(name: &str) -> Vec<&'static str> {
+    let last = |path: &str| path.rsplit("::").next().unwrap_or(path).to_string();
+    let wanted_last = last(name);
+    let mut scored: Vec<(f64, &'static str)> = index()
+        .keys()
+        .map(|candidate| {
+            let whole = strsim::jaro_winkler(name, candidate);
+            let tail = strsim::jaro_winkler(&wanted_last, &last(candidate));
+            (whole.max(tail), *candidate)
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.into_iter().take(3).map(|(_, name)| name).collect()
+}

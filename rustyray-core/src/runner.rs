@@ -1,0 +1,89 @@
+//! The interface between RustyRay's vocabulary and whatever executes tasks.
+//!
+//! `rustyray-core` describes tasks ([`TaskSpec`]) and the objects they produce
+//! ([`ObjectCell`], [`ObjectRef`](crate::ObjectRef)) without knowing how tasks
+//! run. A [`Runner`] is the thing that runs them: today the in-process tokio
+//! runtime of `rustyray-runtime`; later a durable, database-backed queue or a
+//! Ray cluster. Object refs and generated code reach their runner only through
+//! this trait, so each runner is a drop-in for the others.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::actor::{ActorConfig, ActorRef, WeakActorRef};
+use crate::error::Result;
+use crate::ids::{ActorId, ObjectId, TaskId};
+use crate::object::ObjectCell;
+use crate::spec::TaskSpec;
+
+/// What a task runner provides to the rest of RustyRay.
+///
+/// Every method must return quickly and never panic: submission and
+/// cancellation are fire-and-forget, and their failures are written into the
+/// affected objects.
+pub trait Runner: Send + Sync + 'static {
+    /// Accepts a task. The outcome, success or failure, is written to `spec.output`.
+    fn submit(&self, spec: TaskSpec);
+
+    /// Hosts a new actor: `spec` is its creation task, `actor` the reference
+    /// handles hold (kept in the runner's directory without keeping the actor
+    /// alive). A name already taken fails the creation with
+    /// [`Error::ActorNameTaken`](crate::Error::ActorNameTaken).
+    fn create_actor(&self, spec: TaskSpec, config: ActorConfig, actor: WeakActorRef);
+
+    /// The last handle to an unnamed actor was dropped: it may exit once its
+    /// pending calls are done.
+    fn release_actor(&self, actor: ActorId);
+
+    /// Ends an actor now; see [`kill`](crate::actor::kill).
+    fn kill_actor(&self, actor: ActorId);
+
+    /// The actor with this id, while a handle to it exists.
+    fn lookup_actor(&self, actor: ActorId) -> Result<ActorRef>;
+
+    /// The actor with this name.
+    fn named_actor(&self, name: &str) -> Result<ActorRef>;
+
+    /// Cancels a task and, recursively, the tasks it submitted. Final for its
+    /// output (readers see a cancelled error at once); best effort for a body
+    /// that is already running. Cancelling a finished task does nothing.
+    fn cancel(&self, task: TaskId);
+
+    /// An object owned by this runner came into existence.
+    fn object_created(&self, id: ObjectId);
+
+    /// The last reference to an object owned by this runner was dropped.
+    fn object_released(&self, id: ObjectId);
+
+    /// Makes an object findable by id, because a reference to it is being serialized.
+    fn export_object(&self, cell: &Arc<ObjectCell>);
+
+    /// Finds an exported object by id.
+    fn lookup_object(&self, id: ObjectId) -> Result<Arc<ObjectCell>>;
+
+    /// The running task `task` is about to wait for an object: it gives back
+    /// the resources it holds, so the tasks it waits on can run.
+    fn task_blocked(&self, task: TaskId);
+
+    /// The task that called [`Runner::task_blocked`] stopped waiting.
+    fn task_unblocked(&self, task: TaskId);
+
+    /// If `task` is queued and may run on the calling thread, runs it there now
+    /// and returns `true`. Called by a plain task body that is about to block
+    /// on `task`'s output; this is what keeps nested blocking gets from needing
+    /// a thread per waiting task.
+    fn run_inline(&self, task: TaskId) -> bool;
+
+    /// Blocks the calling thread until `cell` is ready or `deadline` passes
+    /// (returns `Ok(false)` then), in a way that is safe for the thread it is
+    /// called on, or fails with [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// where blocking would stall async tasks.
+    fn block_on_object(&self, cell: &ObjectCell, deadline: Option<Instant>) -> Result<bool>;
+
+    /// The concrete runner, for downcasting.
+    fn as_any(&self) -> &dyn Any;
+
+    /// The concrete runner, shared, for downcasting.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}

@@ -1,0 +1,337 @@
+//! `#[actor]`: a struct and its impl block become an actor.
+//!
+//! On the struct, the expansion keeps the struct and adds the method surface
+//! `TypeRemote` (what `ActorHandle<Type>` dereferences to) and the `Actor`
+//! implementation. On the impl block, it keeps the methods and adds
+//! `Type::remote(..)` / `Type::options()` from the `new` constructor, and one
+//! method on `TypeRemote` per `pub` method taking `&self` or `&mut self`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, ImplItemFn, Item, ItemImpl, ReceiverKind, ReturnType, Type, Visibility};
+
+use crate::signature::{self, Param};
+
+const WHAT: &str = "an actor method";
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "#[actor] takes no arguments; set actor options per actor with `Type::options()`",
+        ));
+    }
+    match syn::parse2::<Item>(item)? {
+        Item::Struct(item) => type_def(&item.ident, &item.vis, &item.generics, quote!(#item)),
+        Item::Enum(item) => type_def(&item.ident, &item.vis, &item.generics, quote!(#item)),
+        Item::Impl(item) => impl_block(item),
+        other => Err(syn::Error::new(
+            other.span(),
+            "#[actor] goes on a struct (or enum) and on its impl block, which holds `new` and the methods",
+        )),
+    }
+}
+
+/// The struct: keep it, add the method surface and the `Actor` implementation.
+fn type_def(
+    name: &syn::Ident,
+    vis: &Visibility,
+    generics: &syn::Generics,
+    item: TokenStream,
+) -> syn::Result<TokenStream> {
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            generics.span(),
+            "an actor cannot be generic: it is created by type name and its methods are called by name; \
+             make a non-generic actor for each type you need",
+        ));
+    }
+    let remote = format_ident!("{}Remote", name);
+    let doc = format!(
+        "Remote method calls of the [`{name}`] actor: what `ActorHandle<{name}>` dereferences to. \
+         Each method submits an actor task and returns an `ObjectRef` at once."
+    );
+    let name_str = name.to_string();
+    Ok(quote! {
+        #item
+
+        #[doc = #doc]
+        #[derive(Clone)]
+        #vis struct #remote {
+            actor: ::rustyray::__private::ActorRef,
+        }
+
+        impl ::rustyray::__private::ActorRemote for #remote {
+            fn from_actor_ref(actor: ::rustyray::__private::ActorRef) -> Self {
+                #remote { actor }
+            }
+
+            fn actor_ref(&self) -> &::rustyray::__private::ActorRef {
+                &self.actor
+            }
+        }
+
+        impl ::rustyray::__private::Actor for #name {
+            type Remote = #remote;
+            const TYPE_NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
+        }
+    })
+}
+
+/// Names an `ActorHandle` method a user method would be hidden behind.
+const HANDLE_METHODS: &[&str] = &["id", "ready", "kill", "actor_ref", "clone"];
+
+/// The impl block: keep it, add the constructor and the remote methods.
+fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
+    if let Some((path, _)) = &item.trait_ {
+        return Err(syn::Error::new(
+            path.span(),
+            "#[actor] goes on the type's own impl block (`impl Type { .. }`), not on a trait impl",
+        ));
+    }
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            item.generics.span(),
+            "an actor cannot be generic: make a non-generic actor for each type you need",
+        ));
+    }
+    let Type::Path(self_path) = &*item.self_ty else {
+        return Err(syn::Error::new(item.self_ty.span(), "#[actor] needs `impl Type { .. }` with a named type"));
+    };
+    let Some(type_name) = self_path.path.segments.last().map(|s| s.ident.clone()) else {
+        return Err(syn::Error::new(item.self_ty.span(), "#[actor] needs `impl Type { .. }` with a named type"));
+    };
+    let self_ty = &item.self_ty;
+    let remote = format_ident!("{}Remote", type_name);
+
+    let mut constructor = None;
+    let mut methods = Vec::new();
+    for impl_item in &item.items {
+        let ImplItem::Fn(func) = impl_item else { continue };
+        if !matches!(func.vis, Visibility::Public(_)) {
+            continue;
+        }
+        match func.sig.receiver() {
+            None if func.sig.ident == "new" => constructor = Some(func),
+            None => {}
+            Some(receiver) => {
+                if !matches!(receiver.kind, ReceiverKind::Reference(..)) {
+                    return Err(syn::Error::new(
+                        receiver.span(),
+                        "an actor method takes `&self` or `&mut self`: taking `self` by value would consume the \
+                         actor; return what you need instead",
+                    ));
+                }
+                if HANDLE_METHODS.contains(&func.sig.ident.to_string().as_str()) {
+                    return Err(syn::Error::new(
+                        func.sig.ident.span(),
+                        format!(
+                            "an actor method cannot be named `{}`: `ActorHandle` has a method of that name, which \
+                             would hide it; rename the method",
+                            func.sig.ident
+                        ),
+                    ));
+                }
+                methods.push(func);
+            }
+        }
+    }
+    let Some(constructor) = constructor else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            format!("an actor needs a constructor: add `pub fn new(..) -> Self` to `impl {type_name}`"),
+        ));
+    };
+
+    let constructor_code = constructor_impl(self_ty, constructor)?;
+    let (method_checks, method_code): (Vec<TokenStream>, Vec<TokenStream>) =
+        methods.iter().map(|m| method(self_ty, &type_name, m)).collect::<syn::Result<Vec<_>>>()?.into_iter().unzip();
+    let actor_check = quote_spanned!(self_ty.span()=>
+        const _: () = {
+            #[allow(dead_code)]
+            fn __rustyray_check_actor() { ::rustyray::__private::assert_actor::<#self_ty>(); }
+        };
+    );
+
+    Ok(quote! {
+        #item
+
+        #actor_check
+
+        #(#method_checks)*
+
+        #constructor_code
+
+        impl #remote {
+            #(#method_code)*
+        }
+    })
+}
+
+/// `Type::remote(..)`, `Type::options()` and the constructor body.
+fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<TokenStream> {
+    let sig = &constructor.sig;
+    signature::check_common(sig, "an actor constructor")?;
+    if sig.asyncness.is_some() {
+        return Err(syn::Error::new(
+            sig.asyncness.span(),
+            "an actor constructor cannot be `async`; build the state in `new` and do async setup in a method",
+        ));
+    }
+    let params = signature::params(sig.inputs.iter(), "an actor constructor")?;
+    let fallible = match &sig.output {
+        ReturnType::Default => {
+            return Err(syn::Error::new(sig.span(), "an actor constructor returns `Self` (or `Result<Self, E>`)"));
+        }
+        ReturnType::Type(_, ty) => signature::output(&sig.output, "an actor constructor")?.fallible && !is_self(ty),
+    };
+    let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
+    let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
+    let args_ty = quote!((#(#stored,)*));
+    let remote_params = remote_params(&params);
+    let build = if fallible {
+        quote! {
+            match <#self_ty>::new(#(#passes),*) {
+                ::core::result::Result::Ok(state) => ::core::result::Result::Ok(
+                    ::std::boxed::Box::new(state) as ::rustyray::__private::ActorInstance
+                ),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                    ::rustyray::__private::TaskError::failed(&error)
+                ),
+            }
+        }
+    } else {
+        quote!(::core::result::Result::Ok(::std::boxed::Box::new(<#self_ty>::new(#(#passes),*)) as ::rustyray::__private::ActorInstance))
+    };
+    let describe = signature::describe_fn(&params, &args_ty);
+    Ok(quote! {
+        impl ::rustyray::__private::ActorConstructor<#args_ty> for #self_ty {
+            fn construct(
+                args: <#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs,
+            ) -> ::rustyray::__private::TaskBody {
+                let slot = ::rustyray::__private::ArgSlot::new(args);
+                ::rustyray::__private::TaskBody::construct(move |attempt| {
+                    let (#(#idents,)*) = slot.take(attempt)?;
+                    #build
+                })
+            }
+
+            #describe
+        }
+
+        impl #self_ty {
+            /// Creates the actor as a task and returns its handle at once. Each
+            /// argument may be a value, an `ObjectRef` or an `&ObjectRef` of the
+            /// parameter's type.
+            #[track_caller]
+            #[allow(clippy::too_many_arguments)]
+            pub fn remote(#(#remote_params),*) -> ::rustyray::ActorHandle<Self> {
+                ::rustyray::ActorBuilder::<Self, #args_ty>::new().remote(#(#idents),*)
+            }
+
+            /// Actor options (`name`, `max_restarts`, `max_concurrency`, ...);
+            /// end the chain with `.remote(args..)`.
+            pub fn options() -> ::rustyray::ActorBuilder<Self, #args_ty> {
+                ::rustyray::ActorBuilder::new()
+            }
+        }
+    })
+}
+
+fn is_self(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.is_ident("Self"))
+}
+
+fn remote_params(params: &[Param]) -> Vec<TokenStream> {
+    params
+        .iter()
+        .map(|p| {
+            let ident = &p.ident;
+            let stored = &p.stored;
+            quote!(#ident: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
+        })
+        .collect()
+}
+
+/// One remote method on the surface (wraps its arguments and submits an actor
+/// task), and the compile-time checks of its types.
+fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Result<(TokenStream, TokenStream)> {
+    let sig = &func.sig;
+    signature::check_common(sig, WHAT)?;
+    let exclusive = match sig.receiver().map(|r| &r.kind) {
+        Some(ReceiverKind::Reference(_, _, mutability)) => mutability.is_some(),
+        _ => false,
+    };
+    let params = signature::params(sig.inputs.iter().filter(|input| matches!(input, FnArg::Typed(_))), WHAT)?;
+    let output = signature::output(&sig.output, WHAT)?;
+    let name = &sig.ident;
+    let method_path = format!("{type_name}::{name}");
+    let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
+    let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
+    let args_ty = quote!((#(#stored,)*));
+    let out_ty = &output.ty;
+    let remote_params = remote_params(&params);
+    let state = if exclusive {
+        quote!(::rustyray::__private::state_mut::<#self_ty>(state)?)
+    } else {
+        quote!(::rustyray::__private::state_ref::<#self_ty>(state)?)
+    };
+    let body = if sig.asyncness.is_some() {
+        let ret = output.convert(quote!(this.#name(#(#passes),*).await));
+        let constructor = if exclusive { quote!(exclusive_async) } else { quote!(shared_async) };
+        quote! {
+            ::rustyray::__private::ActorMethod::#constructor(move |attempt, state| {
+                let args = slot.take(attempt);
+                ::std::boxed::Box::pin(async move {
+                    let (#(#idents,)*) = args?;
+                    let this = #state;
+                    #ret
+                })
+            })
+        }
+    } else {
+        let ret = output.convert(quote!(this.#name(#(#passes),*)));
+        let constructor = if exclusive { quote!(exclusive) } else { quote!(shared) };
+        quote! {
+            ::rustyray::__private::ActorMethod::#constructor(move |attempt, state| {
+                let (#(#idents,)*) = slot.take(attempt)?;
+                let this = #state;
+                #ret
+            })
+        }
+    };
+    let doc = format!(
+        "Calls [`{type_name}::{name}`] on the actor as an actor task; returns an `ObjectRef` to its result at once. \
+         Calls from one caller run in the order they were made."
+    );
+    let assertions = signature::arg_assertions(&params);
+    let out_assertion = quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty>();
+    );
+    let checks = quote! {
+        #assertions
+        const _: () = {
+            #[allow(dead_code)]
+            fn __rustyray_check_output() { #out_assertion }
+        };
+    };
+    let code = quote! {
+        #[doc = #doc]
+        #[track_caller]
+        #[allow(clippy::too_many_arguments)]
+        pub fn #name(&self, #(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
+            let args = (#(::core::convert::Into::into(#idents),)*);
+            let deps = <#args_ty as ::rustyray::__private::ArgTuple>::dependencies(&args);
+            let slot = ::rustyray::__private::ArgSlot::new(args);
+            let body = #body;
+            self.actor.call(
+                ::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)),
+                deps,
+                body,
+            )
+        }
+    };
+    Ok((checks, code))
+}

@@ -1,0 +1,147 @@
+//! `#[remote]`: a function becomes a remote function.
+//!
+//! For `fn add(a: i64, b: i64) -> i64` the expansion keeps the function as it
+//! is and adds, in the type namespace, a marker struct `add` with
+//! `add::remote(..)`, `add::options()` and `add::NAME`, an implementation of
+//! `RemoteFunction` that builds the task body, and a registry entry under
+//! `module_path!()::add` for calls by name.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn};
+
+use crate::signature::{self, Param};
+
+const WHAT: &str = "a #[remote] function";
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "#[remote] takes no arguments; set task options per call with `f::options()`",
+        ));
+    }
+    let func: ItemFn = syn::parse2(item)?;
+    let sig = &func.sig;
+    if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+        return Err(syn::Error::new(
+            receiver.span(),
+            "#[remote] cannot be used on a method (it takes `self`); for methods on state, \
+             put #[rustyray::actor] on the struct and on its impl block",
+        ));
+    }
+    signature::check_common(sig, WHAT)?;
+    let params = signature::params(sig.inputs.iter(), WHAT)?;
+    let output = signature::output(&sig.output, WHAT)?;
+
+    let vis = &func.vis;
+    let name = &sig.ident;
+    let name_str = name.to_string();
+    let is_async = sig.asyncness.is_some();
+    let display = signature::display(sig);
+    let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
+    let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let out_ty = &output.ty;
+    let args_ty = quote!((#(#stored,)*));
+
+    let body = body(name, is_async, &params, &output);
+    let describe = signature::describe_fn(&params, &args_ty);
+    let out_assertion = quote::quote_spanned!(sig.output.span()=>
+        const _: () = {
+            #[allow(dead_code)]
+            fn __rustyray_check_output() { ::rustyray::__private::assert_remote_output::<#out_ty>(); }
+        };
+    );
+    let marker_doc = format!(
+        "Remote-call handle of [`{name_str}`](fn@{name_str}): `{name_str}::remote(..)` runs it as a task \
+         and returns an `ObjectRef` at once."
+    );
+    let remote_params = params.iter().map(|p| {
+        let ident = &p.ident;
+        let stored = &p.stored;
+        quote!(#ident: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
+    });
+    let remote_doc = format!(
+        "Submits `{name_str}` as a task. Each argument may be a value, an `ObjectRef` or an `&ObjectRef` of \
+         the parameter's type. Never blocks; failures surface from `get`."
+    );
+
+    Ok(quote! {
+        #func
+
+        #out_assertion
+
+        #[doc = #marker_doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {
+            _private: (),
+        }
+
+        impl #name {
+            /// The stable name this function is registered under.
+            pub const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
+
+            #[doc = #remote_doc]
+            #[track_caller]
+            #[allow(clippy::too_many_arguments)]
+            pub fn remote(#(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
+                ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#idents),*)
+            }
+
+            /// Task options for one call; end the chain with `.remote(args..)`.
+            pub fn options() -> ::rustyray::TaskBuilder<#name, #args_ty> {
+                ::rustyray::TaskBuilder::new()
+            }
+        }
+
+        impl ::rustyray::__private::RemoteFunction<#args_ty> for #name {
+            type Output = #out_ty;
+            const NAME: &'static str = #name::NAME;
+
+            fn body(
+                args: <#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs,
+            ) -> ::rustyray::__private::TaskBody {
+                #body
+            }
+
+            #describe
+        }
+
+        ::rustyray::__private::inventory::submit! {
+            ::rustyray::__private::RegisteredFunction::new::<#name, #args_ty>(
+                ::core::concat!(::core::module_path!(), "::", #name_str),
+                #display,
+                #is_async,
+            )
+        }
+    })
+}
+
+/// The body: take the arguments for the attempt, call the function, convert its result.
+fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature::Output) -> TokenStream {
+    let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
+    if is_async {
+        let ret = output.convert(quote!(#name(#(#passes),*).await));
+        quote! {
+            let slot = ::rustyray::__private::ArgSlot::new(args);
+            ::rustyray::__private::TaskBody::future(move |attempt| {
+                let args = slot.take(attempt);
+                async move {
+                    let (#(#idents,)*) = args?;
+                    #ret
+                }
+            })
+        }
+    } else {
+        let ret = output.convert(quote!(#name(#(#passes),*)));
+        quote! {
+            let slot = ::rustyray::__private::ArgSlot::new(args);
+            ::rustyray::__private::TaskBody::blocking(move |attempt| {
+                let (#(#idents,)*) = slot.take(attempt)?;
+                #ret
+            })
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The runtime's directory of actors: by id (to turn a decoded handle back
+//! into a live one) and by name (`get_actor`).
+//!
+//! An unnamed actor is listed weakly: the directory does not keep it alive.
+//! A named actor is listed strongly: it lives until killed or until the
+//! runtime shuts down, however many handles exist.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use rustyray_core::{ActorId, ActorRef, Error, Result, WeakActorRef};
+
+enum Listing {
+    Unnamed(WeakActorRef),
+    Named(ActorRef),
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: FxHashMap<ActorId, Listing>,
+    names: HashMap<String, ActorId>,
+}
+
+/// The actors of one runtime.
+#[derive(Default)]
+pub(crate) struct Directory {
+    inner: Mutex<Inner>,
+}
+
+impl Directory {
+    /// Lists a new actor, taking its name if it has one.
+    pub(crate) fn register(&self, id: ActorId, name: Option<&str>, actor: &WeakActorRef) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let listing = match name {
+            Some(name) => {
+                if inner.names.contains_key(name) {
+                    return Err(Error::ActorNameTaken { name: name.to_string() });
+                }
+                let Some(actor) = actor.upgrade() else {
+                    return Err(Error::ActorNotFound { name: name.to_string() });
+                };
+                inner.names.insert(name.to_string(), id);
+                Listing::Named(actor)
+            }
+            None => Listing::Unnamed(actor.clone()),
+        };
+        inner.by_id.insert(id, listing);
+        Ok(())
+    }
+
+    /// The actor with this id, while it lives.
+    pub(crate) fn lookup(&self, id: ActorId) -> Result<ActorRef> {
+        let inner = self.inner.lock();
+        match inner.by_id.get(&id) {
+            Some(Listing::Named(actor)) => Ok(actor.clone()),
+            Some(Listing::Unnamed(actor)) => actor.upgrade().ok_or(Error::ActorNotFound { name: id.to_string() }),
+            None => Err(Error::ActorNotFound { name: id.to_string() }),
+        }
+    }
+
+    /// The actor with this name.
+    pub(crate) fn named(&self, name: &str) -> Result<ActorRef> {
+        let id = self.inner.lock().names.get(name).copied();
+        match id {
+            Some(id) => self.lookup(id).map_err(|_| Error::ActorNotFound { name: name.to_string() }),
+            None => Err(Error::ActorNotFound { name: name.to_string() }),
+        }
+    }
+
+    /// Removes a dead actor and frees its name.
+    pub(crate) fn forget(&self, id: ActorId, name: Option<&str>) {
+        let listing = {
+            let mut inner = self.inner.lock();
+            if let Some(name) = name
+                && inner.names.get(name) == Some(&id)
+            {
+                inner.names.remove(name);
+            }
+            inner.by_id.remove(&id)
+        };
+        // Dropped outside the lock: a named actor's reference may be the last.
+        drop(listing);
+    }
+
+    /// Forgets every actor (shutdown).
+    pub(crate) fn clear(&self) {
+        let listings = {
+            let mut inner = self.inner.lock();
+            inner.names.clear();
+            std::mem::take(&mut inner.by_id)
+        };
+        drop(listings);
+    }
+}

@@ -1,0 +1,408 @@
+//! Running actors.
+//!
+//! An actor's calls wait in its [`ActorSlot`], in the order the manager
+//! released them. While calls are waiting the actor is *active*: one blocking
+//! thread holds its state and runs the calls one after another (plain methods
+//! directly, async methods by driving them on that thread), so a burst of calls
+//! costs one thread hand-off, and plain methods never block a tokio worker.
+//! When the slot is empty the state is parked in the slot and the thread goes
+//! back to the pool: an idle actor costs memory, not a thread.
+//!
+//! `&mut self` calls run alone. Up to `max_concurrency` `&self` async calls
+//! may interleave; a call that needs the state to itself waits until they are
+//! done. A panic in a method is a crash: the state is dropped, the slot halts
+//! (no further calls start) and the manager decides on a restart.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use parking_lot::Mutex;
+use rustyray_core::context::{self, TaskContext};
+use rustyray_core::{ActorInstance, ActorMethod, BodyResult, LocalBodyFuture, TaskBody, TaskError, TaskId};
+use tokio::sync::Notify;
+
+use super::{Handoff, Report, Start, report};
+use crate::manager::{Finished, Msg};
+use crate::runtime::Shared;
+
+/// How long an active actor runs calls before it hands its reports to the manager.
+const REPORT_EVERY: Duration = Duration::from_micros(100);
+
+/// How long an actor whose slot ran empty keeps its thread, waiting for the
+/// next call, before it parks its state: back-to-back callers (a call, its
+/// result, the next call) then never wait for a thread.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// Where an actor's released calls wait, and its state while it is idle.
+pub(crate) struct ActorSlot {
+    inner: Mutex<SlotInner>,
+    arrived: Notify,
+    max_concurrency: usize,
+}
+
+#[derive(Default)]
+struct SlotInner {
+    calls: VecDeque<Start>,
+    /// The state, while no thread holds it.
+    parked: Option<ActorInstance>,
+    /// Whether a thread is running the actor.
+    active: bool,
+    /// Whether calls may start (false after a crash, until the manager resumes it).
+    halted: bool,
+    /// Whether the actor was ended: its state is dropped, not parked.
+    killed: bool,
+}
+
+impl ActorSlot {
+    pub(crate) fn new(max_concurrency: usize) -> Arc<Self> {
+        Arc::new(ActorSlot { inner: Mutex::default(), arrived: Notify::new(), max_concurrency })
+    }
+
+    /// Queues a call (or the constructor); starts a thread for the actor if
+    /// none runs it.
+    pub(crate) fn push(self: &Arc<Self>, shared: &Arc<Shared>, start: Start) {
+        self.push_all(shared, std::iter::once(start));
+    }
+
+    /// Queues calls, in order, with one wake-up of the actor's thread.
+    pub(crate) fn push_all(self: &Arc<Self>, shared: &Arc<Shared>, starts: impl IntoIterator<Item = Start>) {
+        let activate = {
+            let mut inner = self.inner.lock();
+            let before = inner.calls.len();
+            inner.calls.extend(starts);
+            if inner.calls.len() == before {
+                return;
+            }
+            let activate = !inner.active && !inner.halted && !inner.killed;
+            inner.active |= activate;
+            activate
+        };
+        self.arrived.notify_one();
+        if activate {
+            self.activate(shared);
+        }
+    }
+
+    /// Lets calls start again after a crash, and starts a thread if calls wait.
+    pub(crate) fn resume(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let activate = {
+            let mut inner = self.inner.lock();
+            inner.halted = false;
+            let activate = !inner.active && !inner.killed && !inner.calls.is_empty();
+            inner.active |= activate;
+            activate
+        };
+        if activate {
+            self.activate(shared);
+        }
+    }
+
+    fn activate(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let slot = self.clone();
+        let shared_for_thread = shared.clone();
+        drop(shared.handle().spawn_blocking(move || run(&shared_for_thread, &slot)));
+    }
+
+    /// Takes back every call that has not started, in order.
+    pub(crate) fn take_waiting(&self) -> Vec<Start> {
+        self.inner.lock().calls.drain(..).collect()
+    }
+
+    /// Takes back one call that has not started.
+    pub(crate) fn retract(&self, task: TaskId) -> Option<Start> {
+        let mut inner = self.inner.lock();
+        let index = inner.calls.iter().position(|call| call.task == task)?;
+        inner.calls.remove(index)
+    }
+
+    /// Ends the actor: no call starts any more, and its state is dropped
+    /// (now if idle, else when the running call returns). Returns the calls
+    /// that had not started.
+    pub(crate) fn kill(&self) -> Vec<Start> {
+        let (waiting, parked) = {
+            let mut inner = self.inner.lock();
+            inner.killed = true;
+            (inner.calls.drain(..).collect(), inner.parked.take())
+        };
+        drop(parked);
+        self.arrived.notify_one();
+        waiting
+    }
+
+    /// The actor thread's side: the next call, if one may start now.
+    fn try_next(&self) -> Option<Start> {
+        let mut inner = self.inner.lock();
+        if inner.halted || inner.killed { None } else { inner.calls.pop_front() }
+    }
+
+    /// The actor thread's side: the next call, or give the state back and stop.
+    fn next(&self, instance: &mut Option<ActorInstance>) -> Option<Start> {
+        let mut inner = self.inner.lock();
+        if !inner.halted
+            && !inner.killed
+            && let Some(call) = inner.calls.pop_front()
+        {
+            return Some(call);
+        }
+        inner.active = false;
+        if !inner.killed {
+            inner.parked = instance.take();
+        }
+        None
+    }
+
+    /// The next call, if it may join the `&self` async calls in flight.
+    fn next_shared(&self) -> Option<Start> {
+        let mut inner = self.inner.lock();
+        let joins = !inner.halted
+            && !inner.killed
+            && inner.calls.front().is_some_and(|call| matches!(call.body, TaskBody::Method(ActorMethod::AsyncRef(_))));
+        if joins { inner.calls.pop_front() } else { None }
+    }
+
+    fn take_parked(&self) -> Option<ActorInstance> {
+        self.inner.lock().parked.take()
+    }
+
+    fn halt(&self) {
+        self.inner.lock().halted = true;
+    }
+}
+
+/// Collects an active actor's reports and hands them over in batches.
+struct Reporter<'a> {
+    shared: &'a Shared,
+    reports: Vec<Report>,
+    /// When the oldest report not yet handed over was made.
+    since: Instant,
+}
+
+impl Reporter<'_> {
+    /// Adds the report of an attempt that ended at `ended`.
+    fn push(&mut self, report: Report, ended: Instant) {
+        if self.reports.is_empty() {
+            self.since = ended;
+        }
+        self.reports.push(report);
+        if ended.saturating_duration_since(self.since) > REPORT_EVERY {
+            self.flush();
+        }
+    }
+
+    fn finished(&mut self, finished: Finished) {
+        let ended = finished.ended;
+        self.push(Report::Finished(finished), ended);
+    }
+
+    fn flush(&mut self) {
+        if !self.reports.is_empty() {
+            let _ = self.shared.send(Msg::Reports(std::mem::take(&mut self.reports)));
+        }
+    }
+}
+
+impl Drop for Reporter<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// An actor's thread: runs calls until the slot is empty, halted or killed.
+fn run(shared: &Arc<Shared>, slot: &Arc<ActorSlot>) {
+    let mut instance = slot.take_parked();
+    let mut reporter = Reporter { shared, reports: Vec::new(), since: Instant::now() };
+    let handle = shared.handle().clone();
+    handle.block_on(async {
+        loop {
+            let start = match slot.try_next() {
+                Some(start) => start,
+                None => {
+                    // Hand over what happened so far, then wait a moment for
+                    // more calls before giving the thread back.
+                    reporter.flush();
+                    let _ = tokio::time::timeout(LINGER, slot.arrived.notified()).await;
+                    match slot.next(&mut instance) {
+                        Some(start) => start,
+                        None => break,
+                    }
+                }
+            };
+            match &start.body {
+                TaskBody::Construct(construct) => {
+                    let started = Instant::now();
+                    let built = {
+                        let _entered = context::enter(call_context(shared, &start));
+                        let _span = start.span.enter();
+                        catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
+                            .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+                    };
+                    let outcome = match built {
+                        Ok(state) => {
+                            instance = Some(state);
+                            Ok(std::sync::Arc::new(()) as rustyray_core::Value)
+                        }
+                        Err(error) => {
+                            // No state: no call may start until the manager decides.
+                            slot.halt();
+                            Err(error)
+                        }
+                    };
+                    reporter.finished(report(start, outcome, started, Handoff::None));
+                    reporter.flush();
+                }
+                TaskBody::Method(method) => {
+                    let method = method.clone();
+                    let Some(state) = instance.as_mut() else {
+                        // No state: the constructor failed; the manager fails the call.
+                        let started = Instant::now();
+                        let error = TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() });
+                        reporter.finished(report(start, Err(error), started, Handoff::None));
+                        continue;
+                    };
+                    let crash = match method {
+                        ActorMethod::AsyncRef(_) if slot.max_concurrency > 1 => {
+                            run_shared_phase(shared, slot, start, &**state, &mut reporter).await
+                        }
+                        _ => run_one(shared, start, method, state, &mut reporter).await,
+                    };
+                    if let Some((culprit, lost)) = crash {
+                        // A panic may have left the state half-updated: it goes,
+                        // no further call starts, and the manager decides
+                        // whether to rebuild it (and resumes the slot if so).
+                        slot.halt();
+                        let state = instance.take();
+                        let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
+                        let ended = culprit.ended;
+                        reporter.push(Report::Crashed(culprit, lost), ended);
+                        reporter.flush();
+                    }
+                }
+                TaskBody::Blocking(_) | TaskBody::Async(_) => {}
+            }
+        }
+    });
+}
+
+fn call_context(shared: &Arc<Shared>, start: &Start) -> TaskContext {
+    TaskContext { runner: shared.clone(), task: Some(start.task), releases_on_wait: false, blocking_thread: true }
+}
+
+/// What a crash leaves to report: the call that panicked and the calls in flight.
+type Crash = (Finished, Vec<(TaskId, u32)>);
+
+/// Runs one call alone; returns the crash if it panicked.
+async fn run_one(
+    shared: &Arc<Shared>,
+    start: Start,
+    method: ActorMethod,
+    state: &mut ActorInstance,
+    reporter: &mut Reporter<'_>,
+) -> Option<Crash> {
+    let started = Instant::now();
+    let outcome = {
+        let _entered = context::enter(call_context(shared, &start));
+        let attempt = start.attempt;
+        match method {
+            ActorMethod::Mut(body) => start.span.in_scope(|| catch(|| body(attempt, &mut **state))),
+            ActorMethod::Ref(body) => start.span.in_scope(|| catch(|| body(attempt, &**state))),
+            ActorMethod::AsyncMut(body) => {
+                let ctx = call_context(shared, &start);
+                drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await
+            }
+            ActorMethod::AsyncRef(body) => {
+                let ctx = call_context(shared, &start);
+                drive(ctx, start.span.clone(), || body(attempt, &**state)).await
+            }
+        }
+    };
+    let crashed = matches!(outcome, Err(TaskError::Panicked { .. }));
+    let finished = report(start, outcome, started, Handoff::None);
+    if crashed {
+        Some((finished, Vec::new()))
+    } else {
+        reporter.finished(finished);
+        None
+    }
+}
+
+/// Runs `&self` async calls together, up to the actor's concurrency, until
+/// none is in flight and the next call (if any) is not one; returns the
+/// crash if one panicked.
+async fn run_shared_phase(
+    shared: &Arc<Shared>,
+    slot: &ActorSlot,
+    first: Start,
+    state: &(dyn std::any::Any + Send),
+    reporter: &mut Reporter<'_>,
+) -> Option<Crash> {
+    let mut in_flight = FuturesUnordered::new();
+    // Which calls are in flight, to report those a crash stops.
+    let mut running: Vec<(TaskId, u32)> = Vec::new();
+    let launch = |start: Start, running: &mut Vec<(TaskId, u32)>| {
+        let TaskBody::Method(ActorMethod::AsyncRef(body)) = &start.body else {
+            return None;
+        };
+        running.push((start.task, start.attempt.number));
+        let body = body.clone();
+        let ctx = call_context(shared, &start);
+        let attempt = start.attempt;
+        let span = start.span.clone();
+        Some(async move {
+            let started = Instant::now();
+            let outcome = drive(ctx, span, || body(attempt, state)).await;
+            (start, outcome, started)
+        })
+    };
+    in_flight.extend(launch(first, &mut running));
+    loop {
+        while in_flight.len() < slot.max_concurrency
+            && let Some(next) = slot.next_shared()
+        {
+            in_flight.extend(launch(next, &mut running));
+        }
+        if in_flight.is_empty() {
+            return None;
+        }
+        let room = in_flight.len() < slot.max_concurrency;
+        tokio::select! {
+            Some((start, outcome, started)) = in_flight.next() => {
+                running.retain(|(task, _)| *task != start.task);
+                let finished = report(start, outcome, started, Handoff::None);
+                if matches!(finished.outcome, Err(ref error) if matches!(**error, TaskError::Panicked { .. })) {
+                    // The calls still in flight stop with the actor; the manager
+                    // retries or fails them.
+                    return Some((finished, running));
+                }
+                reporter.finished(finished);
+            }
+            _ = slot.arrived.notified(), if room => {}
+        }
+    }
+}
+
+/// Catches a panic of a plain method.
+fn catch(body: impl FnOnce() -> BodyResult) -> BodyResult {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+}
+
+/// Builds and drives an async method's future in the call's context, catching panics.
+async fn drive<'a>(ctx: TaskContext, span: tracing::Span, build: impl FnOnce() -> LocalBodyFuture<'a>) -> BodyResult {
+    let future = {
+        let _entered = context::enter(ctx.clone());
+        let _span = span.enter();
+        match catch_unwind(AssertUnwindSafe(build)) {
+            Ok(future) => future,
+            Err(payload) => return Err(crate::panic::into_error(payload)),
+        }
+    };
+    match context::Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).instrument(span).await {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(crate::panic::into_error(payload)),
+    }
+}

@@ -1,0 +1,488 @@
+//! Actors in the task manager: their lifecycle
+//! (`PENDING -> ALIVE -> RESTARTING -> ALIVE | DEAD`) and the line of calls
+//! each one keeps.
+//!
+//! An actor's creation task goes through the scheduler like any task (it may
+//! hold resources for the actor's life); its method calls do not: each call
+//! joins its actor's line when submitted, and calls are released to the
+//! actor's slot strictly in that order, a call whose inputs are not ready
+//! holding up the ones behind it. Calls from one caller therefore start in
+//! the order they were made.
+//!
+//! A panic in a method is a crash. The calls that had not started wait; the
+//! calls in flight are retried (up to `max_task_retries`) or failed; then the
+//! actor is rebuilt from its constructor arguments if `max_restarts` allows,
+//! or it is dead and every waiting and later call fails with
+//! [`Error::ActorDied`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use rustyray_core::{ActorConfig, ActorId, Attempt, Error, ObjectCell, TaskBody, TaskError, TaskId, TaskKind};
+
+use super::Finished;
+use super::entry::Entry;
+use super::lifecycle::{Core, mark_running, prepare_attempt, set_state};
+use crate::events::EventKind;
+use crate::executor::{ActorSlot, Start};
+use crate::metrics::ActorCounts;
+use crate::runtime::Shared;
+use crate::scheduler::Held;
+use crate::state::{ActorInfo, ActorState, AttemptOutcome, TaskState};
+
+/// One actor, as the manager keeps it.
+pub(super) struct ActorEntry {
+    config: ActorConfig,
+    state: ActorState,
+    restarts: u32,
+    /// The constructor, with its arguments, to rebuild the actor.
+    constructor: TaskBody,
+    creation: TaskId,
+    created: Arc<ObjectCell>,
+    slot: Arc<ActorSlot>,
+    /// Calls not yet released to the slot, in order.
+    waiting: VecDeque<TaskId>,
+    /// Calls released to the slot and not finished.
+    released: FxHashSet<TaskId>,
+    /// What the actor holds while it lives.
+    held: Option<Held>,
+    /// Whether every handle was dropped (an unnamed actor then exits when idle).
+    orphaned: bool,
+    death: Option<String>,
+}
+
+impl ActorEntry {
+    fn info(&self) -> ActorInfo {
+        ActorInfo {
+            id: self.config.id,
+            class: self.config.class,
+            name: self.config.options.name.clone(),
+            state: self.state,
+            restarts: self.restarts,
+            pending_calls: self.waiting.len() + self.released.len(),
+            death: self.death.clone(),
+        }
+    }
+
+    fn died(&self) -> Error {
+        Error::ActorDied {
+            actor: self.config.id,
+            class: self.config.class,
+            reason: self.death.clone().unwrap_or_else(|| "it is not alive".to_string()),
+        }
+    }
+}
+
+/// Every actor of the runtime.
+pub(crate) struct Actors {
+    live: FxHashMap<ActorId, ActorEntry>,
+    /// Actors with calls that may be released.
+    woken: Vec<ActorId>,
+    /// Creation tasks, to find the actor a construction belongs to.
+    creations: FxHashMap<TaskId, ActorId>,
+    /// Dead actors whose names and directory entries are still to be removed.
+    buried: Vec<(ActorId, Option<String>)>,
+    /// Recently dead actors, oldest first.
+    dead: VecDeque<ActorInfo>,
+    keep_dead: usize,
+    /// Actors that ended in this runtime.
+    died: u64,
+    /// Restarts so far, by class.
+    restarts: Vec<(&'static str, u64)>,
+}
+
+impl Actors {
+    pub(super) fn new(keep_dead: usize) -> Self {
+        Actors {
+            live: FxHashMap::default(),
+            woken: Vec::new(),
+            creations: FxHashMap::default(),
+            buried: Vec::new(),
+            dead: VecDeque::new(),
+            keep_dead: keep_dead.min(10_000),
+            died: 0,
+            restarts: Vec::new(),
+        }
+    }
+
+    /// Actors by state and restarts by class, for metrics.
+    pub(crate) fn counts(&self) -> ActorCounts {
+        let mut counts = ActorCounts { dead: self.died, restarts: self.restarts.clone(), ..ActorCounts::default() };
+        for entry in self.live.values() {
+            match entry.state {
+                ActorState::Pending => counts.pending += 1,
+                ActorState::Alive => counts.alive += 1,
+                ActorState::Restarting => counts.restarting += 1,
+                ActorState::Dead => {}
+            }
+        }
+        counts
+    }
+
+    /// Marks an actor as having a call that may be released.
+    pub(super) fn wake(&mut self, actor: ActorId) {
+        self.woken.push(actor);
+    }
+
+    /// Takes a released call back from its actor's slot, if it has not started.
+    pub(super) fn retract(&mut self, actor: ActorId, task: TaskId) -> bool {
+        self.live.get(&actor).is_some_and(|entry| entry.slot.retract(task).is_some())
+    }
+
+    /// Snapshots of every actor: live ones, then recently dead ones.
+    pub(crate) fn infos(&self) -> Vec<ActorInfo> {
+        let mut live: Vec<ActorInfo> = self.live.values().map(ActorEntry::info).collect();
+        live.sort_by_key(|info| info.id);
+        self.dead.iter().cloned().chain(live).collect()
+    }
+}
+
+impl Core {
+    /// A new actor: record it and submit its creation task (already failed
+    /// with `rejected` if it cannot exist, e.g. its name is taken).
+    pub(super) fn create_actor(
+        &mut self,
+        shared: &Arc<Shared>,
+        mut entry: Box<Entry>,
+        config: ActorConfig,
+        rejected: Option<Error>,
+    ) {
+        let id = config.id;
+        let slot = ActorSlot::new(config.options.max_concurrency);
+        let actor = ActorEntry {
+            constructor: entry.spec.body.clone(),
+            creation: entry.spec.id,
+            created: entry.spec.output.clone(),
+            config,
+            state: ActorState::Pending,
+            restarts: 0,
+            slot,
+            waiting: VecDeque::new(),
+            released: FxHashSet::default(),
+            held: None,
+            orphaned: false,
+            death: None,
+        };
+        self.actors.creations.insert(entry.spec.id, id);
+        self.actors.live.insert(id, actor);
+        if let Some(error) = rejected {
+            entry.spec.options.invalid = Some(Box::new(error));
+        }
+        self.submit(shared, entry);
+    }
+
+    /// A method call was submitted: it joins its actor's line, or fails if
+    /// the actor is gone. Returns the error to fail it with.
+    pub(super) fn join_line(&mut self, actor: ActorId, task: TaskId) -> Option<Error> {
+        match self.actors.live.get_mut(&actor) {
+            Some(entry) if entry.state != ActorState::Dead => {
+                entry.waiting.push_back(task);
+                None
+            }
+            Some(entry) => Some(entry.died()),
+            None => Some(match self.actors.dead.iter().rev().find(|info| info.id == actor) {
+                Some(info) => Error::ActorDied {
+                    actor,
+                    class: info.class,
+                    reason: info.death.clone().unwrap_or_else(|| "it is not alive".into()),
+                },
+                None => Error::ActorDied { actor, class: "unknown", reason: "it no longer exists".into() },
+            }),
+        }
+    }
+
+    /// The creation task of an actor was released by the scheduler: it runs
+    /// on the actor's slot, holding `held` for the actor's life.
+    pub(super) fn start_creation(&mut self, shared: &Arc<Shared>, actor: ActorId, task: TaskId, held: Held) {
+        let Some(entry) = self.tasks.get_mut(&task) else { return };
+        let mut start = prepare_attempt(entry);
+        if self.actors.live.get(&actor).is_some_and(|a| a.config.options.max_restarts > 0) {
+            // The constructor arguments are kept to rebuild the actor after a crash.
+            start.attempt.last = false;
+        }
+        mark_running(&mut self.timers, &mut self.records, self.now, entry, Held::default(), false, None);
+        let mut held = held;
+        // An actor holds its resources while it lives; it does not count as a
+        // task in flight.
+        self.scheduler.uncount(&mut held);
+        match self.actors.live.get_mut(&actor) {
+            Some(actor) => {
+                actor.held = Some(held);
+                actor.slot.push(shared, start);
+            }
+            None => self.scheduler.release(held),
+        }
+    }
+
+    /// Releases, for every woken actor, the calls at the front of its line
+    /// whose inputs are ready, in order.
+    pub(super) fn pump_actors(&mut self, shared: &Arc<Shared>) {
+        let mut woken = std::mem::take(&mut self.actors.woken);
+        woken.sort_unstable();
+        woken.dedup();
+        for actor in woken {
+            self.pump(shared, actor);
+        }
+        for (actor, name) in std::mem::take(&mut self.actors.buried) {
+            shared.forget_actor(actor, name.as_deref());
+        }
+    }
+
+    fn pump(&mut self, shared: &Arc<Shared>, actor: ActorId) {
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if entry.state == ActorState::Dead {
+            return;
+        }
+        let mut starts = Vec::new();
+        while let Some(&task) = entry.waiting.front() {
+            let Some(call) = self.tasks.get_mut(&task) else {
+                entry.waiting.pop_front();
+                continue;
+            };
+            if call.state != TaskState::Queued || call.running.is_some() {
+                break;
+            }
+            entry.waiting.pop_front();
+            let mut start = prepare_attempt(call);
+            // Arguments are kept for the retries a crash may call for.
+            start.attempt.last = call.started_attempts > entry.config.options.max_task_retries;
+            starts.push(start);
+            mark_running(&mut self.timers, &mut self.records, self.now, call, Held::default(), false, None);
+            entry.released.insert(task);
+        }
+        entry.slot.push_all(shared, starts);
+        if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() {
+            self.end_actor(actor, "every handle to it was dropped".into());
+        }
+    }
+
+    /// A call of `actor` ended (however), so it no longer counts as pending.
+    pub(super) fn call_ended(&mut self, actor: ActorId, task: TaskId) {
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        let was_waiting = !entry.released.remove(&task)
+            && match entry.waiting.iter().position(|t| *t == task) {
+                Some(index) => entry.waiting.remove(index).is_some(),
+                None => false,
+            };
+        // The line moves if its front went, and an orphan may now be done.
+        if was_waiting || entry.orphaned {
+            self.actors.woken.push(actor);
+        }
+        if entry.state == ActorState::Dead {
+            self.retire(actor);
+        }
+    }
+
+    /// The creation task ended: the actor is alive, or dead with its error.
+    pub(super) fn creation_ended(&mut self, actor: ActorId, state: TaskState, error: Option<String>) {
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if state == TaskState::Succeeded {
+            entry.state = ActorState::Alive;
+            self.actors.woken.push(actor);
+            tracing::debug!(actor = %actor, class = entry.config.class, "actor alive");
+            let (class, name) = (entry.config.class, &entry.config.options.name);
+            self.records.emit(self.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
+        } else {
+            let reason = match error {
+                Some(error) => format!("it was never built: {error}"),
+                None => "it was never built".to_string(),
+            };
+            self.end_actor(actor, reason);
+        }
+    }
+
+    /// A construction that rebuilds a crashed actor ended.
+    pub(super) fn rebuilt(&mut self, actor: ActorId, outcome: &Result<(), Box<TaskError>>) {
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if entry.state != ActorState::Restarting {
+            return;
+        }
+        match outcome {
+            Ok(()) => {
+                entry.state = ActorState::Alive;
+                let (class, restarts) = (entry.config.class, entry.restarts);
+                tracing::info!(actor = %actor, class, restarts, "actor restarted");
+                match self.actors.restarts.iter_mut().find(|(c, _)| *c == class) {
+                    Some((_, count)) => *count += 1,
+                    None => self.actors.restarts.push((class, 1)),
+                }
+                self.records.emit(self.now, || EventKind::ActorRestarted { actor, class, restarts });
+            }
+            Err(error) => self.end_actor(actor, format!("its constructor failed when restarting: {error}")),
+        }
+    }
+
+    /// The actor a creation task built, if `task` is one whose entry is gone
+    /// (a restart's construction reports under the original creation task).
+    pub(super) fn rebuilding(&self, task: TaskId) -> Option<ActorId> {
+        if self.tasks.contains_key(&task) {
+            return None;
+        }
+        self.actors.creations.get(&task).copied()
+    }
+
+    /// A method panicked: the actor lost its state (and the calls in flight,
+    /// `lost`). Restart it if allowed, else it is dead.
+    pub(super) fn actor_crashed(&mut self, shared: &Arc<Shared>, culprit: Finished, lost: Vec<(TaskId, u32)>) {
+        let actor = match self.tasks.get(&culprit.task).map(|e| &e.spec.kind) {
+            Some(TaskKind::ActorMethod { actor }) => Some(*actor),
+            _ => None,
+        };
+        let reason = match &culprit.outcome {
+            Err(error) => format!("a method panicked: {error}"),
+            Ok(()) => "a method panicked".to_string(),
+        };
+        self.finished(culprit);
+        let Some(actor) = actor else { return };
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if entry.state == ActorState::Dead {
+            return;
+        }
+        tracing::warn!(actor = %actor, class = entry.config.class, "actor crashed: {reason}");
+        let max_task_retries = entry.config.options.max_task_retries;
+        let can_restart = entry.restarts < entry.config.options.max_restarts;
+        // Calls that had not started go back to the front of the line.
+        let mut back: Vec<TaskId> = Vec::new();
+        for start in entry.slot.take_waiting() {
+            entry.released.remove(&start.task);
+            if let Some(call) = self.tasks.get_mut(&start.task) {
+                call.running = None;
+                call.started_attempts -= 1;
+                call.attempts.pop();
+                set_state(&mut self.records, call, TaskState::Queued);
+                back.push(start.task);
+            }
+        }
+        // Calls in flight died with the state: retried if allowed, else failed.
+        let mut retried = Vec::new();
+        let died = Error::ActorDied { actor, class: entry.config.class, reason: reason.clone() };
+        for (task, _) in &lost {
+            entry.released.remove(task);
+        }
+        for (task, attempt) in lost {
+            let Some(call) = self.tasks.get_mut(&task) else { continue };
+            if call.running.as_ref().is_none_or(|r| r.attempt != attempt) {
+                continue;
+            }
+            call.running = None;
+            if let Some(record) = call.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+                record.ended = Some(self.now);
+                record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
+            }
+            if can_restart && call.started_attempts <= max_task_retries {
+                set_state(&mut self.records, call, TaskState::Queued);
+                self.records.count_retry(call.metrics);
+                retried.push(task);
+            } else if let Some(call) = self.tasks.remove(&task) {
+                self.finalize(call, TaskState::Failed, Some(died.clone()));
+            }
+        }
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if !can_restart {
+            entry.death = Some(reason.clone());
+            for task in retried.into_iter().chain(back) {
+                entry.waiting.push_front(task);
+            }
+            self.end_actor(actor, reason);
+            return;
+        }
+        entry.restarts += 1;
+        entry.state = ActorState::Restarting;
+        for task in retried.into_iter().chain(back).rev() {
+            entry.waiting.push_front(task);
+        }
+        let rebuild = Start {
+            task: entry.creation,
+            attempt: Attempt { number: entry.restarts + 1, last: entry.restarts == entry.config.options.max_restarts },
+            body: entry.constructor.clone(),
+            output: entry.created.clone(),
+            releases_on_wait: false,
+            abandon: None,
+            lookahead: false,
+            timed: false,
+            span: tracing::info_span!(target: "rustyray::task", parent: None, "actor_restart", actor = %actor, attempt = entry.restarts + 1),
+        };
+        entry.slot.push(shared, rebuild);
+        entry.slot.resume(shared);
+        self.actors.woken.push(actor);
+    }
+
+    /// The last handle to an unnamed actor was dropped: it ends once its line is empty.
+    pub(super) fn orphan_actor(&mut self, actor: ActorId) {
+        if let Some(entry) = self.actors.live.get_mut(&actor) {
+            entry.orphaned = true;
+            self.actors.woken.push(actor);
+        }
+    }
+
+    /// Ends an actor now: calls that have not started fail.
+    pub(super) fn kill_actor(&mut self, actor: ActorId) {
+        self.end_actor(actor, "it was killed".into());
+    }
+
+    /// The actor is dead: calls still waiting fail, its state goes, it lets go
+    /// of its resources and its name.
+    fn end_actor(&mut self, actor: ActorId, reason: String) {
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        if entry.state == ActorState::Dead {
+            return;
+        }
+        entry.state = ActorState::Dead;
+        entry.death.get_or_insert(reason);
+        let died = entry.died();
+        let mut doomed: Vec<TaskId> = entry.waiting.drain(..).collect();
+        for start in entry.slot.kill() {
+            entry.released.remove(&start.task);
+            doomed.push(start.task);
+        }
+        if let Some(held) = entry.held.take() {
+            self.scheduler.release(held);
+        }
+        let name = entry.config.options.name.clone();
+        tracing::info!(actor = %actor, class = entry.config.class, reason = entry.death.as_deref(), "actor dead");
+        let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or_default());
+        self.actors.died += 1;
+        self.records.emit(self.now, || EventKind::ActorDied { actor, class, reason });
+        for task in doomed {
+            if let Some(mut call) = self.tasks.remove(&task) {
+                call.running = None;
+                self.finalize(call, TaskState::Failed, Some(died.clone()));
+            }
+        }
+        self.actors.buried.push((actor, name));
+        self.retire(actor);
+    }
+
+    /// Moves a dead actor to the records once nothing of it runs.
+    fn retire(&mut self, actor: ActorId) {
+        let Some(entry) = self.actors.live.get(&actor) else { return };
+        if entry.state != ActorState::Dead || !entry.released.is_empty() {
+            return;
+        }
+        if let Some(entry) = self.actors.live.remove(&actor) {
+            self.actors.creations.remove(&entry.creation);
+            if self.actors.keep_dead > 0 {
+                if self.actors.dead.len() >= self.actors.keep_dead {
+                    self.actors.dead.pop_front();
+                }
+                self.actors.dead.push_back(entry.info());
+            }
+        }
+    }
+
+    /// Kills every actor (shutdown).
+    pub(super) fn end_all_actors(&mut self) {
+        let ids: Vec<ActorId> = self.actors.live.keys().copied().collect();
+        for actor in ids {
+            self.end_actor(actor, "the runtime shut down".into());
+        }
+    }
+}
+
+impl Shared {
+    /// Removes a dead actor from the directory and frees its name.
+    pub(crate) fn forget_actor(&self, actor: ActorId, name: Option<&str>) {
+        self.directory().forget(actor, name);
+    }
+}

@@ -1,0 +1,163 @@
+//! One task in the manager's table.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use rustyray_core::{TaskId, TaskSpec};
+use tokio::task::AbortHandle;
+use tokio_util::time::delay_queue;
+
+use super::runners::RunnerId;
+use crate::scheduler::{Demand, Held};
+use crate::state::{Attempts, Record, TaskState};
+
+/// A task the manager is responsible for, until it finishes. Allocated by the
+/// submitting thread, so the manager's loop does not pay for it.
+pub(crate) struct Entry {
+    pub(super) spec: TaskSpec,
+    pub(super) state: TaskState,
+    /// What it holds while it runs.
+    pub(super) demand: Demand,
+    /// Objects it still waits for.
+    pub(super) unresolved: u32,
+    /// Its place in the scheduler while queued; `None` when not in the
+    /// scheduler (waiting for arguments or a retry's backoff, or running).
+    pub(super) queued_seq: Option<u64>,
+    /// Attempts started (or handed to a runner to start) so far.
+    pub(super) started_attempts: u32,
+    /// The runner whose mailbox holds this task's next attempt.
+    pub(super) assigned: Option<RunnerId>,
+    /// Its place in line when it was handed to that runner, to go back to.
+    pub(super) lookahead_seq: Option<u64>,
+    /// The give-up flag of the prepared attempt, until it is marked running.
+    pub(super) prepared_abandon: Option<Arc<AtomicBool>>,
+    pub(super) running: Option<Running>,
+    /// Tasks it submitted, for recursive cancellation.
+    pub(super) children: Vec<TaskId>,
+    pub(super) submitted: Instant,
+    /// When it last became ready to run (for the queue-wait histogram).
+    pub(super) queued_at: Instant,
+    pub(super) attempts: Attempts,
+    /// Its function's slot in the metrics table.
+    pub(super) metrics: u32,
+    /// The tasks whose outputs it takes as arguments (for the timeline).
+    pub(super) inputs: Box<[TaskId]>,
+}
+
+/// The attempt running now.
+pub(super) struct Running {
+    pub(super) attempt: u32,
+    /// Stops an async body.
+    pub(super) abort: Option<AbortHandle>,
+    pub(super) timer: Option<delay_queue::Key>,
+    pub(super) held: Held,
+    pub(super) abandon: Option<Arc<AtomicBool>>,
+    /// The runner it runs on, for a plain attempt on a runner.
+    pub(super) runner: Option<RunnerId>,
+}
+
+/// An attempt the manager gave up on (timed out or cancelled) whose plain body
+/// still runs: it keeps its resources until it returns.
+pub(super) struct Abandoned {
+    pub(super) attempt: u32,
+    pub(super) held: Held,
+    /// Whether it was cancelled (tasks it submits from now on are cancelled too).
+    pub(super) cancelled: bool,
+    /// The runner it runs on.
+    pub(super) runner: Option<RunnerId>,
+}
+
+impl Entry {
+    pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
+        let demand = Demand::of(&spec.options, spec.body.is_blocking());
+        let now = Instant::now();
+        Box::new(Entry {
+            spec,
+            state: TaskState::PendingArgs,
+            demand,
+            unresolved: 0,
+            queued_seq: None,
+            started_attempts: 0,
+            assigned: None,
+            lookahead_seq: None,
+            prepared_abandon: None,
+            running: None,
+            children: Vec::new(),
+            submitted: now,
+            queued_at: now,
+            attempts: Attempts::new(),
+            metrics: u32::MAX,
+            inputs: Box::new([]),
+        })
+    }
+
+    /// The output cell, to fail the task when it cannot even be handed over.
+    pub(crate) fn output(&self) -> &rustyray_core::ObjectCell {
+        &self.spec.output
+    }
+
+    /// Whether an attempt of this task may run on a runner: plain, one CPU, no queue.
+    pub(super) fn runs_on_runner(&self) -> bool {
+        self.spec.body.is_blocking() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
+    }
+
+    /// Whether the attempt running now has already written its value: the
+    /// executor writes it before telling the manager, so for a moment the task
+    /// has succeeded while its `Finished` message is still on the way.
+    pub(super) fn succeeded_unreported(&self) -> bool {
+        self.state == TaskState::Running && matches!(self.spec.output.try_get(), Some(Ok(_)))
+    }
+
+    /// The finished task as the records keep it, moving what can be moved.
+    pub(super) fn into_record(self: Box<Self>, finished: Instant) -> Record {
+        let Entry { spec, state, submitted, attempts, inputs, .. } = *self;
+        let error = match spec.output.try_get() {
+            Some(Err(error)) => Some(Box::new(error.clone())),
+            _ => None,
+        };
+        let blocking = spec.body.is_blocking();
+        let TaskSpec { id, function, kind, options, parent, args, .. } = spec;
+        Record {
+            id,
+            name: options.name,
+            function,
+            kind,
+            state,
+            parent,
+            priority: options.priority,
+            queue: options.queue,
+            submitted,
+            finished: Some(finished),
+            attempts,
+            error,
+            inputs,
+            blocking,
+            args,
+        }
+    }
+
+    /// The task as state and statistics describe it.
+    pub(super) fn record(&self, finished: Option<Instant>) -> Record {
+        Record {
+            id: self.spec.id,
+            name: self.spec.options.name.clone(),
+            function: self.spec.function,
+            kind: self.spec.kind.clone(),
+            state: if self.succeeded_unreported() { TaskState::Succeeded } else { self.state },
+            parent: self.spec.parent,
+            priority: self.spec.options.priority,
+            queue: self.spec.options.queue.clone(),
+            submitted: self.submitted,
+            finished,
+            attempts: self.attempts.clone(),
+            error: match self.spec.output.try_get() {
+                Some(Err(error)) if self.state.is_final() => Some(Box::new(error.clone())),
+                _ => None,
+            },
+            inputs: self.inputs.clone(),
+            blocking: self.spec.body.is_blocking(),
+            args: self.spec.args.clone(),
+        }
+    }
+}

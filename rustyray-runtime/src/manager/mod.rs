@@ -1,0 +1,154 @@
+//! The task manager: one event loop that owns every task's lifecycle.
+//!
+//! Everything that changes a task's state arrives here as a [`Msg`] on one
+//! channel: submissions, finished attempts, cancellations, a task starting or
+//! stopping to wait, and timer expiries (timeouts and retry backoff). The loop
+//! takes messages in batches, applies them to [`Core`] (the task table, the
+//! dependency table and the scheduler), then releases whatever may run now to
+//! the executor. Lower layers never call up into the manager: executors and
+//! object refs only send messages.
+//!
+//! `Core` sits behind a mutex so that `Runtime::tasks()` and `stats()` can
+//! read it from any thread; the loop holds it only while applying a batch,
+//! never across an `.await`.
+
+mod actors;
+mod entry;
+mod lifecycle;
+mod runners;
+
+use std::future::poll_fn;
+use std::sync::Weak;
+use std::task::Poll;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use rustyray_core::{ActorConfig, ActorId, Error, ObjectId, TaskError, TaskId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::executor::{Handoff, Report, Start};
+use crate::runtime::Shared;
+
+pub(crate) use entry::Entry;
+pub(crate) use lifecycle::Core;
+
+/// How many messages the loop takes per batch.
+const BATCH: usize = 256;
+
+/// What the manager is told.
+pub(crate) enum Msg {
+    /// A new task.
+    Submit(Box<Entry>),
+    /// An attempt ended.
+    Finished(Finished),
+    /// What happened to attempts, in a batch.
+    Reports(Vec<Report>),
+    /// Cancel a task and its children.
+    Cancel(TaskId),
+    /// A running task waits for objects.
+    Blocked(TaskId),
+    /// A running task stopped waiting.
+    Unblocked(TaskId),
+    /// A plain task (`waiter`) wants to run queued `task` on its own thread.
+    Claim { task: TaskId, waiter: Option<TaskId>, reply: oneshot::Sender<Option<Start>> },
+    /// A new actor, with its creation task; `rejected` says why it cannot exist.
+    CreateActor(Box<NewActor>),
+    /// Every handle to an unnamed actor is gone.
+    ReleaseActor(ActorId),
+    /// End an actor.
+    KillActor(ActorId),
+    /// An object of another runtime that some task waits for is ready.
+    ObjectReady(ObjectId),
+    /// Reply once no task is unfinished.
+    WhenIdle(oneshot::Sender<()>),
+    /// Stop: fail everything unfinished, then reply.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A new actor: its creation task, its configuration, and why it cannot exist, if so.
+pub(crate) struct NewActor {
+    pub(crate) entry: Box<Entry>,
+    pub(crate) config: ActorConfig,
+    pub(crate) rejected: Option<Error>,
+}
+
+/// The outcome of one attempt, as the executor reports it. On success the
+/// executor has already written the value to the task's output.
+pub(crate) struct Finished {
+    pub(crate) task: TaskId,
+    pub(crate) attempt: u32,
+    pub(crate) outcome: Result<(), Box<TaskError>>,
+    pub(crate) started: Instant,
+    pub(crate) ended: Instant,
+    /// What the runner that ran it does next.
+    pub(crate) handoff: Handoff,
+}
+
+/// What fires on the manager's timer wheel.
+#[derive(Debug)]
+pub(crate) enum Timer {
+    /// An attempt's timeout.
+    Timeout { task: TaskId, attempt: u32 },
+    /// The end of the backoff before a retry.
+    Retry { task: TaskId },
+}
+
+/// The event loop.
+pub(crate) struct Manager {
+    core: std::sync::Arc<Mutex<Core>>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    shared: Weak<Shared>,
+}
+
+impl Manager {
+    pub(crate) fn new(
+        core: std::sync::Arc<Mutex<Core>>,
+        rx: mpsc::UnboundedReceiver<Msg>,
+        shared: Weak<Shared>,
+    ) -> Self {
+        Manager { core, rx, shared }
+    }
+
+    /// Runs until the runtime shuts down or every handle to it is gone.
+    pub(crate) async fn run(mut self) {
+        let mut messages = Vec::with_capacity(BATCH);
+        let mut timers = Vec::new();
+        loop {
+            let open = poll_fn(|cx| {
+                {
+                    let mut core = self.core.lock();
+                    while timers.len() < BATCH {
+                        match core.timers.poll_expired(cx) {
+                            Poll::Ready(Some(expired)) => timers.push(expired.into_inner()),
+                            _ => break,
+                        }
+                    }
+                }
+                match self.rx.poll_recv_many(cx, &mut messages, BATCH) {
+                    Poll::Ready(0) => Poll::Ready(false),
+                    Poll::Ready(_) => Poll::Ready(true),
+                    Poll::Pending if !timers.is_empty() => Poll::Ready(true),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            let Some(shared) = self.shared.upgrade() else { break };
+            let mut core = self.core.lock();
+            core.tick();
+            // Timers first: a timeout that fired is settled before the attempt's
+            // own outcome (possibly in this batch) is looked at.
+            for timer in timers.drain(..) {
+                core.on_timer(timer);
+            }
+            for msg in messages.drain(..) {
+                core.handle(&shared, msg);
+            }
+            core.dispatch(&shared);
+            core.notify_idle();
+            if !open || core.is_shut_down() {
+                break;
+            }
+        }
+        tracing::debug!("rustyray task manager stopped");
+    }
+}

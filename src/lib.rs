@@ -1,0 +1,97 @@
+//! Ray's programming model for Rust: remote functions, object refs that form
+//! task graphs, a shared object store and actors, in-process on tokio.
+//!
+//! ```
+//! use rustyray::prelude::*;
+//!
+//! #[rustyray::remote]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> rustyray::Result<()> {
+//!     let rt = rustyray::Runtime::builder().num_cpus(2).build()?;
+//!     rt.scope(async {
+//!         let a: ObjectRef<i64> = add::remote(1, 2); // returns at once
+//!         let b = add::remote(&a, 10);               // waits for `a`
+//!         assert_eq!(rustyray::get(&b).await?, 13);
+//!         assert_eq!(add(1, 2), 3);                  // still a plain function
+//!         Ok::<_, rustyray::Error>(())
+//!     })
+//!     .await?;
+//!     rt.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The pieces:
+//! - [`macro@remote`] turns a function (plain or `async`) into a remote
+//!   function: `f::remote(args..)` submits a task and returns an
+//!   [`ObjectRef`] at once; `f::options()` sets retries, timeout, priority,
+//!   queue, resources and a name for one call.
+//! - [`ObjectRef`] is a typed future of a task's result. Pass it (or `&` it)
+//!   to another remote call to build a graph; read it with [`get`],
+//!   [`get_all`], [`wait`] or [`get_blocking`].
+//! - [`Runtime`] runs the tasks on the caller's tokio runtime; [`init`] makes
+//!   the process default, [`Runtime::scope`] makes one current for a future.
+//! - [`registry`] finds remote functions by name, for calls with encoded
+//!   arguments ([`call_by_name`]).
+//! - Observability: every attempt runs in a `tracing` span; the runtime
+//!   reports Prometheus metrics (`Runtime::metrics_text`, feature `metrics`),
+//!   a Chrome-trace timeline ([`Runtime::timeline`]), a stream of lifecycle
+//!   [`Event`]s ([`Runtime::subscribe`]), and a progress bar over many refs
+//!   (`progress::get_all_with_progress`, feature `progress`). Arguments stay
+//!   out of all of them unless a call opts in with `.record_args(true)`.
+//!
+//! The semantics (ordering, readiness, failure propagation, object lifetime,
+//! cancellation, retries, shutdown) are written down in `docs/semantics.md`.
+
+#![deny(missing_docs)]
+
+pub use rustyray_core::{
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, ObjectId, ObjectRef, Result, TaskArg,
+    TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor, kill,
+};
+pub use rustyray_macros::{actor, remote};
+#[cfg(feature = "metrics")]
+pub use rustyray_runtime::MetricsCollector;
+#[cfg(feature = "progress")]
+pub use rustyray_runtime::progress;
+pub use rustyray_runtime::{
+    ActorInfo, ActorState, AttemptInfo, AttemptOutcome, Builder, Event, EventKind, EventStream, Runtime, Stats,
+    TaskFilter, TaskInfo, TaskState, call_by_name, cancel, current_task, get, get_all, get_blocking, init, put, wait,
+};
+
+/// Remote functions by name: list them, look them up.
+///
+/// Registration relies on the linker keeping the registering code: a function
+/// in a crate the final binary never refers to may not be linked, and then it
+/// is not registered. Refer to such a crate from the binary (call any item of
+/// it, or `use that_crate as _;`) to keep its functions.
+pub mod registry {
+    pub use rustyray_core::registry::{RegisteredFunction, functions, lookup};
+}
+
+/// What most applications import: `use rustyray::prelude::*;`.
+pub mod prelude {
+    pub use crate::{ActorHandle, Error, ObjectRef, Result, Runtime, TaskArg, actor, remote};
+}
+
+/// Items generated code refers to. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use rustyray_core::actor::{assert_actor, state_mut, state_ref};
+    pub use rustyray_core::call::{assert_remote_arg, assert_remote_output, describe_arg, describe_args};
+    pub use rustyray_core::inventory;
+    pub use rustyray_core::registry::RegisteredFunction;
+    pub use rustyray_core::{
+        Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
+        RemoteFunction, TaskBody, TaskError, Value,
+    };
+}
+
+/// The README's code, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,327 @@
+//! Actors through the public API: ordering, concurrency, handles through
+//! tasks, restarts, kill, names and dead-actor errors.
+
+use std::time::Duration;
+
+use rustyray::prelude::*;
+use rustyray::{ActorState, get_actor};
+
+#[rustyray::actor]
+pub struct Counter {
+    n: i64,
+}
+
+#[rustyray::actor]
+impl Counter {
+    pub fn new(start: i64) -> Self {
+        Counter { n: start }
+    }
+
+    pub fn incr(&mut self, by: i64) -> i64 {
+        self.n += by;
+        self.n
+    }
+
+    pub async fn read(&self) -> i64 {
+        self.n
+    }
+
+    pub fn checked(&mut self, by: i64) -> Result<i64, String> {
+        if by < 0 {
+            return Err(format!("refusing to add {by}"));
+        }
+        self.n += by;
+        Ok(self.n)
+    }
+
+    pub fn crash(&mut self) -> i64 {
+        panic!("counter crashed at {}", self.n)
+    }
+
+    pub async fn slow_read(&self, millis: u64) -> i64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.n
+    }
+
+    /// Not `pub`: stays a plain method, not a remote one.
+    fn reset(&mut self) {
+        self.n = 0;
+    }
+}
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Log {
+    entries: Vec<u64>,
+}
+
+#[rustyray::actor]
+impl Log {
+    pub fn new() -> Self {
+        Log { entries: Vec::new() }
+    }
+
+    pub fn push(&mut self, value: u64) {
+        self.entries.push(value);
+    }
+
+    pub fn all(&self) -> Vec<u64> {
+        self.entries.clone()
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime::builder().num_cpus(2).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_run_on_the_actor_state() {
+    let rt = runtime();
+    rt.scope(async {
+        let c: ActorHandle<Counter> = Counter::remote(10);
+        let r: ObjectRef<i64> = c.incr(5);
+        assert_eq!(r.get().await.unwrap(), 15);
+        assert_eq!(c.read().get().await.unwrap(), 15);
+        c.ready().await.unwrap();
+        let mut plain = Counter::new(3);
+        plain.reset();
+        assert_eq!(plain.incr(1), 1, "the type stays an ordinary type");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_from_one_caller_run_in_order() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::remote();
+        let gate = slow_value::remote(0);
+        // Some calls wait for an object; later calls must still run after them.
+        let calls: Vec<ObjectRef<()>> =
+            (0..10_000u64).map(|i| if i == 10 { log.push(&gate) } else { log.push(i) }).collect();
+        rustyray::get_all(&calls).await.unwrap();
+        let mut expected: Vec<u64> = (0..10_000).collect();
+        expected[10] = 0;
+        assert_eq!(log.all().get().await.unwrap(), expected);
+    })
+    .await;
+}
+
+#[rustyray::remote]
+async fn slow_value(v: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_actors_at_once() {
+    let rt = runtime();
+    rt.scope(async {
+        let counters: Vec<ActorHandle<Counter>> = (0..200).map(Counter::remote).collect();
+        let bumps: Vec<ObjectRef<i64>> = counters.iter().flat_map(|c| (0..10).map(|_| c.incr(1))).collect();
+        rustyray::get_all(&bumps).await.unwrap();
+        let reads: Vec<ObjectRef<i64>> = counters.iter().map(|c| c.read()).collect();
+        let values = rustyray::get_all(&reads).await.unwrap();
+        assert_eq!(values, (0..200).map(|i| i + 10).collect::<Vec<i64>>());
+        let alive = rt.actors().iter().filter(|a| a.state == ActorState::Alive).count();
+        assert_eq!(alive, 200);
+    })
+    .await;
+}
+
+#[rustyray::remote]
+fn bump_through(counter: ActorHandle<Counter>, by: i64) -> i64 {
+    counter.incr(by).get_blocking().unwrap_or(-1)
+}
+
+#[rustyray::remote]
+fn make_counter(start: i64) -> ActorHandle<Counter> {
+    Counter::remote(start)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_pass_through_tasks_both_ways() {
+    let rt = runtime();
+    rt.scope(async {
+        let c = Counter::remote(0);
+        let bumps: Vec<ObjectRef<i64>> = (0..20).map(|_| bump_through::remote(c.clone(), 1)).collect();
+        rustyray::get_all(&bumps).await.unwrap();
+        assert_eq!(c.read().get().await.unwrap(), 20);
+
+        let made: ActorHandle<Counter> = make_counter::remote(100).get().await.unwrap();
+        assert_eq!(made.incr(1).get().await.unwrap(), 101);
+        // A handle serializes as its id and decodes back in its runtime.
+        let bytes = rustyray::codec::encode(&made).unwrap();
+        let back: ActorHandle<Counter> = rt.scope(async { rustyray::codec::decode(&bytes) }).await.unwrap();
+        assert_eq!(back, made);
+        assert_eq!(back.read().get().await.unwrap(), 101);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_err_fails_only_that_call() {
+    let rt = runtime();
+    rt.scope(async {
+        let c = Counter::remote(1);
+        let bad = c.checked(-1).get().await.unwrap_err();
+        assert!(matches!(&bad, Error::TaskFailed { message, .. } if message == "refusing to add -1"), "{bad}");
+        assert_eq!(c.checked(2).get().await.unwrap(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_kills_an_actor_without_restarts() {
+    let rt = runtime();
+    rt.scope(async {
+        let c = Counter::remote(7);
+        assert_eq!(c.incr(1).get().await.unwrap(), 8);
+        let crash = c.crash();
+        let error = crash.get().await.unwrap_err();
+        assert!(
+            matches!(&error, Error::TaskPanicked { message, .. } if message.contains("counter crashed at 8")),
+            "{error}"
+        );
+        let later = c.read().get().await.unwrap_err();
+        match &later {
+            Error::ActorDied { actor, reason, .. } => {
+                assert_eq!(*actor, c.id());
+                assert!(reason.contains("panicked"), "{reason}");
+            }
+            other => panic!("expected ActorDied, got {other:?}"),
+        }
+        let info = rt.actors().into_iter().find(|a| a.id == c.id()).unwrap();
+        assert_eq!(info.state, ActorState::Dead);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_actor_is_rebuilt_from_its_constructor_arguments() {
+    let rt = runtime();
+    rt.scope(async {
+        let c = Counter::options().max_restarts(1).remote(100);
+        assert_eq!(c.incr(5).get().await.unwrap(), 105);
+        assert!(c.crash().get().await.is_err());
+        // Rebuilt from `new(100)`: the increment is gone.
+        assert_eq!(c.incr(1).get().await.unwrap(), 101);
+        // State is what the manager has heard: let it catch up with the reports.
+        rt.wait_idle().await;
+        let info = rt.actors().into_iter().find(|a| a.id == c.id()).unwrap();
+        assert_eq!((info.state, info.restarts), (ActorState::Alive, 1));
+        // The one restart is used up: the next panic kills it.
+        assert!(c.crash().get().await.is_err());
+        assert!(matches!(c.read().get().await, Err(Error::ActorDied { .. })));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_fails_pending_calls_promptly() {
+    let rt = runtime();
+    rt.scope(async {
+        let c = Counter::remote(0);
+        let busy = c.slow_read(200);
+        let queued: Vec<ObjectRef<i64>> = (0..5).map(|_| c.incr(1)).collect();
+        rustyray::kill(&c);
+        for r in &queued {
+            let error =
+                tokio::time::timeout(Duration::from_secs(5), r.get()).await.expect("failed promptly").unwrap_err();
+            assert!(matches!(error, Error::ActorDied { .. }), "{error}");
+        }
+        assert!(matches!(c.incr(1).get().await, Err(Error::ActorDied { .. })));
+        let _ = busy.get().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_actors_are_found_by_name() {
+    let rt = runtime();
+    rt.scope(async {
+        let c2 = Counter::options().max_restarts(2).name("hits").remote(0);
+        c2.incr(3).get().await.unwrap();
+        let same: ActorHandle<Counter> = get_actor("hits").unwrap();
+        assert_eq!(same, c2);
+        assert_eq!(same.read().get().await.unwrap(), 3);
+
+        let duplicate = Counter::options().name("hits").remote(0);
+        let error = duplicate.ready().await.unwrap_err();
+        assert!(matches!(&error, Error::ActorNameTaken { name } if name == "hits"), "{error}");
+        assert!(matches!(duplicate.incr(1).get().await, Err(Error::ActorDied { .. })));
+
+        assert!(matches!(get_actor::<Counter>("nobody"), Err(Error::ActorNotFound { .. })));
+        assert!(matches!(get_actor::<Log>("hits"), Err(Error::ActorTypeMismatch { .. })));
+
+        rustyray::kill(&same);
+        // The name is free again once the actor is dead.
+        rt.wait_idle().await;
+        let again = Counter::options().name("hits").remote(1);
+        again.ready().await.unwrap();
+    })
+    .await;
+}
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Gate {
+    opened: bool,
+}
+
+#[rustyray::actor]
+impl Gate {
+    pub fn new() -> Self {
+        Gate { opened: false }
+    }
+
+    pub async fn wait_open(&self, gate: u64) -> u64 {
+        // Several of these interleave under max_concurrency.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        gate
+    }
+
+    pub fn open(&mut self) -> bool {
+        self.opened = true;
+        self.opened
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_async_calls_interleave_up_to_max_concurrency() {
+    let rt = runtime();
+    rt.scope(async {
+        let g = Gate::options().max_concurrency(8).remote();
+        let started = std::time::Instant::now();
+        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| g.wait_open(i)).collect();
+        assert_eq!(rustyray::get_all(&waits).await.unwrap(), (0..8).collect::<Vec<_>>());
+        let interleaved = started.elapsed();
+        assert!(g.open().get().await.unwrap());
+        // One at a time, eight 30 ms sleeps take at least 240 ms.
+        let serial = Gate::remote();
+        let started = std::time::Instant::now();
+        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| serial.wait_open(i)).collect();
+        rustyray::get_all(&waits).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(240));
+        assert!(interleaved < started.elapsed(), "interleaved calls overlapped");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_exits_when_its_last_handle_is_dropped() {
+    let rt = runtime();
+    let id = rt
+        .scope(async {
+            let c = Counter::remote(0);
+            let last = c.incr(1);
+            let id = c.id();
+            drop(c);
+            assert_eq!(last.get().await.unwrap(), 1, "calls made before the drop still run");
+            id
+        })
+        .await;
+    rt.wait_idle().await;
+    let info = rt.actors().into_iter().find(|a| a.id == id).unwrap();
+    assert_eq!(info.state, ActorState::Dead);
+}

@@ -1,0 +1,103 @@
+//! Tasks that submit tasks and wait for them: on a 2-CPU runtime, nested
+//! waits must never deadlock the pool, whether the body is plain
+//! (`get_blocking`) or async (`.get().await`), and plain nesting must not need
+//! a thread per waiting task.
+
+use rustyray::prelude::*;
+
+#[rustyray::remote]
+fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = fib::remote(n - 1);
+    let b = fib::remote(n - 2);
+    rustyray::get_blocking(&a).unwrap_or(0) + rustyray::get_blocking(&b).unwrap_or(0)
+}
+
+#[rustyray::remote]
+async fn fib_async(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = fib_async::remote(n - 1);
+    let b = fib_async::remote(n - 2);
+    a.get().await.unwrap_or(0) + b.get().await.unwrap_or(0)
+}
+
+/// An async body that holds a CPU (as a plain body does) while it recurses:
+/// waiting gives the CPU back.
+#[rustyray::remote]
+async fn fib_async_cpu(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    let a = fib_async_cpu::options().num_cpus(1.0).remote(n - 1);
+    let b = fib_async_cpu::options().num_cpus(1.0).remote(n - 2);
+    let (ready, _) = rustyray::wait([&a, &b], 2, None).await;
+    assert_eq!(ready.len(), 2);
+    a.get().await.unwrap_or(0) + b.get().await.unwrap_or(0)
+}
+
+fn fib_plain(n: u64) -> u64 {
+    if n < 2 { n } else { fib_plain(n - 1) + fib_plain(n - 2) }
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_recursion_finishes_on_two_cpus_with_bounded_threads() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    let before = threads();
+    let result = rt.scope(async { fib::remote(18).get().await }).await.unwrap();
+    assert_eq!(result, fib_plain(18));
+    let submitted = rt.stats().submitted;
+    assert_eq!(submitted, 8361, "fib(18) is 8361 tasks");
+    let inline = rt.tasks().iter().filter(|t| t.attempts.iter().any(|a| a.inline)).count();
+    assert!(inline > 0, "queued children were run inline by their waiting parents");
+    // Thousands of tasks waited; the pool grew by far less than that.
+    let grown = threads().saturating_sub(before);
+    assert!(grown < 200, "the blocking pool grew by {grown} threads for {submitted} nested tasks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_recursion_finishes_on_two_cpus() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    let result = rt.scope(async { fib_async::remote(16).get().await }).await.unwrap();
+    assert_eq!(result, fib_plain(16));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_recursion_holding_cpus_gives_them_back_while_waiting() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    let result = rt.scope(async { fib_async_cpu::options().num_cpus(1.0).remote(12).get().await }).await.unwrap();
+    assert_eq!(result, fib_plain(12));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nested_plain_tasks_work_on_a_current_thread_runtime() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    let result = rt.scope(async { fib::remote(10).get().await });
+    // A bounded wait: a lost wake-up shows as a failure, not a hung CI job.
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), result).await;
+    assert_eq!(result.expect("fib(10) finished").unwrap(), 55);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn get_blocking_on_a_single_threaded_async_worker_is_an_error_not_a_deadlock() {
+    let rt = Runtime::builder().num_cpus(1).build().unwrap();
+    rt.scope(async {
+        let pending = never::remote();
+        assert!(matches!(pending.get_blocking(), Err(Error::WouldBlock)));
+        rustyray::cancel(&pending);
+    })
+    .await;
+}
+
+#[rustyray::remote]
+async fn never() -> u8 {
+    std::future::pending::<()>().await;
+    0
+}

@@ -1,0 +1,6 @@
+#[rustyray::actor]
+pub struct Holder<T> {
+    value: T,
+}
+
+fn main() {}
