@@ -43,6 +43,12 @@ fn fib_plain(n: u64) -> u64 {
     if n < 2 { n } else { fib_plain(n - 1) + fib_plain(n - 2) }
 }
 
+/// Awaits `work`, failing the test (rather than hanging the test run) if a
+/// lost wake-up keeps it from finishing.
+async fn finishes<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(120), work).await.expect("the task graph finished")
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
 }
@@ -51,7 +57,7 @@ fn threads() -> usize {
 async fn plain_recursion_finishes_on_two_cpus_with_bounded_threads() {
     let rt = Runtime::builder().num_cpus(2).build().unwrap();
     let before = threads();
-    let result = rt.scope(async { fib::remote(18).get().await }).await.unwrap();
+    let result = finishes(rt.scope(async { fib::remote(18).get().await })).await.unwrap();
     assert_eq!(result, fib_plain(18));
     let submitted = rt.stats().submitted;
     assert_eq!(submitted, 8361, "fib(18) is 8361 tasks");
@@ -65,24 +71,23 @@ async fn plain_recursion_finishes_on_two_cpus_with_bounded_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_recursion_finishes_on_two_cpus() {
     let rt = Runtime::builder().num_cpus(2).build().unwrap();
-    let result = rt.scope(async { fib_async::remote(16).get().await }).await.unwrap();
+    let result = finishes(rt.scope(async { fib_async::remote(16).get().await })).await.unwrap();
     assert_eq!(result, fib_plain(16));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_recursion_holding_cpus_gives_them_back_while_waiting() {
     let rt = Runtime::builder().num_cpus(2).build().unwrap();
-    let result = rt.scope(async { fib_async_cpu::options().num_cpus(1.0).remote(12).get().await }).await.unwrap();
+    let result =
+        finishes(rt.scope(async { fib_async_cpu::options().num_cpus(1.0).remote(12).get().await })).await.unwrap();
     assert_eq!(result, fib_plain(12));
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn nested_plain_tasks_work_on_a_current_thread_runtime() {
     let rt = Runtime::builder().num_cpus(2).build().unwrap();
-    let result = rt.scope(async { fib::remote(10).get().await });
-    // A bounded wait: a lost wake-up shows as a failure, not a hung CI job.
-    let result = tokio::time::timeout(std::time::Duration::from_secs(60), result).await;
-    assert_eq!(result.expect("fib(10) finished").unwrap(), 55);
+    let result = finishes(rt.scope(async { fib::remote(10).get().await })).await;
+    assert_eq!(result.unwrap(), 55);
 }
 
 #[tokio::test(flavor = "current_thread")]

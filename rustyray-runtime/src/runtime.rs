@@ -584,6 +584,7 @@ impl Runner for Shared {
     }
 
     fn task_blocked(&self, task: TaskId) {
+        executor::flush_held_reports(self);
         let _ = self.send(Msg::Blocked(task));
     }
 
@@ -599,6 +600,7 @@ impl Runner for Shared {
         let Some(this) = self.this.upgrade() else { return false };
         let waiter = context::current_task();
         let (reply, claimed) = oneshot::channel();
+        executor::flush_held_reports(self);
         if self.send(Msg::Claim { task, waiter, reply }).is_err() {
             return false;
         }

@@ -266,8 +266,12 @@ async fn continue_async(shared: Arc<Shared>, start: Start, attempt: BoxedAttempt
 /// runner for a moment; batching keeps that to a few times per mailbox, not
 /// once per tiny task. An attempt longer than [`BATCH_BELOW`], or one before
 /// an attempt with a timeout, is reported at once.
+///
+/// Held-back reports wait in [`HELD_REPORTS`]: a body that is about to wait
+/// (or to run a task inline) sends them first, see [`flush_held_reports`], so
+/// the manager knows which attempt runs on this thread before it hears that
+/// the attempt waits.
 fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
-    let mut reports: Vec<Report> = Vec::new();
     let mut oldest = Instant::now();
     // The most attempts seen waiting in the mailbox since the last report.
     let mut peak = 0;
@@ -284,18 +288,21 @@ fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox
             (Some(_), None) => Handoff::Idle,
         };
         let finished = report(start, outcome, started, handoff);
-        if reports.is_empty() {
-            oldest = finished.ended;
-        }
-        let age = finished.ended.saturating_duration_since(oldest);
-        let ran = finished.ended.saturating_duration_since(finished.started);
-        reports.push(Report::Finished(finished));
+        let ended = finished.ended;
+        let ran = ended.saturating_duration_since(finished.started);
+        HELD_REPORTS.with_borrow_mut(|reports| {
+            if reports.is_empty() {
+                oldest = ended;
+            }
+            reports.push(Report::Finished(finished));
+        });
+        let age = ended.saturating_duration_since(oldest);
         peak = peak.max(waiting + 1);
         // Batching pays only for short attempts; and a next attempt with a
         // timeout needs the manager to know now that it started.
         let urgent = ran > BATCH_BELOW || next.as_ref().is_some_and(|next| next.timed);
         if urgent || next.is_none() || waiting * 2 < peak || age > REPORT_AGE {
-            let _ = shared.send(Msg::Reports(std::mem::take(&mut reports)));
+            flush_held_reports(shared);
             peak = waiting;
         }
         start = match (next, &mailbox) {
@@ -315,6 +322,23 @@ fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox
             },
             (None, None) => return,
         };
+    }
+}
+
+thread_local! {
+    /// A runner's reports that it holds back to send in one batch.
+    static HELD_REPORTS: std::cell::RefCell<Vec<Report>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends the reports this thread's runner holds back, if any. Called before a
+/// body on this thread tells the manager it waits or claims a task: the
+/// manager must first learn that the attempt started (it may have been
+/// handed over in a held report), or the wait would be news about an attempt
+/// it does not know runs, and the CPU would stay held while the body waits.
+pub(crate) fn flush_held_reports(shared: &Shared) {
+    let reports = HELD_REPORTS.with_borrow_mut(std::mem::take);
+    if !reports.is_empty() {
+        let _ = shared.send(Msg::Reports(reports));
     }
 }
 

@@ -123,21 +123,7 @@ impl Core {
                 }
             }
             Msg::Cancel(task) => self.cancel(task),
-            Msg::Blocked(task) => {
-                let mut runner = None;
-                if let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) {
-                    self.scheduler.block(&mut running.held);
-                    runner = running.runner;
-                }
-                // Lookaheads behind a waiting attempt would wait with it (and
-                // may be what it waits for): back into the line with them.
-                if let Some(runner) = runner {
-                    self.runners.set_waiting(runner, true);
-                    for task in self.runners.queued(runner) {
-                        self.unassign(runner, task);
-                    }
-                }
-            }
+            Msg::Blocked(task) => self.block(task),
             Msg::Unblocked(task) => {
                 if let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) {
                     self.scheduler.unblock(&mut running.held);
@@ -403,6 +389,21 @@ impl Core {
         moved
     }
 
+    /// The running `task` waits for objects (or runs one inline): its
+    /// resources go back to the scheduler, and lookaheads left behind it on
+    /// its runner go back into the line, since they would wait with it (and
+    /// may be what it waits for). Its runner gets no more until it resumes.
+    fn block(&mut self, task: TaskId) {
+        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        self.scheduler.block(&mut running.held);
+        if let Some(runner) = running.runner {
+            self.runners.set_waiting(runner, true);
+            for task in self.runners.queued(runner) {
+                self.unassign(runner, task);
+            }
+        }
+    }
+
     /// A plain task waits for `task`: if `task` is queued and runs on one CPU
     /// (and no queue), hand it over to run on the waiter's thread, moving the
     /// waiter's CPU to it.
@@ -425,8 +426,10 @@ impl Core {
             let _ = reply.send(None);
             return;
         }
-        if let Some(running) = waiter.and_then(|w| self.tasks.get_mut(&w)).and_then(|e| e.running.as_mut()) {
-            self.scheduler.block(&mut running.held);
+        // The waiter lends its CPU and its thread; like any waiting attempt,
+        // it gives back the lookaheads that would wait behind it.
+        if let Some(waiter) = waiter {
+            self.block(waiter);
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return };
         if let Some(seq) = entry.queued_seq {
