@@ -176,10 +176,11 @@ type BoxedAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = BodyResul
 
 async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
     let began = Instant::now();
+    // One clock read per attempt: each starts when the one before it ended.
+    let mut started = began;
     let mut reports = Vec::with_capacity(starts.len());
     let mut starts = starts.into_iter();
     for start in starts.by_ref() {
-        let started = Instant::now();
         if start.output.is_ready() {
             // Cancelled (or timed out) before it ran: report it, so whatever it
             // held is given back.
@@ -195,9 +196,11 @@ async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
             continue;
         }
         let mut attempt = attempt_future(&shared, &start);
-        match futures::poll!(attempt.as_mut()) {
+        let polled = futures::poll!(attempt.as_mut());
+        let ended = Instant::now();
+        match polled {
             std::task::Poll::Ready(outcome) => {
-                reports.push(Report::Finished(report(start, outcome, started, Handoff::None)));
+                reports.push(Report::Finished(report_at(start, outcome, started, ended, Handoff::None)));
             }
             std::task::Poll::Pending => {
                 let (task, number) = (start.task, start.attempt.number);
@@ -206,7 +209,8 @@ async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
                 reports.push(Report::Spawned { task, attempt: number, abort });
             }
         }
-        if began.elapsed() > POLL_BATCH_BUDGET {
+        started = ended;
+        if ended.saturating_duration_since(began) > POLL_BATCH_BUDGET {
             break;
         }
     }
@@ -386,7 +390,11 @@ fn attempt_blocking(shared: &Arc<Shared>, start: &Start) -> (BodyResult, Instant
 /// Writes a successful result to the task's output (unless the manager gave
 /// up on the attempt) and describes the attempt's end for the manager.
 pub(crate) fn report(start: Start, outcome: BodyResult, started: Instant, handoff: Handoff) -> Finished {
-    let ended = Instant::now();
+    report_at(start, outcome, started, Instant::now(), handoff)
+}
+
+/// [`report`], for an attempt that ended at `ended`.
+fn report_at(start: Start, outcome: BodyResult, started: Instant, ended: Instant, handoff: Handoff) -> Finished {
     let outcome = match outcome {
         Ok(value) => {
             let abandoned = start.abandon.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire));
