@@ -107,6 +107,35 @@ async fn ten_thousand_calls_from_one_caller_run_in_order() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_running_actor_never_overtake_one_waiting_for_an_argument() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::remote();
+        // The actor is up and idle: calls with ready arguments start at once.
+        assert!(log.all().get().await.unwrap().is_empty());
+        let gates = [slow_value::remote(1_000_000), slow_value::remote(2_000_000)];
+        let calls: Vec<ObjectRef<()>> = (0..3_000u64)
+            .map(|i| match i {
+                500 => log.push(&gates[0]),
+                2_000 => log.push(&gates[1]),
+                _ => log.push(i),
+            })
+            .collect();
+        rustyray::get_all(&calls).await.unwrap();
+        let mut expected: Vec<u64> = (0..3_000).collect();
+        expected[500] = 1_000_000;
+        expected[2_000] = 2_000_000;
+        assert_eq!(log.all().get().await.unwrap(), expected);
+        // Once the line is empty again, calls still run in order.
+        let more: Vec<ObjectRef<()>> = (3_000..4_000u64).map(|i| log.push(i)).collect();
+        rustyray::get_all(&more).await.unwrap();
+        let all = log.all().get().await.unwrap();
+        assert_eq!(&all[3_000..], (3_000..4_000).collect::<Vec<u64>>().as_slice());
+    })
+    .await;
+}
+
 #[rustyray::remote]
 async fn slow_value(v: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use parking_lot::Mutex;
 use rustyray_core::context::{self, Scoped, TaskContext};
 use rustyray_core::{
@@ -24,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::directory::Directory;
 use crate::events::EventStream;
 use crate::executor;
-use crate::manager::{Core, Entry, Manager, Msg, NewActor};
+use crate::executor::ActorSlot;
+use crate::manager::{Core, Entry, Manager, Msg, NewActor, submit_call};
 use crate::state::{ActorInfo, Stats, TaskFilter, TaskInfo};
 use crate::store::Store;
 
@@ -191,6 +193,7 @@ impl Builder {
             core: core.clone(),
             store: Store::default(),
             directory: Directory::default(),
+            actor_slots: DashMap::new(),
             handle: handle.clone(),
             config,
             shut_down: AtomicBool::new(false),
@@ -484,6 +487,8 @@ pub(crate) struct Shared {
     core: Arc<Mutex<Core>>,
     store: Store,
     directory: Directory,
+    /// Each live actor's slot, where its callers may leave calls directly.
+    actor_slots: DashMap<ActorId, Arc<ActorSlot>>,
     handle: Handle,
     config: Config,
     shut_down: AtomicBool,
@@ -495,6 +500,11 @@ impl Shared {
     pub(crate) fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
         let objects = self.store.live();
         self.core.lock().metrics_snapshot(objects)
+    }
+
+    /// The actor is gone: callers no longer find its slot.
+    pub(crate) fn forget_slot(&self, actor: ActorId) {
+        self.actor_slots.remove(&actor);
     }
 
     pub(crate) fn send(&self, msg: Msg) -> std::result::Result<(), Msg> {
@@ -530,7 +540,19 @@ impl Runner for Shared {
             spec.output.complete(Err(Error::RuntimeShutdown));
             return;
         }
-        if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(Entry::new(spec))) {
+        let mut entry = Entry::new(spec);
+        if let Some(actor) = entry.called_actor() {
+            let slot = self.actor_slots.get(&actor).map(|slot| slot.value().clone());
+            if let Some(slot) = slot
+                && let Some(this) = self.this.upgrade()
+            {
+                match submit_call(&this, &slot, entry) {
+                    Some(routed) => entry = routed,
+                    None => return,
+                }
+            }
+        }
+        if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(entry)) {
             entry.output().complete(Err(Error::RuntimeShutdown));
         }
     }
@@ -545,7 +567,11 @@ impl Runner for Shared {
         } else {
             self.directory.register(config.id, config.options.name.as_deref(), &actor).err()
         };
-        let msg = Msg::CreateActor(Box::new(NewActor { entry: Entry::new(spec), config, rejected }));
+        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries);
+        if rejected.is_none() {
+            self.actor_slots.insert(config.id, slot.clone());
+        }
+        let msg = Msg::CreateActor(Box::new(NewActor { entry: Entry::new(spec), slot, config, rejected }));
         if let Err(Msg::CreateActor(new)) = self.send(msg) {
             new.entry.output().complete(Err(Error::RuntimeShutdown));
         }

@@ -8,6 +8,15 @@
 //! When the slot is empty the state is parked in the slot and the thread goes
 //! back to the pool: an idle actor costs memory, not a thread.
 //!
+//! A call usually reaches the slot from the manager, which releases each
+//! actor's line in order. While the manager's line for an actor is empty, a
+//! caller whose call has its arguments ready leaves it in the slot itself
+//! ([`ActorSlot::push_direct`]) and tells the manager afterwards: the call
+//! starts without waiting for the manager's thread. Calls never overtake one
+//! another: the manager allows direct calls only while nothing waits in its
+//! line, and a call sent through the manager ([`ActorSlot::route`]) holds
+//! direct calls back until the manager has released it.
+//!
 //! `&mut self` calls run alone. Up to `max_concurrency` `&self` async calls
 //! may interleave; a call that needs the state to itself waits until they are
 //! done. A panic in a method is a crash: the state is dropped, the slot halts
@@ -44,6 +53,8 @@ pub(crate) struct ActorSlot {
     inner: Mutex<SlotInner>,
     arrived: Notify,
     max_concurrency: usize,
+    /// How often a call lost in a crash is retried (for direct calls' attempts).
+    max_task_retries: u32,
 }
 
 #[derive(Default)]
@@ -57,28 +68,51 @@ struct SlotInner {
     halted: bool,
     /// Whether the actor was ended: its state is dropped, not parked.
     killed: bool,
+    /// Whether callers may leave calls here directly: the actor is alive
+    /// and nothing waits in the manager's line for it (set by the manager).
+    direct: bool,
+    /// Calls sent through the manager that it has not released yet: direct
+    /// calls wait for them, to keep each caller's calls in order.
+    routed: usize,
 }
 
 impl ActorSlot {
-    pub(crate) fn new(max_concurrency: usize) -> Arc<Self> {
-        Arc::new(ActorSlot { inner: Mutex::default(), arrived: Notify::new(), max_concurrency })
+    pub(crate) fn new(max_concurrency: usize, max_task_retries: u32) -> Arc<Self> {
+        Arc::new(ActorSlot { inner: Mutex::default(), arrived: Notify::new(), max_concurrency, max_task_retries })
+    }
+
+    /// How often a call lost in a crash is retried.
+    pub(crate) fn max_task_retries(&self) -> u32 {
+        self.max_task_retries
     }
 
     /// Queues a call (or the constructor); starts a thread for the actor if
     /// none runs it.
     pub(crate) fn push(self: &Arc<Self>, shared: &Arc<Shared>, start: Start) {
-        self.push_all(shared, std::iter::once(start));
+        self.release(shared, vec![start], 0, None);
     }
 
-    /// Queues calls, in order, with one wake-up of the actor's thread.
-    pub(crate) fn push_all(self: &Arc<Self>, shared: &Arc<Shared>, starts: impl IntoIterator<Item = Start>) {
+    /// The manager releases calls from its line, in order, with one wake-up
+    /// of the actor's thread: `unrouted` of them were counted by
+    /// [`route`](Self::route); `direct` (if given) says whether callers may
+    /// now leave calls here themselves.
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        starts: Vec<Start>,
+        unrouted: usize,
+        direct: Option<bool>,
+    ) {
         let activate = {
             let mut inner = self.inner.lock();
-            let before = inner.calls.len();
-            inner.calls.extend(starts);
-            if inner.calls.len() == before {
+            inner.routed = inner.routed.saturating_sub(unrouted);
+            if let Some(direct) = direct {
+                inner.direct = direct;
+            }
+            if starts.is_empty() {
                 return;
             }
+            inner.calls.extend(starts);
             let activate = !inner.active && !inner.halted && !inner.killed;
             inner.active |= activate;
             activate
@@ -89,11 +123,47 @@ impl ActorSlot {
         }
     }
 
+    /// A caller's call, with its arguments ready: if the actor's thread runs,
+    /// the manager allows direct calls and none sent through it is still on its way, `hand_over` tells
+    /// the manager about the call (before the actor can report on it) and
+    /// returns its attempt, which is queued here; returns `true` then. Else
+    /// the call is counted as sent through the manager and `false` returned.
+    pub(crate) fn push_direct(&self, hand_over: impl FnOnce() -> Option<Start>) -> bool {
+        {
+            let mut inner = self.inner.lock();
+            // An idle actor has no thread: starting one per call costs more
+            // than the manager's path, which starts it once for a batch.
+            if !inner.direct || inner.routed > 0 || !inner.active || inner.halted || inner.killed {
+                inner.routed += 1;
+                return false;
+            }
+            let Some(start) = hand_over() else { return true };
+            inner.calls.push_back(start);
+        };
+        self.arrived.notify_one();
+        true
+    }
+
+    /// Counts a call sent through the manager: direct calls wait until the
+    /// manager has released it (or it ended), see [`release`](Self::release).
+    pub(crate) fn route(&self) {
+        self.inner.lock().routed += 1;
+    }
+
+    /// A call counted by [`route`](Self::route) ended without being released.
+    pub(crate) fn unroute(&self) {
+        let mut inner = self.inner.lock();
+        inner.routed = inner.routed.saturating_sub(1);
+    }
+
     /// Lets calls start again after a crash, and starts a thread if calls wait.
     pub(crate) fn resume(self: &Arc<Self>, shared: &Arc<Shared>) {
         let activate = {
             let mut inner = self.inner.lock();
             inner.halted = false;
+            // Calls that were waiting go first: the manager allows direct
+            // calls again once its line is empty.
+            inner.direct = false;
             let activate = !inner.active && !inner.killed && !inner.calls.is_empty();
             inner.active |= activate;
             activate
@@ -171,7 +241,9 @@ impl ActorSlot {
     }
 
     fn halt(&self) {
-        self.inner.lock().halted = true;
+        let mut inner = self.inner.lock();
+        inner.halted = true;
+        inner.direct = false;
     }
 }
 

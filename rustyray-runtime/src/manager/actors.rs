@@ -145,11 +145,11 @@ impl Core {
         &mut self,
         shared: &Arc<Shared>,
         mut entry: Box<Entry>,
+        slot: Arc<ActorSlot>,
         config: ActorConfig,
         rejected: Option<Error>,
     ) {
         let id = config.id;
-        let slot = ActorSlot::new(config.options.max_concurrency);
         let actor = ActorEntry {
             constructor: entry.spec.body.clone(),
             creation: entry.spec.id,
@@ -235,6 +235,7 @@ impl Core {
             return;
         }
         let mut starts = Vec::new();
+        let mut unrouted = 0;
         while let Some(&task) = entry.waiting.front() {
             let Some(call) = self.tasks.get_mut(&task) else {
                 entry.waiting.pop_front();
@@ -248,12 +249,62 @@ impl Core {
             // Arguments are kept for the retries a crash may call for.
             start.attempt.last = call.started_attempts > entry.config.options.max_task_retries;
             starts.push(start);
+            if std::mem::take(&mut call.routed) {
+                unrouted += 1;
+            }
             mark_running(&mut self.timers, &mut self.records, self.now, call, Held::default(), false, None);
             entry.released.insert(task);
         }
-        entry.slot.push_all(shared, starts);
+        // Callers may leave calls in the slot themselves while the line is empty.
+        let direct = entry.state == ActorState::Alive && entry.waiting.is_empty();
+        entry.slot.release(shared, starts, unrouted, Some(direct));
         if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() {
             self.end_actor(actor, "every handle to it was dropped".into());
+        }
+    }
+
+    /// A method call its caller left in the actor's slot: it runs already
+    /// (or waits there behind earlier calls), so it skips the line.
+    pub(super) fn submit_direct(&mut self, mut entry: Box<Entry>) {
+        let id = entry.spec.id;
+        let TaskKind::ActorMethod { actor } = entry.spec.kind else { return };
+        // The actor was ended meanwhile; the slot was emptied, and the call
+        // failed, or is failed now.
+        let gone = match self.actors.live.get(&actor) {
+            Some(live) if live.state != ActorState::Dead => None,
+            _ => self.join_line(actor, id),
+        };
+        if let Some(error) = gone {
+            return self.finalize(entry, TaskState::Failed, Some(error));
+        }
+        if let Some(parent) = entry.spec.parent
+            && let Some(parent) = self.tasks.get_mut(&parent)
+        {
+            parent.children.push(id);
+        }
+        set_state(&mut self.records, &mut entry, TaskState::Queued);
+        mark_running(&mut self.timers, &mut self.records, self.now, &mut entry, Held::default(), false, None);
+        if let Some(live) = self.actors.live.get_mut(&actor) {
+            live.released.insert(id);
+        }
+        let parent_cancelled = entry
+            .spec
+            .parent
+            .is_some_and(|parent| self.abandoned.get(&parent).is_some_and(|a| a.iter().any(|a| a.cancelled)));
+        self.tasks.insert(id, entry);
+        if parent_cancelled {
+            self.cancel(id);
+        }
+    }
+
+    /// A call counted as on its way through the manager's line ended before
+    /// it was released: direct calls need not wait for it any more.
+    pub(super) fn unroute(&mut self, call: &mut Entry) {
+        call.routed = false;
+        if let TaskKind::ActorMethod { actor } = call.spec.kind
+            && let Some(live) = self.actors.live.get(&actor)
+        {
+            live.slot.unroute();
         }
     }
 
@@ -301,6 +352,8 @@ impl Core {
         match outcome {
             Ok(()) => {
                 entry.state = ActorState::Alive;
+                // The line may now allow direct calls again.
+                self.actors.woken.push(actor);
                 let (class, restarts) = (entry.config.class, entry.restarts);
                 tracing::info!(actor = %actor, class, restarts, "actor restarted");
                 match self.actors.restarts.iter_mut().find(|(c, _)| *c == class) {
@@ -434,6 +487,9 @@ impl Core {
         let mut doomed: Vec<TaskId> = entry.waiting.drain(..).collect();
         for start in entry.slot.kill() {
             entry.released.remove(&start.task);
+            // A direct call the manager has not heard of yet fails here; its
+            // late submission finds the actor dead.
+            start.output.complete(Err(died.clone()));
             doomed.push(start.task);
         }
         if let Some(held) = entry.held.take() {
@@ -483,6 +539,7 @@ impl Core {
 impl Shared {
     /// Removes a dead actor from the directory and frees its name.
     pub(crate) fn forget_actor(&self, actor: ActorId, name: Option<&str>) {
+        self.forget_slot(actor);
         self.directory().forget(actor, name);
     }
 }

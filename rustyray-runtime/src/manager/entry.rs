@@ -43,6 +43,12 @@ pub(crate) struct Entry {
     pub(super) metrics: u32,
     /// The tasks whose outputs it takes as arguments (for the timeline).
     pub(super) inputs: Box<[TaskId]>,
+    /// An actor call counted as on its way through the manager's line (see
+    /// `ActorSlot::route`), until it is released to the actor or ends.
+    pub(super) routed: bool,
+    /// An actor call its caller left in the actor's slot itself: its first
+    /// attempt is prepared and already on its way to running.
+    pub(super) direct: bool,
 }
 
 /// The attempt running now.
@@ -89,12 +95,22 @@ impl Entry {
             attempts: Attempts::new(),
             metrics: u32::MAX,
             inputs: Box::new([]),
+            routed: false,
+            direct: false,
         })
     }
 
     /// The output cell, to fail the task when it cannot even be handed over.
     pub(crate) fn output(&self) -> &rustyray_core::ObjectCell {
         &self.spec.output
+    }
+
+    /// The actor whose method it calls, if it is a method call.
+    pub(crate) fn called_actor(&self) -> Option<rustyray_core::ActorId> {
+        match self.spec.kind {
+            rustyray_core::TaskKind::ActorMethod { actor } => Some(actor),
+            _ => None,
+        }
     }
 
     /// Whether an attempt of this task may run on a runner: plain, one CPU, no queue.

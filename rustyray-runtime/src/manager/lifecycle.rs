@@ -135,8 +135,8 @@ impl Core {
             Msg::Claim { task, waiter, reply } => self.claim(shared, task, waiter, reply),
             Msg::ObjectReady(object) => self.resolved.push(object),
             Msg::CreateActor(new) => {
-                let super::NewActor { entry, config, rejected } = *new;
-                self.create_actor(shared, entry, config, rejected);
+                let super::NewActor { entry, slot, config, rejected } = *new;
+                self.create_actor(shared, entry, slot, config, rejected);
             }
             Msg::ReleaseActor(actor) => self.orphan_actor(actor),
             Msg::KillActor(actor) => self.kill_actor(actor),
@@ -200,6 +200,9 @@ impl Core {
             parent: spec.parent,
             args: spec.args.clone(),
         });
+        if entry.direct {
+            return self.submit_direct(entry);
+        }
         if let Some(error) = self.rejection(&mut entry) {
             if let Some(function) = self.records.functions.get_mut(entry.metrics) {
                 function.rejected(error.kind());
@@ -675,7 +678,7 @@ impl Core {
     }
 
     /// Cancels a task and everything it submitted.
-    fn cancel(&mut self, task: TaskId) {
+    pub(super) fn cancel(&mut self, task: TaskId) {
         let mut stack = vec![task];
         while let Some(task) = stack.pop() {
             let Some(mut entry) = self.tasks.remove(&task) else { continue };
@@ -714,6 +717,9 @@ impl Core {
     /// and queues its output for its dependents.
     pub(super) fn finalize(&mut self, mut entry: Box<Entry>, state: TaskState, error: Option<Error>) {
         let kind = entry.spec.kind.clone();
+        if entry.routed {
+            self.unroute(&mut entry);
+        }
         let reason = error.as_ref().map(ToString::to_string);
         if let Some(error) = error {
             entry.spec.output.complete(Err(error));

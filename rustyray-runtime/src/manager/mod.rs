@@ -13,6 +13,7 @@
 //! never across an `.await`.
 
 mod actors;
+mod direct;
 mod entry;
 mod lifecycle;
 mod runners;
@@ -29,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::executor::{Handoff, Report, Start};
 use crate::runtime::Shared;
 
+pub(crate) use direct::submit_call;
 pub(crate) use entry::Entry;
 pub(crate) use lifecycle::Core;
 
@@ -68,6 +70,8 @@ pub(crate) enum Msg {
 /// A new actor: its creation task, its configuration, and why it cannot exist, if so.
 pub(crate) struct NewActor {
     pub(crate) entry: Box<Entry>,
+    /// Where its calls will wait (callers find it in the runtime's table).
+    pub(crate) slot: std::sync::Arc<crate::executor::ActorSlot>,
     pub(crate) config: ActorConfig,
     pub(crate) rejected: Option<Error>,
 }

@@ -1,0 +1,62 @@
+//! Direct actor calls: the caller's side of the fast path to an actor.
+//!
+//! A method call normally reaches its actor through the manager's loop (one
+//! hop to the manager's thread, one to the actor's). When the call's
+//! arguments are ready and the actor's slot allows it (see
+//! [`ActorSlot::push_direct`]), the calling thread prepares the attempt, tells
+//! the manager (a [`Msg::Submit`] marked direct, sent before the call can
+//! start, so the manager hears of the call before its outcome) and leaves the
+//! attempt in the slot itself. The manager then only keeps the books: the call
+//! is running from its point of view, with its timeout, cancellation, retries
+//! after a crash and records as for any call.
+
+use std::sync::Arc;
+
+use rustyray_core::Error;
+
+use super::Msg;
+use super::entry::Entry;
+use super::lifecycle::prepare_attempt;
+use crate::executor::ActorSlot;
+use crate::runtime::Shared;
+
+/// Hands the method call `entry` straight to its actor's `slot` if it may go
+/// there; gives it back (counted as sent through the manager) if it must
+/// take the manager's path.
+pub(crate) fn submit_call(shared: &Arc<Shared>, slot: &Arc<ActorSlot>, mut entry: Box<Entry>) -> Option<Box<Entry>> {
+    entry.routed = true;
+    if !may_go_direct(&entry) {
+        slot.route();
+        return Some(entry);
+    }
+    let mut entry = Some(entry);
+    let direct = slot.push_direct(|| {
+        let mut entry = entry.take()?;
+        entry.routed = false;
+        entry.direct = true;
+        if !entry.spec.deps.is_empty() {
+            entry.inputs = entry.spec.deps.iter().filter_map(|cell| cell.producer()).collect();
+        }
+        let mut start = prepare_attempt(&mut entry);
+        // Arguments are kept for the retries a crash may call for.
+        start.attempt.last = entry.started_attempts > slot.max_task_retries();
+        match shared.send(Msg::Submit(entry)) {
+            Ok(()) => Some(start),
+            Err(_) => {
+                start.output.complete(Err(Error::RuntimeShutdown));
+                None
+            }
+        }
+    });
+    if direct { None } else { entry }
+}
+
+/// Whether nothing about the call needs the manager before it starts: valid
+/// options, no resources or queue, and every argument ready and not failed.
+fn may_go_direct(entry: &Entry) -> bool {
+    let spec = &entry.spec;
+    spec.options.invalid.is_none()
+        && spec.options.queue.is_none()
+        && entry.demand.is_zero()
+        && spec.deps.iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
+}
