@@ -285,8 +285,12 @@ pub struct TaskSpec {
     pub trace_parent: Option<Box<tracing::Span>>,
 }
 
-/// The span current on this thread, to become the parent of a task's spans.
+/// The span current on this thread, to become the parent of a task's spans;
+/// `None` without asking for it when no subscriber wants task spans.
 pub fn current_trace_parent() -> Option<Box<tracing::Span>> {
+    if !tracing::span_enabled!(target: "rustyray::task", tracing::Level::INFO) {
+        return None;
+    }
     let span = tracing::Span::current();
     (!span.is_none()).then(|| Box::new(span))
 }

@@ -90,17 +90,28 @@ impl FunctionMetrics {
 pub(crate) struct Functions {
     slots: FxHashMap<FunctionId, u32>,
     table: Vec<FunctionMetrics>,
+    /// The last function looked up and its slot: tasks come in runs of one function.
+    last: Option<(FunctionId, u32)>,
 }
 
 impl Functions {
     /// The slot of `function`'s metrics, made on first sight.
     pub(crate) fn slot(&mut self, function: FunctionId) -> u32 {
-        if let Some(slot) = self.slots.get(&function) {
-            return *slot;
+        // Names are `&'static str`s registered once per function: the same
+        // address is the same function (a different one falls back to the map).
+        if let Some((last, slot)) = self.last
+            && std::ptr::eq(last.name(), function.name())
+        {
+            return slot;
+        }
+        if let Some(&slot) = self.slots.get(&function) {
+            self.last = Some((function, slot));
+            return slot;
         }
         let slot = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
         self.table.push(FunctionMetrics::new(function));
         self.slots.insert(function, slot);
+        self.last = Some((function, slot));
         slot
     }
 
@@ -368,6 +379,12 @@ mod tests {
         let g = functions.slot(FunctionId::new("m::g"));
         assert_ne!(f, g);
         assert_eq!(functions.slot(FunctionId::new("m::f")), f);
+        assert_eq!(functions.slot(FunctionId::new("m::f")), f, "the cached last lookup");
+        assert_eq!(functions.slot(FunctionId::new("m::g")), g);
+        // The same name at another address is still the same function.
+        let owned = String::from("m::f");
+        let leaked: &'static str = Box::leak(owned.into_boxed_str());
+        assert_eq!(functions.slot(FunctionId::new(leaked)), f);
         if let Some(metrics) = functions.get_mut(f) {
             metrics.rejected("unknown_queue");
             metrics.rejected("unknown_queue");
