@@ -543,10 +543,8 @@ impl Runner for Shared {
         let mut entry = Entry::new(spec);
         if let Some(actor) = entry.called_actor() {
             let slot = self.actor_slots.get(&actor).map(|slot| slot.value().clone());
-            if let Some(slot) = slot
-                && let Some(this) = self.this.upgrade()
-            {
-                match submit_call(&this, &slot, entry) {
+            if let Some(slot) = slot {
+                match submit_call(self, &slot, entry) {
                     Some(routed) => entry = routed,
                     None => return,
                 }

@@ -175,11 +175,19 @@ impl Core {
     /// A method call was submitted: it joins its actor's line, or fails if
     /// the actor is gone. Returns the error to fail it with.
     pub(super) fn join_line(&mut self, actor: ActorId, task: TaskId) -> Option<Error> {
-        match self.actors.live.get_mut(&actor) {
-            Some(entry) if entry.state != ActorState::Dead => {
-                entry.waiting.push_back(task);
-                None
-            }
+        let error = self.actor_gone(actor);
+        if error.is_none()
+            && let Some(entry) = self.actors.live.get_mut(&actor)
+        {
+            entry.waiting.push_back(task);
+        }
+        error
+    }
+
+    /// Why calls to `actor` fail, if it is dead or gone.
+    fn actor_gone(&self, actor: ActorId) -> Option<Error> {
+        match self.actors.live.get(&actor) {
+            Some(entry) if entry.state != ActorState::Dead => None,
             Some(entry) => Some(entry.died()),
             None => Some(match self.actors.dead.iter().rev().find(|info| info.id == actor) {
                 Some(info) => Error::ActorDied {
@@ -268,13 +276,9 @@ impl Core {
     pub(super) fn submit_direct(&mut self, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         let TaskKind::ActorMethod { actor } = entry.spec.kind else { return };
-        // The actor was ended meanwhile; the slot was emptied, and the call
-        // failed, or is failed now.
-        let gone = match self.actors.live.get(&actor) {
-            Some(live) if live.state != ActorState::Dead => None,
-            _ => self.join_line(actor, id),
-        };
-        if let Some(error) = gone {
+        // The actor was ended meanwhile: the slot was emptied, and the call
+        // failed then, or fails now.
+        if let Some(error) = self.actor_gone(actor) {
             return self.finalize(entry, TaskState::Failed, Some(error));
         }
         if let Some(parent) = entry.spec.parent
@@ -287,10 +291,7 @@ impl Core {
         if let Some(live) = self.actors.live.get_mut(&actor) {
             live.released.insert(id);
         }
-        let parent_cancelled = entry
-            .spec
-            .parent
-            .is_some_and(|parent| self.abandoned.get(&parent).is_some_and(|a| a.iter().any(|a| a.cancelled)));
+        let parent_cancelled = self.parent_cancelled(&entry.spec);
         self.tasks.insert(id, entry);
         if parent_cancelled {
             self.cancel(id);

@@ -10,8 +10,6 @@
 //! is running from its point of view, with its timeout, cancellation, retries
 //! after a crash and records as for any call.
 
-use std::sync::Arc;
-
 use rustyray_core::Error;
 
 use super::Msg;
@@ -23,7 +21,7 @@ use crate::runtime::Shared;
 /// Hands the method call `entry` straight to its actor's `slot` if it may go
 /// there; gives it back (counted as sent through the manager) if it must
 /// take the manager's path.
-pub(crate) fn submit_call(shared: &Arc<Shared>, slot: &Arc<ActorSlot>, mut entry: Box<Entry>) -> Option<Box<Entry>> {
+pub(crate) fn submit_call(shared: &Shared, slot: &ActorSlot, mut entry: Box<Entry>) -> Option<Box<Entry>> {
     entry.routed = true;
     if !may_go_direct(&entry) {
         slot.route();

@@ -176,12 +176,17 @@ impl Core {
                 known: self.scheduler.queue_names(),
             });
         }
-        if let Some(parent) = spec.parent
-            && self.abandoned.get(&parent).is_some_and(|attempts| attempts.iter().any(|a| a.cancelled))
-        {
+        if self.parent_cancelled(spec) {
             return Some(Error::Cancelled { origin: spec.origin() });
         }
         None
+    }
+
+    /// Whether the task that submitted `spec` was cancelled while its body ran on.
+    pub(super) fn parent_cancelled(&self, spec: &rustyray_core::TaskSpec) -> bool {
+        spec.parent.is_some_and(|parent| {
+            self.abandoned.get(&parent).is_some_and(|attempts| attempts.iter().any(|a| a.cancelled))
+        })
     }
 
     pub(super) fn submit(&mut self, shared: &Arc<Shared>, mut entry: Box<Entry>) {
