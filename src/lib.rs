@@ -50,8 +50,8 @@
 #![deny(missing_docs)]
 
 pub use rustyray_core::{
-    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, ObjectId, ObjectRef, Result, TaskArg,
-    TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor, kill,
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,
+    ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]
@@ -85,6 +85,7 @@ pub mod __private {
     pub use rustyray_core::call::{assert_remote_arg, assert_remote_output, describe_arg, describe_args};
     pub use rustyray_core::inventory;
     pub use rustyray_core::registry::RegisteredFunction;
+    pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
         RemoteFunction, TaskBody, TaskError, Value,

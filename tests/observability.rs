@@ -140,6 +140,11 @@ async fn metrics_text_reports_tasks_actors_and_objects_by_prometheus_conventions
         assert_eq!(sample(&samples, "rustyray_actors", &[("state", "dead")]), 1.0);
         assert_eq!(sample(&samples, "rustyray_actors", &[("state", "alive")]), 0.0);
         assert!(sample(&samples, "rustyray_objects", &[]) >= 1.0, "the put object is alive");
+        // The twenty squares and the put value are alive, 8 bytes each.
+        let stats = rt.stats();
+        assert_eq!(stats.object_bytes, 21 * 8, "{stats:?}");
+        assert_eq!(sample(&samples, "rustyray_object_store_bytes", &[]), stats.object_bytes as f64);
+        assert_eq!(sample(&samples, "rustyray_objects_unsized", &[]), 0.0);
         drop(kept);
 
         // Histograms: one run-time observation per attempt (two for the retried task).

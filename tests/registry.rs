@@ -99,3 +99,16 @@ async fn the_free_function_uses_the_current_runtime() {
     // Outside any runtime (this test binary never calls `init`).
     assert!(matches!(rustyray::call_by_name("registry::double", &[]).get().await, Err(Error::NoRuntime)));
 }
+
+#[tokio::test]
+async fn a_type_from_a_signature_in_another_crate_is_measured_in_the_store() {
+    // `Point` derives `GetSize` and appears in `translate`'s signature in its
+    // own crate: that registration is what lets this crate's `put` measure it.
+    let rt = runtime();
+    let point = rt.put(Point { x: 1, y: 2 });
+    assert_eq!(rt.stats().object_bytes, std::mem::size_of::<Point>());
+    assert_eq!(rt.stats().unsized_objects, 0);
+    drop(point);
+    assert_eq!(rt.object_bytes(), 0);
+    rt.shutdown().await;
+}

@@ -91,3 +91,88 @@ async fn a_chain_of_temporaries_is_freed_as_it_goes() {
     rt.wait_idle().await;
     assert_eq!(rt.objects(), 0);
 }
+
+/// A user type that derives `GetSize`: measured deeply once it is named in a
+/// remote signature.
+#[derive(Clone, serde::Serialize, serde::Deserialize, get_size2::GetSize)]
+pub struct Image {
+    name: String,
+    pixels: Vec<u8>,
+}
+
+impl Image {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Image>() + self.name.capacity() + self.pixels.capacity()
+    }
+}
+
+/// A type with no size: stored as usual, counted apart.
+#[derive(Clone)]
+struct Opaque;
+
+#[rustyray::remote]
+fn render(side: usize) -> Image {
+    Image { name: String::from("square"), pixels: vec![0; side * side] }
+}
+
+#[rustyray::remote]
+fn blob(len: usize) -> Vec<u8> {
+    vec![1; len]
+}
+
+#[rustyray::remote]
+fn broken(len: usize) -> Result<Vec<u8>, String> {
+    Err(format!("cannot make {len} bytes"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_counts_the_bytes_of_its_values_and_gives_them_back_when_freed() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let vec_bytes = std::mem::size_of::<Vec<u8>>();
+        let data = rustyray::put(vec![0u8; 1 << 20]);
+        assert_eq!(rt.object_bytes(), vec_bytes + (1 << 20), "a put value is measured at once");
+
+        let image = render::remote(64);
+        let image_bytes = image.get().await.unwrap().bytes();
+        let made = blob::remote(4096);
+        made.ready().await;
+        let failed = broken::remote(4096);
+        failed.ready().await;
+        let stored_image = rustyray::put(Image { name: String::from("kept"), pixels: vec![1; 100] });
+        let stored_image_bytes = stored_image.get().await.unwrap().bytes();
+        let opaque = rustyray::put(Opaque);
+
+        let stats = rt.stats();
+        assert_eq!(
+            stats.object_bytes,
+            vec_bytes + (1 << 20) + image_bytes + vec_bytes + 4096 + stored_image_bytes,
+            "results and puts of sized types are counted; a failed task's object holds no bytes"
+        );
+        assert_eq!(stats.unsized_objects, 1, "the opaque value is counted apart");
+        assert_eq!(stats.objects, 6);
+
+        drop((data, image, made, failed, stored_image, opaque));
+        rt.wait_idle().await;
+        let stats = rt.stats();
+        assert_eq!((stats.objects, stats.object_bytes, stats.unsized_objects), (0, 0, 0));
+    })
+    .await;
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_value_moved_out_of_the_store_gives_its_bytes_back() {
+    let rt = Runtime::builder().num_cpus(1).build().unwrap();
+    rt.scope(async {
+        let made = blob::remote(1000);
+        made.ready().await;
+        assert_eq!(rt.object_bytes(), std::mem::size_of::<Vec<u8>>() + 1000);
+        let value = made.into_value().unwrap().unwrap();
+        assert_eq!(value.len(), 1000);
+        rt.wait_idle().await;
+        assert_eq!(rt.object_bytes(), 0);
+    })
+    .await;
+    rt.shutdown().await;
+}

@@ -23,6 +23,7 @@ pub mod object;
 pub mod options;
 pub mod registry;
 pub mod runner;
+pub mod size;
 pub mod spec;
 
 pub use actor::{
@@ -36,6 +37,7 @@ pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};
 pub use options::{Backoff, TaskOptions};
 pub use runner::Runner;
+pub use size::{GetSize, ObjectSize};
 pub use spec::{
     ActorInstance, ActorMethod, Attempt, BodyFuture, BodyResult, Deps, LocalBodyFuture, TaskBody, TaskError, TaskKind,
     TaskSpec,

@@ -12,6 +12,7 @@ use std::any::{Any, type_name};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::context;
 use crate::error::{Error, Result};
 use crate::ids::{FunctionId, ObjectId, TaskId};
 use crate::runner::Runner;
+use crate::size::{ObjectSize, size_of_value};
 
 /// A stored value, type-erased. Stored values are shared, never copied, by the store.
 pub type Value = Arc<dyn Any + Send + Sync>;
@@ -40,7 +42,31 @@ pub struct ObjectCell {
     function: Option<FunctionId>,
     owner: Option<Arc<dyn Runner>>,
     slot: OnceLock<Outcome>,
+    /// What the stored value counts for in the owner's byte total, encoded
+    /// (`encode_size`); measured once, when the value is written.
+    size: AtomicUsize,
     ready: Event,
+}
+
+/// [`ObjectSize`] in one word: the two largest values stand for the
+/// value-less states (no object is that large).
+const EMPTY: usize = usize::MAX;
+const UNKNOWN: usize = usize::MAX - 1;
+
+fn encode_size(size: ObjectSize) -> usize {
+    match size {
+        ObjectSize::Empty => EMPTY,
+        ObjectSize::Unknown => UNKNOWN,
+        ObjectSize::Bytes(bytes) => bytes.min(UNKNOWN - 1),
+    }
+}
+
+fn decode_size(word: usize) -> ObjectSize {
+    match word {
+        EMPTY => ObjectSize::Empty,
+        UNKNOWN => ObjectSize::Unknown,
+        bytes => ObjectSize::Bytes(bytes),
+    }
 }
 
 impl ObjectCell {
@@ -53,19 +79,23 @@ impl ObjectCell {
             function: Some(function),
             owner: Some(owner),
             slot: OnceLock::new(),
+            size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
         })
     }
 
     /// A cell that holds `value` from the start (what `put` creates).
     pub fn with_value(id: ObjectId, owner: Arc<dyn Runner>, value: Value) -> Arc<Self> {
+        let size = size_of_value(&value);
         owner.object_created(id);
+        owner.object_stored(id, size);
         Arc::new(ObjectCell {
             id,
             producer: None,
             function: None,
             owner: Some(owner),
             slot: OnceLock::from(Ok(value)),
+            size: AtomicUsize::new(encode_size(size)),
             ready: Event::new(),
         })
     }
@@ -79,6 +109,7 @@ impl ObjectCell {
             function: None,
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
+            size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
         })
     }
@@ -110,12 +141,31 @@ impl ObjectCell {
 
     /// Writes the outcome and wakes every waiter. The first write wins; returns
     /// whether this one did (a late result of a cancelled or timed-out attempt loses).
+    ///
+    /// A value is measured here, once (see [`size`](crate::size)), and its
+    /// size reported to the owning runner.
     pub fn complete(&self, outcome: Result<Value>) -> bool {
+        let size = match (&outcome, &self.owner) {
+            (Ok(value), Some(_)) => size_of_value(value),
+            _ => ObjectSize::Empty,
+        };
         let won = self.slot.set(outcome.map_err(Box::new)).is_ok();
         if won {
+            if let Some(owner) = &self.owner
+                && size != ObjectSize::Empty
+            {
+                // Read back only in `drop`, which the last `Arc` release orders after this.
+                self.size.store(encode_size(size), Ordering::Relaxed);
+                owner.object_stored(self.id, size);
+            }
             self.ready.notify(usize::MAX);
         }
         won
+    }
+
+    /// What the object counts for in its owner's byte total.
+    pub fn size(&self) -> ObjectSize {
+        decode_size(self.size.load(Ordering::Relaxed))
     }
 
     /// Waits (asynchronously) until the object is written. Does not touch any runner.
@@ -180,7 +230,7 @@ fn borrow(outcome: &Outcome) -> OutcomeRef<'_> {
 impl Drop for ObjectCell {
     fn drop(&mut self) {
         if let Some(owner) = &self.owner {
-            owner.object_released(self.id);
+            owner.object_released(self.id, decode_size(*self.size.get_mut()));
         }
     }
 }
@@ -448,6 +498,10 @@ impl<T> Hash for ObjectRef<T> {
     }
 }
 
+/// An `ObjectRef` held inside a stored value counts as its handle's bytes:
+/// the object it refers to is an object of its own, counted once, there.
+impl<T> crate::size::GetSize for ObjectRef<T> {}
+
 /// An `ObjectRef` serializes as its object id. The object is registered with
 /// its runner so the id can be resolved while any reference is alive.
 impl<T> Serialize for ObjectRef<T> {
@@ -481,6 +535,7 @@ mod tests {
             function: None,
             owner: None,
             slot: OnceLock::new(),
+            size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
         });
         let waiter = {
@@ -502,6 +557,7 @@ mod tests {
             function: None,
             owner: None,
             slot: OnceLock::new(),
+            size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
         });
         assert!(cell.ready_blocking(Some(Instant::now() + Duration::from_millis(20))).is_none());
@@ -524,6 +580,7 @@ mod tests {
             function: None,
             owner: None,
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
+            size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
         });
         let r: ObjectRef<Vec<u8>> = ObjectRef::from_cell(cell);

@@ -15,6 +15,7 @@ use crate::actor::{ActorConfig, ActorRef, WeakActorRef};
 use crate::error::Result;
 use crate::ids::{ActorId, ObjectId, TaskId};
 use crate::object::ObjectCell;
+use crate::size::ObjectSize;
 use crate::spec::TaskSpec;
 
 /// What a task runner provides to the rest of RustyRay.
@@ -53,8 +54,14 @@ pub trait Runner: Send + Sync + 'static {
     /// An object owned by this runner came into existence.
     fn object_created(&self, id: ObjectId);
 
-    /// The last reference to an object owned by this runner was dropped.
-    fn object_released(&self, id: ObjectId);
+    /// A value was written to an object owned by this runner; `size` is what
+    /// it counts for in the store's byte total (never [`ObjectSize::Empty`]).
+    fn object_stored(&self, id: ObjectId, size: ObjectSize);
+
+    /// The last reference to an object owned by this runner was dropped;
+    /// `size` is what [`Runner::object_stored`] reported for it, or
+    /// [`ObjectSize::Empty`] if it never held a value.
+    fn object_released(&self, id: ObjectId, size: ObjectSize);
 
     /// Makes an object findable by id, because a reference to it is being serialized.
     fn export_object(&self, cell: &Arc<ObjectCell>);

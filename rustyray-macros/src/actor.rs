@@ -206,7 +206,10 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
         quote!(::core::result::Result::Ok(::std::boxed::Box::new(<#self_ty>::new(#(#passes),*)) as ::rustyray::__private::ActorInstance))
     };
     let describe = signature::describe_fn(&params, &args_ty);
+    let sizes = signature::size_registrations(stored.iter().copied());
     Ok(quote! {
+        #sizes
+
         impl ::rustyray::__private::ActorConstructor<#args_ty> for #self_ty {
             fn construct(
                 args: <#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs,
@@ -310,8 +313,10 @@ fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Res
     let assertions = signature::arg_assertions(&params);
     let out_assertion = quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty>();
     );
+    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]));
     let checks = quote! {
         #assertions
+        #sizes
         const _: () = {
             #[allow(dead_code)]
             fn __rustyray_check_output() { #out_assertion }

@@ -200,6 +200,24 @@ pub fn arg_assertions(params: &[Param]) -> TokenStream {
     }
 }
 
+/// Registers each type of a signature with the object store's sizing table
+/// (`rustyray_core::size`): a type that implements `GetSize` is measured
+/// when its values are stored, by a result or through `put`.
+pub fn size_registrations<'a>(types: impl IntoIterator<Item = &'a TokenStream>) -> TokenStream {
+    let entries = types.into_iter().map(|ty| {
+        quote! {
+            ::rustyray::__private::inventory::submit! {
+                ::rustyray::__private::SignatureType::new(#[allow(clippy::needless_borrow)] || {
+                    #[allow(unused_imports)]
+                    use ::rustyray::__private::{ProbeGetSize as _, ProbeUnsized as _};
+                    (&&::rustyray::__private::SizeProbe::<#ty>::new()).sized_type()
+                })
+            }
+        }
+    });
+    quote!(#(#entries)*)
+}
+
 /// `fn describe(..)`: the arguments as text, for calls that record them.
 /// Each argument goes through `describe_arg`, whose bound also checks, at the
 /// parameter, that its type can be a remote argument.

@@ -19,6 +19,8 @@ use rustc_hash::FxHashMap;
 use rustyray_core::FunctionId;
 use smallvec::SmallVec;
 
+use crate::store::StoreUsage;
+
 /// Upper bounds, in seconds, of the latency histograms' buckets: from 10 µs
 /// (a trivial task's overhead) to 100 s.
 pub(crate) const BUCKETS: [f64; 15] =
@@ -143,7 +145,7 @@ pub(crate) struct Snapshot {
     pub(crate) queued: u64,
     pub(crate) running: u64,
     pub(crate) actors: ActorCounts,
-    pub(crate) objects: usize,
+    pub(crate) store: StoreUsage,
     pub(crate) events_dropped: u64,
 }
 
@@ -339,11 +341,25 @@ mod exposition {
             "Actors rebuilt after a crash, by class.",
             actors.restarts.iter().map(|(class, value)| (vec![("class", *class)], *value)),
         )?;
+        let store = &snapshot.store;
         gauge(
             encoder,
             "rustyray_objects",
             "Objects alive in the object store.",
-            std::iter::once((vec![], gauge_of(snapshot.objects))),
+            std::iter::once((vec![], gauge_of(store.objects))),
+        )?;
+        gauge(
+            encoder,
+            "rustyray_object_store_bytes",
+            "Bytes the values of the live objects take (each value's own and the heap it owns), for values whose \
+             type has a known size; see rustyray_objects_unsized.",
+            std::iter::once((vec![], gauge_of(store.bytes))),
+        )?;
+        gauge(
+            encoder,
+            "rustyray_objects_unsized",
+            "Live objects holding a value whose type has no known size, so not in rustyray_object_store_bytes.",
+            std::iter::once((vec![], gauge_of(store.unsized_values))),
         )?;
         counter(
             encoder,

@@ -16,8 +16,8 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use rustyray_core::context::{self, Scoped, TaskContext};
 use rustyray_core::{
-    ActorConfig, ActorId, ActorRef, Deps, Error, FunctionId, ObjectCell, ObjectId, ObjectRef, Result, Runner, TaskId,
-    TaskKind, TaskOptions, TaskSpec, WeakActorRef, call, object, registry,
+    ActorConfig, ActorId, ActorRef, Deps, Error, FunctionId, ObjectCell, ObjectId, ObjectRef, ObjectSize, Result,
+    Runner, TaskId, TaskKind, TaskOptions, TaskSpec, WeakActorRef, call, object, registry,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{mpsc, oneshot};
@@ -360,15 +360,35 @@ impl Runtime {
         self.shared.core.lock().task(id)
     }
 
-    /// Totals, run-time percentiles and the number of live objects.
+    /// Totals, run-time percentiles, and the objects alive and their bytes.
     pub fn stats(&self) -> Stats {
-        let objects = self.shared.store.live();
-        self.shared.core.lock().stats(objects)
+        let usage = self.shared.store.usage();
+        self.shared.core.lock().stats(usage)
     }
 
     /// Objects alive in the object store now.
     pub fn objects(&self) -> usize {
         self.shared.store.live()
+    }
+
+    /// Bytes the values of the live objects take, counting those whose type
+    /// has a known size (see [`Stats::object_bytes`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> rustyray_core::Result<()> {
+    /// let rt = rustyray_runtime::Runtime::builder().num_cpus(1).build()?;
+    /// let before = rt.object_bytes();
+    /// let data = rt.put(vec![0u8; 1 << 20]);
+    /// assert!(rt.object_bytes() >= before + (1 << 20));
+    /// drop(data);
+    /// assert_eq!(rt.object_bytes(), before);
+    /// rt.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn object_bytes(&self) -> usize {
+        self.shared.store.usage().bytes
     }
 
     /// The tokio runtime this runtime runs on.
@@ -498,8 +518,8 @@ impl Shared {
     /// What a metrics scrape reports, copied out under the manager's lock.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
-        let objects = self.store.live();
-        self.core.lock().metrics_snapshot(objects)
+        let usage = self.store.usage();
+        self.core.lock().metrics_snapshot(usage)
     }
 
     /// The actor is gone: callers no longer find its slot.
@@ -595,8 +615,12 @@ impl Runner for Shared {
         self.store.created();
     }
 
-    fn object_released(&self, id: ObjectId) {
-        self.store.released(id);
+    fn object_stored(&self, _id: ObjectId, size: ObjectSize) {
+        self.store.stored(size);
+    }
+
+    fn object_released(&self, id: ObjectId, size: ObjectSize) {
+        self.store.released(id, size);
     }
 
     fn export_object(&self, cell: &Arc<ObjectCell>) {

@@ -14,6 +14,7 @@ use rustyray_core::{Error, FunctionId, TaskError, TaskId, TaskKind};
 
 use crate::events::{EventKind, Events};
 use crate::metrics::{FunctionMetrics, Functions};
+use crate::store::StoreUsage;
 
 /// Where a task is in its lifecycle:
 /// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`.
@@ -215,6 +216,14 @@ pub struct Stats {
     pub p99_run_time: Duration,
     /// Objects alive in the object store.
     pub objects: usize,
+    /// Bytes the values of the live objects take: each value's own bytes and
+    /// the heap it owns, for values whose type has a known size (see
+    /// `rustyray_core::size`; an `ObjectRef` inside a value counts as a handle).
+    pub object_bytes: usize,
+    /// Live objects holding a value whose type has no known size, so it is
+    /// not in `object_bytes`. Derive `get_size2::GetSize` for such a type
+    /// and use it in a remote signature to have it counted.
+    pub unsized_objects: usize,
 }
 
 /// Converts the runtime's monotonic instants to wall-clock times.
@@ -394,7 +403,7 @@ impl Records {
         self.finished.iter().rev().find(|record| record.id == id)
     }
 
-    pub(crate) fn stats(&self, objects: usize) -> Stats {
+    pub(crate) fn stats(&self, usage: StoreUsage) -> Stats {
         let nanos = |v: u64| Duration::from_nanos(v);
         let empty = self.run_time.is_empty();
         // The totals are the sums of the per-function counts: one count per event.
@@ -411,7 +420,9 @@ impl Records {
             mean_run_time: if empty { Duration::ZERO } else { Duration::from_nanos(self.run_time.mean() as u64) },
             p50_run_time: if empty { Duration::ZERO } else { nanos(self.run_time.value_at_quantile(0.5)) },
             p99_run_time: if empty { Duration::ZERO } else { nanos(self.run_time.value_at_quantile(0.99)) },
-            objects,
+            objects: usage.objects,
+            object_bytes: usage.bytes,
+            unsized_objects: usage.unsized_values,
         }
     }
 }
@@ -454,7 +465,7 @@ mod tests {
         let kept: Vec<u64> = records.finished().map(|r| r.id.as_u64()).collect();
         assert_eq!(kept, vec![2, 3]);
         assert!(records.find(TaskId::from_u64(1)).is_none());
-        assert_eq!(records.stats(0).succeeded, 3);
+        assert_eq!(records.stats(StoreUsage::default()).succeeded, 3);
     }
 
     #[test]
@@ -463,7 +474,7 @@ mod tests {
         for ms in 1..=100 {
             records.attempt_ran(Duration::from_millis(ms));
         }
-        let stats = records.stats(0);
+        let stats = records.stats(StoreUsage::default());
         let p50 = stats.p50_run_time.as_secs_f64();
         let p99 = stats.p99_run_time.as_secs_f64();
         assert!((0.049..=0.051).contains(&p50), "{p50}");

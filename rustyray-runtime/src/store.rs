@@ -2,22 +2,27 @@
 //!
 //! Objects live in [`ObjectCell`]s that `ObjectRef`s and pending tasks share;
 //! a cell is freed with its last reference. The store counts the objects
-//! alive, and keeps a table of the objects whose ids were serialized so they
-//! can be found again by id while they live. Nothing here is on a lock in the
-//! common case: counting is atomic, and the table is touched only when ids
-//! are exported.
+//! alive and the bytes their values take (each value is measured once, when
+//! written: see `rustyray_core::size`), and keeps a table of the objects
+//! whose ids were serialized so they can be found again by id while they
+//! live. Nothing here is on a lock in the common case: counting is atomic,
+//! and the table is touched only when ids are exported.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use rustyray_core::{Error, ObjectCell, ObjectId, Result};
+use rustyray_core::{Error, ObjectCell, ObjectId, ObjectSize, Result};
 
 /// Counts and the export table of one runtime's objects.
 #[derive(Default)]
 pub(crate) struct Store {
     live: AtomicUsize,
+    /// Bytes of the live objects whose values have a known size.
+    bytes: AtomicUsize,
+    /// Live objects whose values' type has no known size.
+    unsized_values: AtomicUsize,
     exported_count: AtomicUsize,
     exported: Mutex<HashMap<ObjectId, Weak<ObjectCell>>>,
 }
@@ -27,8 +32,21 @@ impl Store {
         self.live.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn released(&self, id: ObjectId) {
+    pub(crate) fn stored(&self, size: ObjectSize) {
+        match size {
+            ObjectSize::Bytes(bytes) => self.bytes.fetch_add(bytes, Ordering::Relaxed),
+            ObjectSize::Unknown => self.unsized_values.fetch_add(1, Ordering::Relaxed),
+            ObjectSize::Empty => 0,
+        };
+    }
+
+    pub(crate) fn released(&self, id: ObjectId, size: ObjectSize) {
         self.live.fetch_sub(1, Ordering::Relaxed);
+        match size {
+            ObjectSize::Bytes(bytes) => self.bytes.fetch_sub(bytes, Ordering::Relaxed),
+            ObjectSize::Unknown => self.unsized_values.fetch_sub(1, Ordering::Relaxed),
+            ObjectSize::Empty => 0,
+        };
         if self.exported_count.load(Ordering::Acquire) > 0 && self.exported.lock().remove(&id).is_some() {
             self.exported_count.fetch_sub(1, Ordering::Release);
         }
@@ -48,5 +66,46 @@ impl Store {
     /// Objects alive now.
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// What the live objects hold, at one moment.
+    pub(crate) fn usage(&self) -> StoreUsage {
+        StoreUsage {
+            objects: self.live(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            unsized_values: self.unsized_values.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The object store's totals.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StoreUsage {
+    /// Objects alive.
+    pub(crate) objects: usize,
+    /// Bytes of the live objects' values of known size.
+    pub(crate) bytes: usize,
+    /// Live objects holding a value of a type with no known size.
+    pub(crate) unsized_values: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_and_unsized_values_follow_stores_and_releases() {
+        let store = Store::default();
+        let (a, b, c) = (ObjectId::next(), ObjectId::next(), ObjectId::next());
+        for _ in 0..3 {
+            store.created();
+        }
+        store.stored(ObjectSize::Bytes(100));
+        store.stored(ObjectSize::Unknown);
+        assert_eq!(store.usage(), StoreUsage { objects: 3, bytes: 100, unsized_values: 1 });
+        store.released(a, ObjectSize::Bytes(100));
+        store.released(b, ObjectSize::Unknown);
+        store.released(c, ObjectSize::Empty);
+        assert_eq!(store.usage(), StoreUsage::default());
     }
 }

@@ -31,6 +31,7 @@ use crate::events::EventKind;
 use crate::runtime::{Config, Shared};
 use crate::scheduler::{Held, Scheduler};
 use crate::state::{AttemptOutcome, AttemptRecord, Clock, Records, TaskFilter, TaskInfo, TaskState};
+use crate::store::StoreUsage;
 
 /// Tasks waiting for one object.
 struct Waiters {
@@ -812,15 +813,15 @@ impl Core {
     }
 
     /// What a metrics scrape reports.
-    pub(crate) fn metrics_snapshot(&self, objects: usize) -> crate::metrics::Snapshot {
-        let stats = self.stats(objects);
+    pub(crate) fn metrics_snapshot(&self, usage: StoreUsage) -> crate::metrics::Snapshot {
+        let stats = self.stats(usage);
         crate::metrics::Snapshot {
             functions: self.records.functions.all().to_vec(),
             pending_args: self.records.pending_args,
             queued: self.records.queued,
             running: stats.running,
             actors: self.actors.counts(),
-            objects,
+            store: usage,
             events_dropped: self.records.events.dropped.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -876,8 +877,8 @@ impl Core {
         }
     }
 
-    pub(crate) fn stats(&self, objects: usize) -> crate::state::Stats {
-        let mut stats = self.records.stats(objects);
+    pub(crate) fn stats(&self, usage: StoreUsage) -> crate::state::Stats {
+        let mut stats = self.records.stats(usage);
         // Count tasks whose value is out but whose report is still on its way
         // as succeeded, so the totals agree with what `get` has returned.
         if stats.running > 0 {

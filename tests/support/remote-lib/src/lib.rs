@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A value type of this crate, to cross the codec both ways.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A value type of this crate, to cross the codec both ways (and, as it
+/// derives `GetSize`, to be measured in the object store of any crate).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, get_size2::GetSize)]
 pub struct Point {
     /// Horizontal.
     pub x: i32,

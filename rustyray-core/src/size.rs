@@ -1,0 +1,249 @@
+//! How many bytes a stored object takes, for the object store's byte count.
+//!
+//! The store holds values type-erased (`Arc<dyn Any>`), so it cannot ask a
+//! value its size directly. Instead this module keeps one table, built on
+//! first use, from a value's `TypeId` to a function that measures it with
+//! [`GetSize`] (from the `get-size2` crate): the value's own bytes plus the
+//! heap it owns. The table holds:
+//!
+//! - the common standard types: primitives, `String`, `Box<str>`, and
+//!   `Vec`s and boxed slices of primitives (measured in O(1) from their
+//!   capacity);
+//! - every parameter and result type of every `#[remote]` function and
+//!   `#[actor]` method that implements [`GetSize`]: the macros register them,
+//!   so a type that flows through a remote signature is measured whether it
+//!   reaches the store as a result or through `put`.
+//!
+//! A value whose type is in neither group is stored as usual and counted as
+//! an object of [`ObjectSize::Unknown`] size, never guessed at: derive
+//! `get_size2::GetSize` for it (and use it in a remote signature) to have it
+//! counted. A value is measured once, when it is written; an object that
+//! holds an error holds no value and counts no bytes.
+//!
+//! Like function registration, type registration relies on the linker
+//! keeping the registering code (see the crate's `registry` module).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rustyray_core::size::{ObjectSize, size_of_value};
+//!
+//! let bytes: rustyray_core::Value = Arc::new(vec![0u8; 1024]);
+//! assert_eq!(size_of_value(&bytes), ObjectSize::Bytes(1024 + size_of::<Vec<u8>>()));
+//!
+//! struct Opaque;
+//! let opaque: rustyray_core::Value = Arc::new(Opaque);
+//! assert_eq!(size_of_value(&opaque), ObjectSize::Unknown);
+//! ```
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+pub use get_size2::GetSize;
+
+use crate::object::Value;
+
+/// What an object counts for in the store's byte total.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectSize {
+    /// It holds no value: not written yet, or written with an error.
+    Empty,
+    /// It holds a value of this many bytes (its own and the heap it owns).
+    Bytes(usize),
+    /// It holds a value whose type has no known size.
+    Unknown,
+}
+
+/// Measures a value of one type, given type-erased.
+type Measure = fn(&(dyn Any + Send + Sync)) -> Option<usize>;
+
+/// One type the store knows how to measure.
+#[derive(Copy, Clone)]
+pub struct SizedType {
+    type_id: fn() -> TypeId,
+    measure: Measure,
+}
+
+impl SizedType {
+    /// A type measured with its [`GetSize`] implementation.
+    pub const fn of<T: GetSize + Any + Send + Sync>() -> Self {
+        SizedType { type_id: TypeId::of::<T>, measure: measure_get_size::<T> }
+    }
+
+    /// `Vec<P>` of a primitive `P`: its capacity, read in O(1) (walking
+    /// every element, as a generic measure does, would cost as much as a copy).
+    const fn buffer<P: Copy + Any + Send + Sync>() -> Self {
+        SizedType { type_id: TypeId::of::<Vec<P>>, measure: measure_buffer::<P> }
+    }
+
+    /// `Box<[P]>` of a primitive `P`.
+    const fn boxed_slice<P: Copy + Any + Send + Sync>() -> Self {
+        SizedType { type_id: TypeId::of::<Box<[P]>>, measure: measure_boxed_slice::<P> }
+    }
+}
+
+fn measure_get_size<T: GetSize + Any>(value: &(dyn Any + Send + Sync)) -> Option<usize> {
+    value.downcast_ref::<T>().map(GetSize::get_size)
+}
+
+fn measure_buffer<P: Copy + Any>(value: &(dyn Any + Send + Sync)) -> Option<usize> {
+    value.downcast_ref::<Vec<P>>().map(|v| size_of::<Vec<P>>() + v.capacity() * size_of::<P>())
+}
+
+fn measure_boxed_slice<P: Copy + Any>(value: &(dyn Any + Send + Sync)) -> Option<usize> {
+    value.downcast_ref::<Box<[P]>>().map(|v| size_of::<Box<[P]>>() + size_of_val::<[P]>(v))
+}
+
+/// A type named in a remote signature, submitted by generated code: a
+/// function that says how to measure it, if it can be measured.
+pub struct SignatureType(fn() -> Option<SizedType>);
+
+impl SignatureType {
+    /// Wraps a probe (generated code passes `|| probe!(T)`, see [`SizeProbe`]).
+    pub const fn new(probe: fn() -> Option<SizedType>) -> Self {
+        SignatureType(probe)
+    }
+}
+
+inventory::collect!(SignatureType);
+
+/// Chooses, for a concrete type `T` at a macro's expansion site, between
+/// [`SizedType::of`] (when `T: GetSize`) and nothing, by method resolution
+/// (autoref specialization): `(&&SizeProbe::<T>::new()).sized_type()`.
+pub struct SizeProbe<T>(PhantomData<fn() -> T>);
+
+impl<T> SizeProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        SizeProbe(PhantomData)
+    }
+}
+
+impl<T> Default for SizeProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The probe's answer for a type that implements [`GetSize`].
+pub trait ProbeGetSize {
+    /// How to measure the probed type.
+    fn sized_type(&self) -> Option<SizedType>;
+}
+
+impl<T: GetSize + Any + Send + Sync> ProbeGetSize for &SizeProbe<T> {
+    fn sized_type(&self) -> Option<SizedType> {
+        Some(SizedType::of::<T>())
+    }
+}
+
+/// The probe's answer for any other type.
+pub trait ProbeUnsized {
+    /// `None`: the probed type cannot be measured.
+    fn sized_type(&self) -> Option<SizedType>;
+}
+
+impl<T> ProbeUnsized for SizeProbe<T> {
+    fn sized_type(&self) -> Option<SizedType> {
+        None
+    }
+}
+
+macro_rules! primitives {
+    ($($P:ty),*) => {
+        [$(SizedType::of::<$P>(), SizedType::buffer::<$P>(), SizedType::boxed_slice::<$P>(),)*]
+    };
+}
+
+/// The standard types measured without registration.
+fn builtins() -> impl Iterator<Item = SizedType> {
+    let primitives = primitives!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64, bool, char);
+    let others =
+        [SizedType::of::<()>(), SizedType::of::<String>(), SizedType::of::<Box<str>>(), SizedType::of::<Vec<String>>()];
+    primitives.into_iter().chain(others)
+}
+
+fn table() -> &'static HashMap<TypeId, Measure> {
+    static TABLE: OnceLock<HashMap<TypeId, Measure>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        for probe in inventory::iter::<SignatureType> {
+            if let Some(sized) = (probe.0)() {
+                table.insert((sized.type_id)(), sized.measure);
+            }
+        }
+        // The built-in measures win: a registered `Vec<u8>` would walk every byte.
+        table.extend(builtins().map(|sized| ((sized.type_id)(), sized.measure)));
+        table
+    })
+}
+
+/// How many bytes `value` takes, if its type is known (see the module docs).
+pub fn size_of_value(value: &Value) -> ObjectSize {
+    let value: &(dyn Any + Send + Sync) = &**value;
+    match table().get(&value.type_id()).and_then(|measure| measure(value)) {
+        Some(bytes) => ObjectSize::Bytes(bytes),
+        None => ObjectSize::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[derive(GetSize)]
+    struct Registered {
+        name: String,
+        points: Vec<u32>,
+    }
+
+    inventory::submit! {
+        SignatureType::new(|| {
+            #[allow(unused_imports)]
+            use super::{ProbeGetSize as _, ProbeUnsized as _};
+            (&&SizeProbe::<Registered>::new()).sized_type()
+        })
+    }
+
+    struct NoSize;
+
+    #[test]
+    fn buffers_are_measured_by_capacity() {
+        let mut v = Vec::<u64>::with_capacity(100);
+        v.push(1);
+        let value: Value = Arc::new(v);
+        assert_eq!(size_of_value(&value), ObjectSize::Bytes(size_of::<Vec<u64>>() + 800));
+        let boxed: Value = Arc::new(vec![1.0f32; 10].into_boxed_slice());
+        assert_eq!(size_of_value(&boxed), ObjectSize::Bytes(size_of::<Box<[f32]>>() + 40));
+    }
+
+    #[test]
+    fn strings_and_scalars_are_measured() {
+        let text: Value = Arc::new(String::with_capacity(64));
+        assert_eq!(size_of_value(&text), ObjectSize::Bytes(size_of::<String>() + 64));
+        let number: Value = Arc::new(7i64);
+        assert_eq!(size_of_value(&number), ObjectSize::Bytes(8));
+    }
+
+    #[test]
+    fn a_registered_type_is_measured_deeply() {
+        let value = Registered { name: String::from("abcd"), points: vec![1, 2, 3] };
+        let expected = size_of::<Registered>() + value.name.capacity() + value.points.capacity() * 4;
+        let value: Value = Arc::new(value);
+        assert_eq!(size_of_value(&value), ObjectSize::Bytes(expected));
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the second borrow is what the probe tells apart
+    fn a_probe_tells_measurable_types_from_others() {
+        #[allow(unused_imports)]
+        use super::{ProbeGetSize as _, ProbeUnsized as _};
+        assert!((&&SizeProbe::<Vec<String>>::new()).sized_type().is_some());
+        assert!((&&SizeProbe::<NoSize>::new()).sized_type().is_none());
+        let value: Value = Arc::new(NoSize);
+        assert_eq!(size_of_value(&value), ObjectSize::Unknown);
+    }
+}
