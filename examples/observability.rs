@@ -48,11 +48,16 @@ async fn main() -> rustyray::Result<()> {
     })
     .await?;
     rt.wait_idle().await;
+    // An object kept alive, so the store's gauges have something to show.
+    let frame = rt.put(vec![0u8; 1 << 20]);
 
-    println!("\n--- Prometheus metrics (first lines)");
-    for line in rt.metrics_text().lines().filter(|l| !l.starts_with('#')).take(12) {
+    println!("\n--- Prometheus metrics (first lines, then the object store's)");
+    let text = rt.metrics_text();
+    let samples = text.lines().filter(|l| !l.starts_with('#'));
+    for line in samples.clone().take(12).chain(samples.filter(|l| l.starts_with("rustyray_object"))) {
         println!("{line}");
     }
+    drop(frame);
     match rt.write_timeline("timeline.json") {
         Ok(()) => println!("\n--- wrote timeline.json ({} tasks)", rt.tasks().len()),
         Err(error) => eprintln!("could not write timeline.json: {error}"),

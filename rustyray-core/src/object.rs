@@ -72,7 +72,7 @@ fn decode_size(word: usize) -> ObjectSize {
 impl ObjectCell {
     /// A cell that `producer`, a task of `owner` running `function`, will write.
     pub fn pending(id: ObjectId, producer: TaskId, function: FunctionId, owner: Arc<dyn Runner>) -> Arc<Self> {
-        owner.object_created(id);
+        owner.object_created(id, ObjectSize::Empty);
         Arc::new(ObjectCell {
             id,
             producer: Some(producer),
@@ -87,8 +87,7 @@ impl ObjectCell {
     /// A cell that holds `value` from the start (what `put` creates).
     pub fn with_value(id: ObjectId, owner: Arc<dyn Runner>, value: Value) -> Arc<Self> {
         let size = size_of_value(&value);
-        owner.object_created(id);
-        owner.object_stored(id, size);
+        owner.object_created(id, size);
         Arc::new(ObjectCell {
             id,
             producer: None,

@@ -52,7 +52,10 @@ pub trait Runner: Send + Sync + 'static {
     fn cancel(&self, task: TaskId);
 
     /// An object owned by this runner came into existence.
-    fn object_created(&self, id: ObjectId);
+    /// `size` is what its value counts for in the store's byte total: an
+    /// object created with its value (by `put`) is not also reported to
+    /// [`Runner::object_stored`].
+    fn object_created(&self, id: ObjectId, size: ObjectSize);
 
     /// A value was written to an object owned by this runner; `size` is what
     /// it counts for in the store's byte total (never [`ObjectSize::Empty`]).

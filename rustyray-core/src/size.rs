@@ -36,11 +36,11 @@
 //! ```
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 pub use get_size2::GetSize;
+use rustc_hash::FxHashMap;
 
 use crate::object::Value;
 
@@ -164,10 +164,12 @@ fn builtins() -> impl Iterator<Item = SizedType> {
     primitives.into_iter().chain(others)
 }
 
-fn table() -> &'static HashMap<TypeId, Measure> {
-    static TABLE: OnceLock<HashMap<TypeId, Measure>> = OnceLock::new();
+/// The measures by type. `TypeId`s are hashes already: Fx keeps the lookup,
+/// done once per stored value, to a few nanoseconds.
+fn table() -> &'static FxHashMap<TypeId, Measure> {
+    static TABLE: OnceLock<FxHashMap<TypeId, Measure>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = HashMap::new();
+        let mut table = FxHashMap::default();
         for probe in inventory::iter::<SignatureType> {
             if let Some(sized) = (probe.0)() {
                 table.insert((sized.type_id)(), sized.measure);

@@ -611,8 +611,8 @@ impl Runner for Shared {
         self.directory.named(name)
     }
 
-    fn object_created(&self, _id: ObjectId) {
-        self.store.created();
+    fn object_created(&self, _id: ObjectId, size: ObjectSize) {
+        self.store.created(size);
     }
 
     fn object_stored(&self, _id: ObjectId, size: ObjectSize) {

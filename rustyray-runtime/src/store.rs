@@ -28,8 +28,9 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn created(&self) {
+    pub(crate) fn created(&self, size: ObjectSize) {
         self.live.fetch_add(1, Ordering::Relaxed);
+        self.stored(size);
     }
 
     pub(crate) fn stored(&self, size: ObjectSize) {
@@ -97,10 +98,9 @@ mod tests {
     fn bytes_and_unsized_values_follow_stores_and_releases() {
         let store = Store::default();
         let (a, b, c) = (ObjectId::next(), ObjectId::next(), ObjectId::next());
-        for _ in 0..3 {
-            store.created();
-        }
-        store.stored(ObjectSize::Bytes(100));
+        store.created(ObjectSize::Bytes(100));
+        store.created(ObjectSize::Empty);
+        store.created(ObjectSize::Empty);
         store.stored(ObjectSize::Unknown);
         assert_eq!(store.usage(), StoreUsage { objects: 3, bytes: 100, unsized_values: 1 });
         store.released(a, ObjectSize::Bytes(100));
