@@ -270,11 +270,11 @@ impl<A: Actor> PartialEq for ActorHandle<A> {
 
 impl<A: Actor> Eq for ActorHandle<A> {}
 
-/// A handle serializes as its actor's id.
 /// A handle held inside a stored value counts as its own bytes: the actor's
 /// state is not an object.
 impl<A: Actor> crate::size::GetSize for ActorHandle<A> {}
 
+/// A handle serializes as its actor's id.
 impl<A: Actor> Serialize for ActorHandle<A> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         self.id().serialize(serializer)

@@ -61,6 +61,12 @@ fn encode_size(size: ObjectSize) -> usize {
     }
 }
 
+/// `size` as the cell will report it again on release (so a size too large
+/// to encode is added and subtracted alike).
+fn normalized(size: ObjectSize) -> ObjectSize {
+    decode_size(encode_size(size))
+}
+
 fn decode_size(word: usize) -> ObjectSize {
     match word {
         EMPTY => ObjectSize::Empty,
@@ -86,7 +92,7 @@ impl ObjectCell {
 
     /// A cell that holds `value` from the start (what `put` creates).
     pub fn with_value(id: ObjectId, owner: Arc<dyn Runner>, value: Value) -> Arc<Self> {
-        let size = size_of_value(&value);
+        let size = normalized(size_of_value(&value));
         owner.object_created(id, size);
         Arc::new(ObjectCell {
             id,
@@ -144,26 +150,31 @@ impl ObjectCell {
     /// A value is measured here, once (see [`size`](crate::size)), and its
     /// size reported to the owning runner.
     pub fn complete(&self, outcome: Result<Value>) -> bool {
-        let size = match (&outcome, &self.owner) {
-            (Ok(value), Some(_)) => size_of_value(value),
-            _ => ObjectSize::Empty,
-        };
-        let won = self.slot.set(outcome.map_err(Box::new)).is_ok();
-        if won {
-            if let Some(owner) = &self.owner
-                && size != ObjectSize::Empty
-            {
-                // Read back only in `drop`, which the last `Arc` release orders after this.
+        let mut won = false;
+        self.slot.get_or_init(|| {
+            // Only the winning write runs this, before the outcome is
+            // published: whoever sees the value also sees it counted, and a
+            // late result that loses is never measured.
+            won = true;
+            if let (Ok(value), Some(owner)) = (&outcome, &self.owner) {
+                let size = normalized(size_of_value(value));
                 self.size.store(encode_size(size), Ordering::Relaxed);
                 owner.object_stored(self.id, size);
             }
+            outcome.map_err(Box::new)
+        });
+        if won {
             self.ready.notify(usize::MAX);
         }
         won
     }
 
-    /// What the object counts for in its owner's byte total.
+    /// What the object counts for in its owner's byte total: final once the
+    /// object is ready (the size is recorded before the outcome is published).
     pub fn size(&self) -> ObjectSize {
+        if !self.is_ready() {
+            return ObjectSize::Empty;
+        }
         decode_size(self.size.load(Ordering::Relaxed))
     }
 

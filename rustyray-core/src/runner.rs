@@ -62,8 +62,8 @@ pub trait Runner: Send + Sync + 'static {
     fn object_stored(&self, id: ObjectId, size: ObjectSize);
 
     /// The last reference to an object owned by this runner was dropped;
-    /// `size` is what [`Runner::object_stored`] reported for it, or
-    /// [`ObjectSize::Empty`] if it never held a value.
+    /// `size` is what [`Runner::object_created`] or [`Runner::object_stored`]
+    /// reported for it, or [`ObjectSize::Empty`] if it never held a value.
     fn object_released(&self, id: ObjectId, size: ObjectSize);
 
     /// Makes an object findable by id, because a reference to it is being serialized.

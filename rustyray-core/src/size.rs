@@ -16,9 +16,14 @@
 //!
 //! A value whose type is in neither group is stored as usual and counted as
 //! an object of [`ObjectSize::Unknown`] size, never guessed at: derive
-//! `get_size2::GetSize` for it (and use it in a remote signature) to have it
-//! counted. A value is measured once, when it is written; an object that
-//! holds an error holds no value and counts no bytes.
+//! `get_size2::GetSize` for it (with `get-size2` 0.11 as a dependency: another
+//! major version derives a different trait) and use it in a remote signature
+//! to have it counted. A value is measured once, when it is written, on the
+//! writing thread; an object that holds an error holds no value and counts
+//! no bytes. What `GetSize` measures is what is counted: the contents of an
+//! `Arc` count in full in every value holding it, and a `Mutex` is measured
+//! by locking it (so a result must not hold a lock another thread keeps
+//! while waiting for that result). A panicking measure counts as unknown.
 //!
 //! Like function registration, type registration relies on the linker
 //! keeping the registering code (see the crate's `registry` module).
@@ -37,6 +42,7 @@
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
 pub use get_size2::GetSize;
@@ -71,8 +77,9 @@ impl SizedType {
         SizedType { type_id: TypeId::of::<T>, measure: measure_get_size::<T> }
     }
 
-    /// `Vec<P>` of a primitive `P`: its capacity, read in O(1) (walking
-    /// every element, as a generic measure does, would cost as much as a copy).
+    /// `Vec<P>` of a primitive `P`: its capacity, read in O(1). The generic
+    /// measure walks every element; an optimized build folds that walk away,
+    /// a debug build (tests) does not.
     const fn buffer<P: Copy + Any + Send + Sync>() -> Self {
         SizedType { type_id: TypeId::of::<Vec<P>>, measure: measure_buffer::<P> }
     }
@@ -175,18 +182,23 @@ fn table() -> &'static FxHashMap<TypeId, Measure> {
                 table.insert((sized.type_id)(), sized.measure);
             }
         }
-        // The built-in measures win: a registered `Vec<u8>` would walk every byte.
+        // The built-in measures win: a registered `Vec<u8>` walks every byte
+        // unless the optimizer folds the walk away.
         table.extend(builtins().map(|sized| ((sized.type_id)(), sized.measure)));
         table
     })
 }
 
 /// How many bytes `value` takes, if its type is known (see the module docs).
+///
+/// A `GetSize` implementation that panics makes the value
+/// [`ObjectSize::Unknown`]: measuring never fails the write of a result.
 pub fn size_of_value(value: &Value) -> ObjectSize {
     let value: &(dyn Any + Send + Sync) = &**value;
-    match table().get(&value.type_id()).and_then(|measure| measure(value)) {
-        Some(bytes) => ObjectSize::Bytes(bytes),
-        None => ObjectSize::Unknown,
+    let Some(measure) = table().get(&value.type_id()) else { return ObjectSize::Unknown };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| measure(value))) {
+        Ok(Some(bytes)) => ObjectSize::Bytes(bytes),
+        Ok(None) | Err(_) => ObjectSize::Unknown,
     }
 }
 
@@ -211,6 +223,25 @@ mod tests {
     }
 
     struct NoSize;
+
+    /// A hand-written measure that panics.
+    struct Faulty;
+
+    impl GetSize for Faulty {
+        fn get_heap_size_with_tracker<T: get_size2::GetSizeTracker>(&self, _tracker: T) -> (usize, T) {
+            panic!("cannot measure")
+        }
+    }
+
+    inventory::submit! {
+        SignatureType::new(|| Some(SizedType::of::<Faulty>()))
+    }
+
+    #[test]
+    fn a_measure_that_panics_makes_the_size_unknown() {
+        let value: Value = Arc::new(Faulty);
+        assert_eq!(size_of_value(&value), ObjectSize::Unknown);
+    }
 
     #[test]
     fn buffers_are_measured_by_capacity() {

@@ -206,7 +206,7 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
         quote!(::core::result::Result::Ok(::std::boxed::Box::new(<#self_ty>::new(#(#passes),*)) as ::rustyray::__private::ActorInstance))
     };
     let describe = signature::describe_fn(&params, &args_ty);
-    let sizes = signature::size_registrations(stored.iter().copied());
+    let sizes = signature::size_registrations(stored.iter().copied(), Some(self_ty));
     Ok(quote! {
         #sizes
 
@@ -313,7 +313,7 @@ fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Res
     let assertions = signature::arg_assertions(&params);
     let out_assertion = quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty>();
     );
-    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]));
+    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]), Some(self_ty));
     let checks = quote! {
         #assertions
         #sizes

@@ -47,7 +47,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
     let body = body(name, is_async, &params, &output);
     let describe = signature::describe_fn(&params, &args_ty);
-    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]));
+    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]), None);
     let out_assertion = quote::quote_spanned!(sig.output.span()=>
         const _: () = {
             #[allow(dead_code)]

@@ -202,9 +202,18 @@ pub fn arg_assertions(params: &[Param]) -> TokenStream {
 
 /// Registers each type of a signature with the object store's sizing table
 /// (`rustyray_core::size`): a type that implements `GetSize` is measured
-/// when its values are stored, by a result or through `put`.
-pub fn size_registrations<'a>(types: impl IntoIterator<Item = &'a TokenStream>) -> TokenStream {
+/// when its values are stored, by a result or through `put`. The
+/// registrations are module-level items, so `Self` (in an actor's
+/// signatures) is spelled out as `self_ty`.
+pub fn size_registrations<'a>(
+    types: impl IntoIterator<Item = &'a TokenStream>,
+    self_ty: Option<&syn::Type>,
+) -> TokenStream {
     let entries = types.into_iter().map(|ty| {
+        let ty = match self_ty {
+            Some(self_ty) => replace_self(ty.clone(), &self_ty.to_token_stream()),
+            None => ty.clone(),
+        };
         quote! {
             ::rustyray::__private::inventory::submit! {
                 ::rustyray::__private::SignatureType::new(#[allow(clippy::needless_borrow)] || {
@@ -216,6 +225,24 @@ pub fn size_registrations<'a>(types: impl IntoIterator<Item = &'a TokenStream>) 
         }
     });
     quote!(#(#entries)*)
+}
+
+/// `tokens` with every `Self` replaced by `with`.
+fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .flat_map(|tree| -> TokenStream {
+            match tree {
+                proc_macro2::TokenTree::Ident(ident) if ident == "Self" => with.clone(),
+                proc_macro2::TokenTree::Group(group) => {
+                    let mut replaced = proc_macro2::Group::new(group.delimiter(), replace_self(group.stream(), with));
+                    replaced.set_span(group.span());
+                    proc_macro2::TokenTree::Group(replaced).into()
+                }
+                other => other.into(),
+            }
+        })
+        .collect()
 }
 
 /// `fn describe(..)`: the arguments as text, for calls that record them.
