@@ -169,15 +169,6 @@ impl ObjectCell {
         won
     }
 
-    /// What the object counts for in its owner's byte total: final once the
-    /// object is ready (the size is recorded before the outcome is published).
-    pub fn size(&self) -> ObjectSize {
-        if !self.is_ready() {
-            return ObjectSize::Empty;
-        }
-        decode_size(self.size.load(Ordering::Relaxed))
-    }
-
     /// Waits (asynchronously) until the object is written. Does not touch any runner.
     pub async fn ready(&self) -> OutcomeRef<'_> {
         loop {

@@ -34,20 +34,16 @@ impl Store {
     }
 
     pub(crate) fn stored(&self, size: ObjectSize) {
-        match size {
-            ObjectSize::Bytes(bytes) => self.bytes.fetch_add(bytes, Ordering::Relaxed),
-            ObjectSize::Unknown => self.unsized_values.fetch_add(1, Ordering::Relaxed),
-            ObjectSize::Empty => 0,
-        };
+        if let Some((counter, amount)) = self.counter_of(size) {
+            counter.fetch_add(amount, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn released(&self, id: ObjectId, size: ObjectSize) {
         self.live.fetch_sub(1, Ordering::Relaxed);
-        match size {
-            ObjectSize::Bytes(bytes) => self.bytes.fetch_sub(bytes, Ordering::Relaxed),
-            ObjectSize::Unknown => self.unsized_values.fetch_sub(1, Ordering::Relaxed),
-            ObjectSize::Empty => 0,
-        };
+        if let Some((counter, amount)) = self.counter_of(size) {
+            counter.fetch_sub(amount, Ordering::Relaxed);
+        }
         if self.exported_count.load(Ordering::Acquire) > 0 && self.exported.lock().remove(&id).is_some() {
             self.exported_count.fetch_sub(1, Ordering::Release);
         }
@@ -62,6 +58,15 @@ impl Store {
 
     pub(crate) fn lookup(&self, id: ObjectId) -> Result<Arc<ObjectCell>> {
         self.exported.lock().get(&id).and_then(Weak::upgrade).ok_or(Error::ObjectLost { object: id })
+    }
+
+    /// The counter an object of `size` counts in, and by how much.
+    fn counter_of(&self, size: ObjectSize) -> Option<(&AtomicUsize, usize)> {
+        match size {
+            ObjectSize::Bytes(bytes) => Some((&self.bytes, bytes)),
+            ObjectSize::Unknown => Some((&self.unsized_values, 1)),
+            ObjectSize::Empty => None,
+        }
     }
 
     /// Objects alive now.
