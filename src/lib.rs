@@ -88,7 +88,7 @@ pub mod __private {
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
-        RemoteFunction, TaskBody, TaskError, Value,
+        JobQueue, RemoteFunction, TaskBody, TaskError, Value,
     };
 }
 

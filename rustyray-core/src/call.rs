@@ -5,6 +5,7 @@
 //! and hands a [`TaskSpec`] to the current runner. Submitting never blocks and
 //! never panics: without a runner the returned reference is already failed.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::arg::TaskArg;
 use crate::context;
+use crate::durable::{EnqueueCall, JobQueue, RunAt, encode_args};
 use crate::error::Error;
 use crate::ids::{FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
@@ -110,12 +112,61 @@ impl<F, Args> TaskBuilder<F, Args> {
     }
 
     crate::__option_setters!(options);
+
+    /// Lets the job start no earlier than `delay` after it is enqueued.
+    /// Durable jobs only: `.enqueue(..)` honours it, `.remote(..)` fails.
+    pub fn run_after(mut self, delay: std::time::Duration) -> Self {
+        self.options.run_at = Some(RunAt::After(delay));
+        self
+    }
+
+    /// Lets the job start no earlier than `at`. Durable jobs only:
+    /// `.enqueue(..)` honours it, `.remote(..)` fails.
+    pub fn run_at(mut self, at: std::time::SystemTime) -> Self {
+        self.options.run_at = Some(RunAt::At(at));
+        self
+    }
+}
+
+impl<F: RemoteFunction<Args>, Args: ArgTuple + Serialize> TaskBuilder<F, Args> {
+    /// Enqueues one durable job per argument tuple, all in one transaction,
+    /// with these options.
+    pub fn enqueue_many<Q: JobQueue>(
+        self,
+        queue: &Q,
+        items: impl IntoIterator<Item = Args>,
+    ) -> impl Future<Output = Result<Vec<Q::Job<F::Output>>, Q::Error>> + Send {
+        let calls: Vec<EnqueueCall> = items
+            .into_iter()
+            .map(|args| EnqueueCall { function: F::NAME, args: encode_args(&args), options: self.options.clone() })
+            .collect();
+        queue.enqueue_calls::<F::Output>(calls)
+    }
+
+    /// Enqueues an already-built argument tuple as a durable job.
+    pub fn enqueue_tuple<Q: JobQueue>(
+        self,
+        queue: &Q,
+        args: Args,
+    ) -> impl Future<Output = Result<Q::Job<F::Output>, Q::Error>> + Send {
+        let call = EnqueueCall { function: F::NAME, args: encode_args(&args), options: self.options };
+        queue.enqueue_call::<F::Output>(call)
+    }
 }
 
 impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     /// Submits the call with arguments already wrapped.
     #[track_caller]
     pub fn call(self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
+        if self.options.run_at.is_some() {
+            return ObjectRef::failed(Error::InvalidOption {
+                option: "run_after",
+                reason: format!(
+                    "`{}`: a start time applies to durable jobs (`.enqueue(..)`), not to in-process calls",
+                    F::NAME
+                ),
+            });
+        }
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
         let function = FunctionId::new(F::NAME);
@@ -180,6 +231,20 @@ macro_rules! arities {
             #[allow(clippy::too_many_arguments)]
             pub fn remote(self, $($v: impl Into<TaskArg<$T>>),*) -> ObjectRef<F::Output> {
                 self.call(($($v.into(),)*))
+            }
+
+            /// Enqueues the call as a durable job in `queue` (the durable
+            /// queue's `Queue`); the job is committed when the future resolves.
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue<Q: JobQueue>(
+                self,
+                queue: &Q,
+                $($v: $T),*
+            ) -> impl Future<Output = Result<Q::Job<F::Output>, Q::Error>> + Send
+            where
+                ($($T,)*): Serialize,
+            {
+                self.enqueue_tuple(queue, ($($v,)*))
             }
         }
     )*};

@@ -17,6 +17,7 @@ pub mod arg;
 pub mod call;
 pub mod codec;
 pub mod context;
+pub mod durable;
 pub mod error;
 pub mod ids;
 pub mod object;
@@ -32,6 +33,7 @@ pub use actor::{
 };
 pub use arg::{ArgSlot, TaskArg};
 pub use call::{ArgTuple, ArgValue, RemoteArg, RemoteFunction, RemoteOutput, TaskBuilder};
+pub use durable::{EnqueueCall, JobQueue, RunAt};
 pub use error::{Error, Result, TaskOrigin};
 pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};

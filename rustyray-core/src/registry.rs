@@ -31,6 +31,8 @@ pub struct RegisteredFunction {
     signature: &'static str,
     is_async: bool,
     make_body: fn(&[u8]) -> Result<TaskBody>,
+    make_json_body: fn(&str, &str, &serde_json::Value) -> Result<TaskBody>,
+    check_json: fn(&str, &str, &serde_json::Value) -> Result<()>,
 }
 
 impl RegisteredFunction {
@@ -41,7 +43,14 @@ impl RegisteredFunction {
         Args: ArgTuple + DeserializeOwned,
         F::Output: Serialize,
     {
-        RegisteredFunction { name, signature, is_async, make_body: encoded_body::<F, Args> }
+        RegisteredFunction {
+            name,
+            signature,
+            is_async,
+            make_body: encoded_body::<F, Args>,
+            make_json_body: json_body::<F, Args>,
+            check_json: check_json::<Args>,
+        }
     }
 
     /// The stable name: `crate::module::function`.
@@ -64,6 +73,21 @@ impl RegisteredFunction {
     /// encoding (`Vec<u8>`) of the function's result.
     pub fn body_from_encoded(&self, args: &[u8]) -> Result<TaskBody> {
         (self.make_body)(args)
+    }
+
+    /// Builds a body from JSON arguments: an array with one element per
+    /// parameter (`[]` for none). The body's output is the function's result
+    /// as a `serde_json::Value`. This is the durable queue's path: jobs store
+    /// their arguments and results as JSON.
+    pub fn body_from_json(&self, args: &serde_json::Value) -> Result<TaskBody> {
+        (self.make_json_body)(self.name, self.signature, args)
+    }
+
+    /// Checks that JSON arguments decode into the parameters, without running
+    /// anything; the error names the function, its signature and what did
+    /// not match.
+    pub fn check_json_args(&self, args: &serde_json::Value) -> Result<()> {
+        (self.check_json)(self.name, self.signature, args)
     }
 }
 
@@ -88,6 +112,43 @@ where
         other => other,
     })?;
     Ok(F::body(args.into_task_args()).map_output(encode_output::<F::Output>))
+}
+
+/// Decodes JSON arguments into the parameter tuple.
+fn decode_json<Args: DeserializeOwned>(name: &str, signature: &str, args: &serde_json::Value) -> Result<Args> {
+    let empty = serde_json::Value::Null;
+    // `[]` is how a call without parameters is written; serde reads `()` from `null`.
+    let args = match args {
+        serde_json::Value::Array(items) if items.is_empty() => &empty,
+        other => other,
+    };
+    Args::deserialize(args).map_err(|error| Error::Codec {
+        context: format!("decoding the JSON arguments of `{name}` (`{signature}`; pass a JSON array, one element per parameter)"),
+        message: error.to_string(),
+    })
+}
+
+fn check_json<Args: ArgTuple + DeserializeOwned>(name: &str, signature: &str, args: &serde_json::Value) -> Result<()> {
+    decode_json::<Args>(name, signature, args).map(drop)
+}
+
+fn json_body<F, Args>(name: &str, signature: &str, args: &serde_json::Value) -> Result<TaskBody>
+where
+    F: RemoteFunction<Args>,
+    Args: ArgTuple + DeserializeOwned,
+    F::Output: Serialize,
+{
+    let args: Args = decode_json(name, signature, args)?;
+    Ok(F::body(args.into_task_args()).map_output(json_output::<F::Output>))
+}
+
+fn json_output<T: Serialize + 'static>(value: Value) -> BodyResult {
+    let id = crate::ids::ObjectId::from_u64(0);
+    let value = downcast_value::<T>(id, &value).map_err(TaskError::Error)?;
+    let json = serde_json::to_value(value).map_err(|error| {
+        TaskError::Error(Error::Codec { context: "encoding the result as JSON".into(), message: error.to_string() })
+    })?;
+    Ok(Arc::new(json))
 }
 
 fn encode_output<T: Serialize + 'static>(value: Value) -> BodyResult {

@@ -63,6 +63,15 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let stored = &p.stored;
         quote!(#ident: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
     });
+    let enqueue_params = params.iter().map(|p| {
+        let ident = &p.ident;
+        let stored = &p.stored;
+        quote!(#ident: #stored)
+    });
+    let enqueue_doc = format!(
+        "Enqueues `{name_str}` as a durable job in `queue` (the durable queue's `Queue`): the arguments are \
+         stored as JSON and the job is committed when the future resolves; a worker runs it."
+    );
     let remote_doc = format!(
         "Submits `{name_str}` as a task. Each argument may be a value, an `ObjectRef` or an `&ObjectRef` of \
          the parameter's type. Never blocks; failures surface from `get`."
@@ -88,6 +97,27 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #[allow(clippy::too_many_arguments)]
             pub fn remote(#(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
                 ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#idents),*)
+            }
+
+            #[doc = #enqueue_doc]
+            #[allow(clippy::too_many_arguments)]
+            pub fn enqueue<__Q: ::rustyray::__private::JobQueue>(
+                queue: &__Q,
+                #(#enqueue_params),*
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<__Q::Job<#out_ty>, __Q::Error>,
+            > + ::core::marker::Send {
+                ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_tuple(queue, (#(#idents,)*))
+            }
+
+            /// Enqueues one durable job per argument tuple, all in one transaction.
+            pub fn enqueue_many<__Q: ::rustyray::__private::JobQueue>(
+                queue: &__Q,
+                items: impl ::core::iter::IntoIterator<Item = #args_ty>,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<::std::vec::Vec<__Q::Job<#out_ty>>, __Q::Error>,
+            > + ::core::marker::Send {
+                ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_many(queue, items)
             }
 
             /// Task options for one call; end the chain with `.remote(args..)`.

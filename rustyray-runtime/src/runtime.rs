@@ -339,6 +339,32 @@ impl Runtime {
         }
     }
 
+    /// Calls a registered function by name with JSON arguments (an array, one
+    /// element per parameter); the output is the result as JSON. This is how
+    /// the durable queue runs a job in this runtime.
+    #[track_caller]
+    pub fn call_by_name_json(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+        options: TaskOptions,
+    ) -> ObjectRef<serde_json::Value> {
+        let caller = Location::caller();
+        let _entered = (!self.shared.is_current_runner()).then(|| self.enter());
+        let function = match registry::lookup(name) {
+            Ok(function) => function,
+            Err(error) => return ObjectRef::failed(error),
+        };
+        match function.body_from_json(args) {
+            Ok(body) => {
+                let function = FunctionId::new(function.name());
+                let args = options.record_args.then(|| Arc::from(args.to_string()));
+                call::submit(function, TaskKind::Normal, options, Deps::new(), body, caller, args)
+            }
+            Err(error) => ObjectRef::failed(error),
+        }
+    }
+
     /// Every task the runtime knows: finished ones still kept (oldest first),
     /// then live ones.
     pub fn tasks(&self) -> Vec<TaskInfo> {
