@@ -63,6 +63,16 @@ pub use rustyray_runtime::{
     TaskFilter, TaskInfo, TaskState, call_by_name, cancel, current_task, get, get_all, get_blocking, init, put, wait,
 };
 
+/// Durable jobs: `#[remote]` functions enqueued into SQLite or PostgreSQL
+/// and run by workers that survive crashes (see the crate `rustyray-queue`).
+#[cfg(feature = "queue")]
+pub mod queue {
+    pub use rustyray_queue::*;
+}
+
+#[cfg(feature = "queue")]
+pub mod cli;
+
 /// Remote functions by name: list them, look them up.
 ///
 /// Registration relies on the linker keeping the registering code: a function

@@ -123,7 +123,9 @@ fn decode_json<Args: DeserializeOwned>(name: &str, signature: &str, args: &serde
         other => other,
     };
     Args::deserialize(args).map_err(|error| Error::Codec {
-        context: format!("decoding the JSON arguments of `{name}` (`{signature}`; pass a JSON array, one element per parameter)"),
+        context: format!(
+            "decoding the JSON arguments of `{name}` (`{signature}`; pass a JSON array, one element per parameter)"
+        ),
         message: error.to_string(),
     })
 }

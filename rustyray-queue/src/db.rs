@@ -1,0 +1,225 @@
+//! The database connection: SQLite (embedded, WAL) or PostgreSQL, their
+//! migrations, and SQL written once for both.
+//!
+//! Statements are written with `?` placeholders and a `{now}` token; [`sql`]
+//! turns them into each backend's dialect (`$1..` for PostgreSQL) and reads
+//! the clock in the database, so that every worker of a PostgreSQL queue
+//! agrees on time. Times are microseconds since the Unix epoch, in BIGINTs.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{QueueError, Result, redact_url};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a queue lives in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An SQLite file: one machine, any number of processes.
+    Sqlite,
+    /// PostgreSQL: any number of machines.
+    Postgres,
+}
+
+/// A pool of connections to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// A connected, migrated database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The connections.
+    pub pool: Pool,
+    /// The URL without its password, for messages.
+    pub url: Arc<str>,
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool and `$kind` to its [`Kind`].
+macro_rules! on_db {
+    ($db:expr, $pool:ident, $kind:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $kind = $crate::db::Kind::Sqlite;
+                $body
+            }
+            $crate::db::Pool::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $kind = $crate::db::Kind::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+impl Kind {
+    /// The statement that opens a write transaction: SQLite takes the write
+    /// lock at once (so two claimers never both read, then both write).
+    pub fn begin(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "BEGIN IMMEDIATE",
+            Kind::Postgres => "BEGIN",
+        }
+    }
+}
+
+/// The backend's SQL for a statement written with `?` and `{now}`.
+pub fn sql(kind: Kind, text: &str) -> Cow<'_, str> {
+    let now = match kind {
+        Kind::Sqlite => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
+        Kind::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+    };
+    let text: Cow<'_, str> =
+        if text.contains("{now}") { Cow::Owned(text.replace("{now}", now)) } else { Cow::Borrowed(text) };
+    match kind {
+        Kind::Sqlite => text,
+        Kind::Postgres if !text.contains('?') => text,
+        Kind::Postgres => {
+            let mut out = String::with_capacity(text.len() + 16);
+            let mut n = 0;
+            for c in text.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(c);
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// How a queue connects.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { max_connections: 8, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+impl Db {
+    /// Connects to `url` and brings its schema up to date; a database written
+    /// by a newer version is refused.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Db> {
+        let redacted: Arc<str> = Arc::from(redact_url(url));
+        let invalid = |reason: String| QueueError::InvalidUrl { url: redacted.to_string(), reason };
+        let database =
+            |error: sqlx::Error| QueueError::Database { url: redacted.to_string(), message: error.to_string() };
+        let pool = if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(|e| invalid(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(if in_memory { 1 } else { options.max_connections.max(2) })
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(database)?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(database)?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(invalid("the scheme is neither sqlite: nor postgres:".into()));
+        };
+        let db = Db { pool, url: redacted };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Which backend.
+    pub fn kind(&self) -> Kind {
+        match self.pool {
+            Pool::Sqlite(_) => Kind::Sqlite,
+            Pool::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Maps a driver error to a queue error naming this database.
+    pub fn error(&self, error: sqlx::Error) -> QueueError {
+        QueueError::Database { url: self.url.to_string(), message: error.to_string() }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.kind() {
+            Kind::Sqlite => &SQLITE_MIGRATIONS,
+            Kind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let supported = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        // Two processes starting on a new SQLite file may race to create the
+        // schema; the loser sees the winner's tables on its next try.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let outcome = match &self.pool {
+                Pool::Sqlite(pool) => migrator.run(pool).await,
+                Pool::Postgres(pool) => migrator.run(pool).await,
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(MigrateError::VersionMissing(found)) => {
+                    return Err(QueueError::SchemaTooNew { url: self.url.to_string(), found, supported });
+                }
+                Err(MigrateError::Execute(error)) if tries < 3 => {
+                    tracing::debug!(%error, "retrying the schema migration");
+                    tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                }
+                Err(MigrateError::Execute(error)) => return Err(self.error(error)),
+                Err(error) => {
+                    return Err(QueueError::Migration { url: self.url.to_string(), message: error.to_string() });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_clock_per_backend() {
+        let text = "UPDATE t SET a = ?, b = {now} WHERE c = ?";
+        assert_eq!(
+            sql(Kind::Sqlite, text),
+            "UPDATE t SET a = ?, b = CAST(unixepoch('subsec') * 1000000 AS INTEGER) WHERE c = ?"
+        );
+        let pg = sql(Kind::Postgres, text);
+        assert!(pg.starts_with("UPDATE t SET a = $1, b = CAST(EXTRACT"), "{pg}");
+        assert!(pg.ends_with("WHERE c = $2"), "{pg}");
+    }
+}

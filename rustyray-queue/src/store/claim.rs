@@ -1,0 +1,333 @@
+//! Claiming: ready jobs become attempts of one worker, atomically.
+//!
+//! Ready means QUEUED with `run_after <= now`, taken by priority, then age.
+//! PostgreSQL skips rows other claimers hold (`FOR UPDATE SKIP LOCKED`);
+//! SQLite claims inside one writer transaction. Concurrency limits (per queue,
+//! and `*` for all jobs) are read from the `rustyray_limits` table and held
+//! across every worker: while any apply, PostgreSQL claimers take a
+//! transaction-scoped advisory lock, so two of them never both count the same
+//! free slot.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::db::{Db, Pool, sql};
+use crate::error::{QueueError, Result};
+use crate::model::{AttemptState, JobId, JobOptions};
+
+/// The advisory lock that serializes limited claims on PostgreSQL.
+const CLAIM_LOCK: i64 = 0x7275_7374_7952_6179; // "rustyRay"
+
+/// The queue name that limits every job, whatever its queue.
+pub const GLOBAL_LIMIT: &str = "*";
+
+/// One attempt handed to a worker.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// The job.
+    pub job_id: JobId,
+    /// The new attempt's id.
+    pub attempt_id: uuid::Uuid,
+    /// The attempt's number (1 for the first).
+    pub attempt: u32,
+    /// Attempts charged, this one included.
+    pub charged: u32,
+    /// `max_retries + 1`.
+    pub max_attempts: u32,
+    /// The function's registered name.
+    pub function: String,
+    /// The arguments, as JSON.
+    pub args: serde_json::Value,
+    /// The job's options.
+    pub options: JobOptions,
+    /// The queue.
+    pub queue: String,
+}
+
+/// Who claims, and how.
+#[derive(Clone, Debug)]
+pub struct Claimer<'a> {
+    /// The worker's id.
+    pub worker_id: &'a str,
+    /// The runner's name (`local`, `ray_job`).
+    pub runner: &'a str,
+    /// The state new attempts start in: RUNNING when the worker runs them
+    /// itself, SUBMITTED when they are handed to a cluster.
+    pub initial: AttemptState,
+    /// The queues claimed from.
+    pub queues: &'a [String],
+}
+
+struct Candidate {
+    id: JobId,
+    priority: i32,
+    function: String,
+    args: String,
+    options: String,
+    queue: String,
+    max_attempts: i32,
+}
+
+const CANDIDATE_COLUMNS: &str = "id, priority, function, args, options, queue, max_attempts";
+
+fn candidate<R: Row>(db: &Db, row: &R) -> Result<Candidate>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = |error: sqlx::Error| db.error(error);
+    Ok(Candidate {
+        id: JobId(row.try_get("id").map_err(e)?),
+        priority: row.try_get("priority").map_err(e)?,
+        function: row.try_get("function").map_err(e)?,
+        args: row.try_get("args").map_err(e)?,
+        options: row.try_get("options").map_err(e)?,
+        queue: row.try_get("queue").map_err(e)?,
+        max_attempts: row.try_get("max_attempts").map_err(e)?,
+    })
+}
+
+/// The groups to select from: each limited queue with its free slots, then
+/// the unlimited queues together; and the free slots over all queues.
+fn plan(
+    queues: &[String],
+    limits: &HashMap<String, i64>,
+    running: &HashMap<String, i64>,
+    n: i64,
+) -> (Vec<(Vec<String>, i64)>, i64) {
+    let mut groups = Vec::new();
+    let mut unlimited = Vec::new();
+    for queue in queues {
+        match limits.get(queue) {
+            Some(limit) => {
+                let free = (limit - running.get(queue).copied().unwrap_or(0)).clamp(0, n);
+                if free > 0 {
+                    groups.push((vec![queue.clone()], free));
+                }
+            }
+            None => unlimited.push(queue.clone()),
+        }
+    }
+    if !unlimited.is_empty() {
+        groups.push((unlimited, n));
+    }
+    let total = match limits.get(GLOBAL_LIMIT) {
+        Some(limit) => (limit - running.values().sum::<i64>()).clamp(0, n),
+        None => n,
+    };
+    (groups, total)
+}
+
+/// Claims up to `n` ready jobs for `claimer`.
+pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claimed>> {
+    if n == 0 || claimer.queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let kind = db.kind();
+    let limits_sql = "SELECT queue, max_running FROM rustyray_limits";
+    let running_sql = "SELECT queue, COUNT(*) FROM rustyray_jobs WHERE state = 'RUNNING' GROUP BY queue";
+    let mut picked: Vec<Candidate> = Vec::new();
+    let mut marked: Vec<(JobId, uuid::Uuid, i32, i32)> = Vec::new();
+    match &db.pool {
+        Pool::Sqlite(pool) => {
+            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+            let limits: HashMap<String, i64> =
+                sqlx::query_as(limits_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect();
+            let running: HashMap<String, i64> = if limits.is_empty() {
+                HashMap::new()
+            } else {
+                sqlx::query_as(running_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect()
+            };
+            let (groups, total) = plan(claimer.queues, &limits, &running, n);
+            let select = format!(
+                "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
+                 AND queue IN (SELECT value FROM json_each(?)) ORDER BY priority DESC, id LIMIT ?"
+            );
+            let select = sql(kind, &select);
+            for (queues, limit) in groups {
+                let queues = serde_json::to_string(&queues).unwrap_or_else(|_| "[]".into());
+                let rows =
+                    sqlx::query(&select).bind(queues).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                for row in &rows {
+                    picked.push(candidate(db, row)?);
+                }
+            }
+            pick(&mut picked, total);
+            let mark = sql(
+                kind,
+                "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
+                 current_attempt = ?, worker_id = ?, started_at = COALESCE(started_at, {now}) \
+                 WHERE id = ? AND state = 'QUEUED' RETURNING runs, attempts",
+            );
+            let insert = sql(
+                kind,
+                "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, \
+                 started_at, last_heartbeat) \
+                 VALUES (?, ?, ?, ?, ?, ?, {now}, CASE WHEN ? = 'RUNNING' THEN {now} END, {now})",
+            );
+            for job in &picked {
+                let attempt_id = uuid::Uuid::now_v7();
+                let row = sqlx::query(&mark)
+                    .bind(attempt_id)
+                    .bind(claimer.worker_id)
+                    .bind(job.id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+                let Some(row) = row else { continue };
+                let runs: i32 = row.try_get(0).map_err(|e| db.error(e))?;
+                let charged: i32 = row.try_get(1).map_err(|e| db.error(e))?;
+                sqlx::query(&insert)
+                    .bind(attempt_id)
+                    .bind(job.id.0)
+                    .bind(runs)
+                    .bind(claimer.runner)
+                    .bind(claimer.initial.as_str())
+                    .bind(claimer.worker_id)
+                    .bind(claimer.initial.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+                marked.push((job.id, attempt_id, runs, charged));
+            }
+            tx.commit().await.map_err(|e| db.error(e))?;
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
+            let limits: HashMap<String, i64> =
+                sqlx::query_as("SELECT queue, CAST(max_running AS BIGINT) FROM rustyray_limits")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?
+                    .into_iter()
+                    .collect();
+            let applies = limits.contains_key(GLOBAL_LIMIT) || claimer.queues.iter().any(|q| limits.contains_key(q));
+            let running: HashMap<String, i64> = if applies {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+                sqlx::query_as(running_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect()
+            } else {
+                HashMap::new()
+            };
+            let (groups, total) = plan(claimer.queues, &limits, &running, n);
+            let select = format!(
+                "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
+                 AND queue = ANY(?::text[]) ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
+            );
+            let select = sql(kind, &select);
+            for (queues, limit) in groups {
+                let rows =
+                    sqlx::query(&select).bind(queues).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                for row in &rows {
+                    picked.push(candidate(db, row)?);
+                }
+            }
+            pick(&mut picked, total);
+            if !picked.is_empty() {
+                let job_ids: Vec<uuid::Uuid> = picked.iter().map(|c| c.id.0).collect();
+                let attempt_ids: Vec<uuid::Uuid> = picked.iter().map(|_| uuid::Uuid::now_v7()).collect();
+                let mark = sql(
+                    kind,
+                    "WITH c AS (SELECT * FROM unnest(?::uuid[], ?::uuid[]) AS c(job_id, attempt_id)), \
+                     j AS (UPDATE rustyray_jobs t SET state = 'RUNNING', attempts = t.attempts + 1, runs = t.runs + 1, \
+                             current_attempt = c.attempt_id, worker_id = ?, started_at = COALESCE(t.started_at, {now}) \
+                           FROM c WHERE t.id = c.job_id AND t.state = 'QUEUED' \
+                           RETURNING t.id, t.runs, t.attempts, c.attempt_id), \
+                     a AS (INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, \
+                             started_at, last_heartbeat) \
+                           SELECT j.attempt_id, j.id, j.runs, ?, ?, ?, {now}, \
+                                  CASE WHEN CAST(? AS TEXT) = 'RUNNING' THEN {now} END, {now} FROM j) \
+                     SELECT id, attempt_id, runs, attempts FROM j",
+                );
+                let rows = sqlx::query(&mark)
+                    .bind(job_ids)
+                    .bind(attempt_ids)
+                    .bind(claimer.worker_id)
+                    .bind(claimer.runner)
+                    .bind(claimer.initial.as_str())
+                    .bind(claimer.worker_id)
+                    .bind(claimer.initial.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+                for row in rows {
+                    let e = |error: sqlx::Error| db.error(error);
+                    marked.push((
+                        JobId(row.try_get(0).map_err(e)?),
+                        row.try_get(1).map_err(e)?,
+                        row.try_get(2).map_err(e)?,
+                        row.try_get(3).map_err(e)?,
+                    ));
+                }
+            }
+            tx.commit().await.map_err(|e| db.error(e))?;
+        }
+    }
+    let order: HashMap<JobId, usize> = picked.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let mut by_id: HashMap<JobId, Candidate> = picked.into_iter().map(|c| (c.id, c)).collect();
+    let mut claimed = Vec::with_capacity(marked.len());
+    for (job_id, attempt_id, runs, charged) in marked {
+        let Some(c) = by_id.remove(&job_id) else { continue };
+        let args = serde_json::from_str(&c.args).map_err(|error| QueueError::Codec {
+            context: format!("reading the stored arguments of job {job_id}"),
+            message: error.to_string(),
+        });
+        let options = serde_json::from_str(&c.options).map_err(|error| QueueError::Codec {
+            context: format!("reading the stored options of job {job_id}"),
+            message: error.to_string(),
+        });
+        // A row that cannot be read still becomes an attempt; the worker
+        // fails it with this error instead of leaving it RUNNING.
+        let (args, options) = match (args, options) {
+            (Ok(args), Ok(options)) => (args, options),
+            (Err(error), _) | (_, Err(error)) => {
+                (serde_json::json!({ "__rustyray_unreadable": error.to_string() }), JobOptions::default())
+            }
+        };
+        claimed.push(Claimed {
+            job_id,
+            attempt_id,
+            attempt: runs.max(0) as u32,
+            charged: charged.max(0) as u32,
+            max_attempts: c.max_attempts.max(1) as u32,
+            function: c.function,
+            args,
+            options,
+            queue: c.queue,
+        });
+    }
+    // Start them in the order they were picked: priority, then age.
+    claimed.sort_by_key(|c| order.get(&c.job_id).copied().unwrap_or(usize::MAX));
+    Ok(claimed)
+}
+
+/// Keeps the `total` best candidates: priority first, then age.
+fn pick(candidates: &mut Vec<Candidate>, total: i64) {
+    candidates.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    candidates.truncate(usize::try_from(total).unwrap_or(0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_queues_get_their_free_slots_and_the_global_limit_caps_all() {
+        let queues = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let limits = HashMap::from([("a".to_string(), 2), (GLOBAL_LIMIT.to_string(), 5)]);
+        let running = HashMap::from([("a".to_string(), 1), ("c".to_string(), 2)]);
+        let (groups, total) = plan(&queues, &limits, &running, 10);
+        assert_eq!(groups, vec![(vec!["a".to_string()], 1), (vec!["b".to_string(), "c".to_string()], 10)]);
+        assert_eq!(total, 2);
+        let full = HashMap::from([("a".to_string(), 2)]);
+        let (groups, _) = plan(&queues, &limits, &full, 10);
+        assert_eq!(groups.len(), 1, "a full queue is not selected from");
+    }
+}

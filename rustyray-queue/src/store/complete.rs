@@ -1,0 +1,171 @@
+//! Recording how attempts ended, in batches: the attempt row gets its final
+//! state, and the job moves on (SUCCEEDED, back to QUEUED for a retry,
+//! FAILED or CANCELLED). A write whose attempt is no longer the job's current
+//! one (it was declared LOST meanwhile) changes nothing.
+
+use sqlx::Row;
+
+use crate::db::{Db, Pool, sql};
+use crate::error::Result;
+use crate::model::{AttemptState, JobId, JobState};
+
+/// How one attempt ended and what becomes of its job.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt.
+    pub attempt_id: uuid::Uuid,
+    /// The attempt's final state.
+    pub attempt_state: AttemptState,
+    /// The job's next state (QUEUED for a retry; a cancel asked for meanwhile
+    /// turns that into CANCELLED).
+    pub job_state: JobState,
+    /// For a retry: how long until it may run again, in µs.
+    pub delay_us: i64,
+    /// The result as JSON text, when small enough for the row.
+    pub result: Option<String>,
+    /// Where a large result was put.
+    pub result_ref: Option<String>,
+    /// The failure's class.
+    pub error_class: Option<String>,
+    /// The failure's message.
+    pub error_message: Option<String>,
+    /// The failure's backtrace.
+    pub backtrace: Option<String>,
+    /// The attempt does not count against the job's retries (released at a
+    /// worker's shutdown).
+    pub uncharge: bool,
+}
+
+impl Completion {
+    fn last_error(&self) -> Option<String> {
+        match (&self.error_class, &self.error_message) {
+            (Some(class), Some(message)) => Some(format!("{class}: {message}")),
+            (None, Some(message)) => Some(message.clone()),
+            (Some(class), None) => Some(class.clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+const SQLITE_ATTEMPT: &str = "UPDATE rustyray_attempts SET state = ?, finished_at = {now}, \
+     started_at = COALESCE(started_at, {now}), error_class = ?, error_message = ?, backtrace = ?, result_ref = ?, \
+     charged = ? WHERE id = ? AND state IN ('SUBMITTED', 'RUNNING')";
+
+const SQLITE_JOB: &str = "UPDATE rustyray_jobs SET \
+     state = CASE WHEN ? = 'QUEUED' AND cancel_requested THEN 'CANCELLED' ELSE ? END, \
+     run_after = CASE WHEN ? = 'QUEUED' THEN {now} + ? ELSE run_after END, \
+     finished_at = CASE WHEN ? = 'QUEUED' AND NOT cancel_requested THEN NULL ELSE {now} END, \
+     result = ?, result_ref = ?, last_error = COALESCE(?, last_error), attempts = attempts - ?, \
+     current_attempt = NULL, worker_id = NULL \
+     WHERE id = ? AND current_attempt = ? RETURNING state";
+
+const POSTGRES_BATCH: &str = "WITH d AS ( \
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], \
+                            ?::text[], ?::text[], ?::text[], ?::text[], ?::int[]) \
+         AS d(job_id, attempt_id, attempt_state, job_state, delay_us, result, result_ref, error_class, \
+              error_message, backtrace, last_error, uncharge)), \
+     a AS ( \
+       UPDATE rustyray_attempts t SET state = d.attempt_state, finished_at = {now}, \
+              started_at = COALESCE(t.started_at, {now}), error_class = d.error_class, \
+              error_message = d.error_message, backtrace = d.backtrace, result_ref = d.result_ref, \
+              charged = (d.uncharge = 0) \
+       FROM d WHERE t.id = d.attempt_id AND t.state IN ('SUBMITTED', 'RUNNING') RETURNING t.id) \
+     UPDATE rustyray_jobs j SET \
+       state = CASE WHEN d.job_state = 'QUEUED' AND j.cancel_requested THEN 'CANCELLED' ELSE d.job_state END, \
+       run_after = CASE WHEN d.job_state = 'QUEUED' THEN {now} + d.delay_us ELSE j.run_after END, \
+       finished_at = CASE WHEN d.job_state = 'QUEUED' AND NOT j.cancel_requested THEN NULL ELSE {now} END, \
+       result = d.result, result_ref = d.result_ref, last_error = COALESCE(d.last_error, j.last_error), \
+       attempts = j.attempts - d.uncharge, current_attempt = NULL, worker_id = NULL \
+     FROM d JOIN a ON a.id = d.attempt_id \
+     WHERE j.id = d.job_id AND j.current_attempt = d.attempt_id \
+     RETURNING j.id, j.state";
+
+/// Records `batch` in one transaction; returns the jobs that moved, with
+/// their new state.
+pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobState)>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kind = db.kind();
+    let mut moved = Vec::with_capacity(batch.len());
+    match &db.pool {
+        Pool::Sqlite(pool) => {
+            let attempt_sql = sql(kind, SQLITE_ATTEMPT);
+            let job_sql = sql(kind, SQLITE_JOB);
+            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+            for c in batch {
+                let n = sqlx::query(&attempt_sql)
+                    .bind(c.attempt_state.as_str())
+                    .bind(c.error_class.as_deref())
+                    .bind(c.error_message.as_deref())
+                    .bind(c.backtrace.as_deref())
+                    .bind(c.result_ref.as_deref())
+                    .bind(!c.uncharge)
+                    .bind(c.attempt_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?
+                    .rows_affected();
+                if n == 0 {
+                    continue;
+                }
+                let state = c.job_state.as_str();
+                let row = sqlx::query(&job_sql)
+                    .bind(state)
+                    .bind(state)
+                    .bind(state)
+                    .bind(c.delay_us)
+                    .bind(state)
+                    .bind(c.result.as_deref())
+                    .bind(c.result_ref.as_deref())
+                    .bind(c.last_error())
+                    .bind(i32::from(c.uncharge))
+                    .bind(c.job_id.0)
+                    .bind(c.attempt_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+                if let Some(row) = row {
+                    let state: String = row.try_get(0).map_err(|e| db.error(e))?;
+                    moved.push((c.job_id, state.parse()?));
+                }
+            }
+            tx.commit().await.map_err(|e| db.error(e))?;
+        }
+        Pool::Postgres(pool) => {
+            let text = sql(kind, POSTGRES_BATCH);
+            let rows = sqlx::query(&text)
+                .bind(batch.iter().map(|c| c.job_id.0).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.attempt_id).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.attempt_state.as_str()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.job_state.as_str()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.delay_us).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.result.clone()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.result_ref.clone()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.error_class.clone()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.error_message.clone()).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| c.backtrace.clone()).collect::<Vec<_>>())
+                .bind(batch.iter().map(Completion::last_error).collect::<Vec<_>>())
+                .bind(batch.iter().map(|c| i32::from(c.uncharge)).collect::<Vec<_>>())
+                .fetch_all(pool)
+                .await
+                .map_err(|e| db.error(e))?;
+            for row in rows {
+                let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
+                let state: String = row.try_get(1).map_err(|e| db.error(e))?;
+                moved.push((JobId(id), state.parse()?));
+            }
+            if !moved.is_empty() {
+                let payloads: Vec<String> = moved.iter().map(|(id, state)| format!("{id}:{state}")).collect();
+                sqlx::query("SELECT pg_notify('rustyray_events', p) FROM unnest($1::text[]) AS p")
+                    .bind(payloads)
+                    .execute(pool)
+                    .await
+                    .map_err(|e| db.error(e))?;
+            }
+        }
+    }
+    Ok(moved)
+}

@@ -1,0 +1,125 @@
+//! Writing new jobs: one or many in one transaction, with a wake-up for
+//! idle workers (PostgreSQL NOTIFY; in-process workers are woken by the queue).
+
+use crate::db::{Db, Pool, sql};
+use crate::error::Result;
+use crate::model::{JobId, JobOptions, to_micros};
+
+/// A job about to be written.
+#[derive(Debug)]
+pub struct NewJob {
+    /// Its id.
+    pub id: JobId,
+    /// The function's registered name.
+    pub function: String,
+    /// The arguments, as JSON text.
+    pub args: String,
+    /// Its options (checked).
+    pub options: JobOptions,
+}
+
+impl NewJob {
+    fn columns(&self) -> Result<(String, i64, Option<i64>, String)> {
+        let options = serde_json::to_string(&self.options).map_err(|error| crate::error::QueueError::Codec {
+            context: format!("encoding the options of a `{}` job", self.function),
+            message: error.to_string(),
+        })?;
+        let delay = self.options.run_after.map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0);
+        let at = self.options.run_at.map(to_micros);
+        Ok((options, delay, at, self.options.queue_name().to_string()))
+    }
+
+    fn max_attempts(&self) -> i32 {
+        i32::try_from(self.options.max_retries.saturating_add(1)).unwrap_or(i32::MAX)
+    }
+}
+
+/// Writes `jobs` in one transaction: all or none.
+pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    match &db.pool {
+        Pool::Sqlite(pool) => {
+            let kind = db.kind();
+            let text = sql(
+                kind,
+                "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, options, \
+                 max_attempts, created_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', COALESCE(?, {now} + ?), ?, ?, ?, {now})",
+            );
+            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+            for job in jobs {
+                let (options, delay, at, queue) = job.columns()?;
+                sqlx::query(&text)
+                    .bind(job.id.0)
+                    .bind(&job.function)
+                    .bind(&job.args)
+                    .bind(queue)
+                    .bind(job.options.priority)
+                    .bind(at)
+                    .bind(delay)
+                    .bind(job.options.name.as_deref())
+                    .bind(options)
+                    .bind(job.max_attempts())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.error(e))?;
+            }
+            tx.commit().await.map_err(|e| db.error(e))?;
+        }
+        Pool::Postgres(pool) => {
+            // One statement for the whole batch: arrays, unnested.
+            let mut ids = Vec::with_capacity(jobs.len());
+            let mut functions = Vec::with_capacity(jobs.len());
+            let mut args = Vec::with_capacity(jobs.len());
+            let mut queues = Vec::with_capacity(jobs.len());
+            let mut priorities = Vec::with_capacity(jobs.len());
+            let mut ats = Vec::with_capacity(jobs.len());
+            let mut delays = Vec::with_capacity(jobs.len());
+            let mut names = Vec::with_capacity(jobs.len());
+            let mut options = Vec::with_capacity(jobs.len());
+            let mut max_attempts = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let (opts, delay, at, queue) = job.columns()?;
+                ids.push(job.id.0);
+                functions.push(job.function.clone());
+                args.push(job.args.clone());
+                queues.push(queue);
+                priorities.push(job.options.priority);
+                ats.push(at);
+                delays.push(delay);
+                names.push(job.options.name.clone());
+                options.push(opts);
+                max_attempts.push(job.max_attempts());
+            }
+            let text = sql(
+                db.kind(),
+                "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, options, \
+                 max_attempts, created_at) \
+                 SELECT j.id, j.function, j.args, j.queue, j.priority, 'QUEUED', COALESCE(j.at, {now} + j.delay), \
+                        j.name, j.options, j.max_attempts, {now} \
+                 FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], \
+                             ?::text[], ?::text[], ?::int[]) \
+                      AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts)",
+            );
+            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
+            sqlx::query(&text)
+                .bind(ids)
+                .bind(functions)
+                .bind(args)
+                .bind(queues)
+                .bind(priorities)
+                .bind(ats)
+                .bind(delays)
+                .bind(names)
+                .bind(options)
+                .bind(max_attempts)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db.error(e))?;
+            sqlx::query("SELECT pg_notify('rustyray_ready', '')").execute(&mut *tx).await.map_err(|e| db.error(e))?;
+            tx.commit().await.map_err(|e| db.error(e))?;
+        }
+    }
+    Ok(())
+}

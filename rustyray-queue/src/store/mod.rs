@@ -1,0 +1,300 @@
+//! The system of record: every statement the queue runs against its database.
+//!
+//! Each file is one stage of a job's life: [`enqueue`] writes new jobs,
+//! [`claim`] hands ready jobs to a worker as attempts, [`complete`] records
+//! how attempts ended, [`lease`] keeps workers' leases and heartbeats and
+//! turns silent attempts into LOST ones, and this file reads jobs back.
+//! Every write that changes a job's state is guarded by the job's current
+//! attempt, so a late or duplicate writer (a worker thought dead, a second
+//! reconciler) changes nothing.
+
+pub mod claim;
+pub mod complete;
+pub mod enqueue;
+pub mod lease;
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use crate::db::{Db, Kind, on_db, sql};
+use crate::error::{QueueError, Result};
+use crate::model::{AttemptInfo, AttemptState, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats};
+
+/// The columns a [`JobInfo`] is read from.
+pub(crate) const JOB_COLUMNS: &str = "id, function, args, queue, priority, state, name, options, attempts, \
+     max_attempts, worker_id, run_after, created_at, started_at, finished_at, result, result_ref, last_error, \
+     cancel_requested";
+
+const ATTEMPT_COLUMNS: &str = "id, attempt, runner, state, charged, worker_id, ray_job_id, submitted_at, started_at, \
+     finished_at, last_heartbeat, error_class, error_message, backtrace, result_ref, log_ref";
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str, job: JobId) -> Result<T> {
+    serde_json::from_str(text).map_err(|error| QueueError::Codec {
+        context: format!("reading the stored {what} of job {job}"),
+        message: error.to_string(),
+    })
+}
+
+/// A jobs row as a [`JobInfo`] (attempts not filled).
+pub(crate) fn job_from_row<R: Row>(db: &Db, row: &R) -> Result<JobInfo>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = |error: sqlx::Error| db.error(error);
+    let id = JobId(row.try_get("id").map_err(e)?);
+    let state: String = row.try_get("state").map_err(e)?;
+    let options: String = row.try_get("options").map_err(e)?;
+    let args: String = row.try_get("args").map_err(e)?;
+    let result: Option<String> = row.try_get("result").map_err(e)?;
+    let options: JobOptions = parse_json(&options, "options", id)?;
+    Ok(JobInfo {
+        id,
+        function: row.try_get("function").map_err(e)?,
+        args: Some(parse_json(&args, "arguments", id)?),
+        queue: row.try_get("queue").map_err(e)?,
+        priority: row.try_get("priority").map_err(e)?,
+        state: state.parse()?,
+        name: row.try_get("name").map_err(e)?,
+        options,
+        attempts: row.try_get::<i32, _>("attempts").map_err(e)?.max(0) as u32,
+        max_attempts: row.try_get::<i32, _>("max_attempts").map_err(e)?.max(0) as u32,
+        worker_id: row.try_get("worker_id").map_err(e)?,
+        run_after: row.try_get("run_after").map_err(e)?,
+        created_at: row.try_get("created_at").map_err(e)?,
+        started_at: row.try_get("started_at").map_err(e)?,
+        finished_at: row.try_get("finished_at").map_err(e)?,
+        result: match result {
+            Some(text) => Some(parse_json(&text, "result", id)?),
+            None => None,
+        },
+        result_ref: row.try_get("result_ref").map_err(e)?,
+        last_error: row.try_get("last_error").map_err(e)?,
+        cancel_requested: row.try_get("cancel_requested").map_err(e)?,
+        attempt_list: Vec::new(),
+    })
+}
+
+fn attempt_from_row<R: Row>(db: &Db, row: &R) -> Result<AttemptInfo>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = |error: sqlx::Error| db.error(error);
+    let state: String = row.try_get("state").map_err(e)?;
+    Ok(AttemptInfo {
+        id: row.try_get("id").map_err(e)?,
+        attempt: row.try_get::<i32, _>("attempt").map_err(e)?.max(0) as u32,
+        runner: row.try_get("runner").map_err(e)?,
+        state: state.parse::<AttemptState>()?,
+        charged: row.try_get("charged").map_err(e)?,
+        worker_id: row.try_get("worker_id").map_err(e)?,
+        ray_job_id: row.try_get("ray_job_id").map_err(e)?,
+        submitted_at: row.try_get("submitted_at").map_err(e)?,
+        started_at: row.try_get("started_at").map_err(e)?,
+        finished_at: row.try_get("finished_at").map_err(e)?,
+        last_heartbeat: row.try_get("last_heartbeat").map_err(e)?,
+        error_class: row.try_get("error_class").map_err(e)?,
+        error_message: row.try_get("error_message").map_err(e)?,
+        backtrace: row.try_get("backtrace").map_err(e)?,
+        result_ref: row.try_get("result_ref").map_err(e)?,
+        log_ref: row.try_get("log_ref").map_err(e)?,
+    })
+}
+
+/// One job with its attempts.
+pub async fn job(db: &Db, id: JobId) -> Result<JobInfo> {
+    let job_sql = format!("SELECT {JOB_COLUMNS} FROM rustyray_jobs WHERE id = ?");
+    let attempts_sql = format!("SELECT {ATTEMPT_COLUMNS} FROM rustyray_attempts WHERE job_id = ? ORDER BY attempt");
+    on_db!(db, pool, kind => {
+        let row = sqlx::query(&sql(kind, &job_sql)).bind(id.0).fetch_optional(pool).await.map_err(|e| db.error(e))?;
+        let Some(row) = row else { return Err(QueueError::JobNotFound(id)) };
+        let mut info = job_from_row(db, &row)?;
+        let rows = sqlx::query(&sql(kind, &attempts_sql)).bind(id.0).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        info.attempt_list = rows.iter().map(|row| attempt_from_row(db, row)).collect::<Result<_>>()?;
+        Ok(info)
+    })
+}
+
+/// The state of one job, cheaply.
+pub async fn job_state(db: &Db, id: JobId) -> Result<JobState> {
+    let text = "SELECT state FROM rustyray_jobs WHERE id = ?";
+    let state: Option<String> = on_db!(db, pool, kind => {
+        sqlx::query_scalar(&sql(kind, text)).bind(id.0).fetch_optional(pool).await.map_err(|e| db.error(e))?
+    });
+    match state {
+        Some(state) => state.parse(),
+        None => Err(QueueError::JobNotFound(id)),
+    }
+}
+
+/// Jobs a filter selects, newest first.
+pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let kind = db.kind();
+    if filter.state.is_some() {
+        clauses.push("state = ?");
+    }
+    if filter.queue.is_some() {
+        clauses.push("queue = ?");
+    }
+    if filter.function.is_some() {
+        clauses.push("function = ?");
+    }
+    if filter.created_after.is_some() {
+        clauses.push("created_at >= ?");
+    }
+    if filter.created_before.is_some() {
+        clauses.push("created_at < ?");
+    }
+    if filter.before.is_some() {
+        clauses.push("id < ?");
+    }
+    let search_id = filter.search.as_deref().and_then(|s| s.parse::<JobId>().ok());
+    let search_like = filter.search.as_deref().filter(|s| !s.is_empty()).map(|s| {
+        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    if search_id.is_some() {
+        clauses.push("id = ?");
+    } else if search_like.is_some() {
+        clauses.push("(function LIKE ? ESCAPE '\\' OR COALESCE(name, '') LIKE ? ESCAPE '\\')");
+    }
+    let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, JobFilter::MAX_LIMIT));
+    let text = format!(
+        "SELECT {JOB_COLUMNS} FROM rustyray_jobs {} {} ORDER BY id DESC LIMIT ?",
+        if clauses.is_empty() { "" } else { "WHERE" },
+        clauses.join(" AND ")
+    );
+    let _ = kind;
+    on_db!(db, pool, kind => {
+        let text = sql(kind, &text);
+        let mut q = sqlx::query(&text);
+        if let Some(state) = filter.state {
+            q = q.bind(state.as_str());
+        }
+        if let Some(queue) = &filter.queue {
+            q = q.bind(queue.as_str());
+        }
+        if let Some(function) = &filter.function {
+            q = q.bind(function.as_str());
+        }
+        if let Some(after) = filter.created_after {
+            q = q.bind(after);
+        }
+        if let Some(before) = filter.created_before {
+            q = q.bind(before);
+        }
+        if let Some(before) = filter.before {
+            q = q.bind(before.0);
+        }
+        if let Some(id) = search_id {
+            q = q.bind(id.0);
+        } else if let Some(like) = &search_like {
+            q = q.bind(like.clone()).bind(like.clone());
+        }
+        let rows = q.bind(limit).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        rows.iter().map(|row| job_from_row(db, row)).collect()
+    })
+}
+
+/// Counts per state and queue, run times, live workers.
+pub async fn stats(db: &Db, alive_within_us: i64) -> Result<QueueStats> {
+    let mut stats = QueueStats::default();
+    let (counts, lost, durations, alive): (Vec<(String, String, i64)>, i64, Vec<i64>, i64) = on_db!(db, pool, kind => {
+        let counts = sqlx::query_as(&sql(kind, "SELECT queue, state, COUNT(*) FROM rustyray_jobs GROUP BY queue, state"))
+            .fetch_all(pool).await.map_err(|e| db.error(e))?;
+        let lost = sqlx::query_scalar(&sql(kind, "SELECT COUNT(*) FROM rustyray_attempts WHERE state = 'LOST'"))
+            .fetch_one(pool).await.map_err(|e| db.error(e))?;
+        let durations = sqlx::query_scalar(&sql(kind,
+            "SELECT finished_at - started_at FROM rustyray_attempts \
+             WHERE state = 'SUCCEEDED' AND started_at IS NOT NULL AND finished_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT 10000"))
+            .fetch_all(pool).await.map_err(|e| db.error(e))?;
+        let alive = sqlx::query_scalar(&sql(kind,
+            "SELECT COUNT(*) FROM rustyray_workers WHERE state = 'RUNNING' AND last_heartbeat >= {now} - ?"))
+            .bind(alive_within_us).fetch_one(pool).await.map_err(|e| db.error(e))?;
+        (counts, lost, durations, alive)
+    });
+    for state in JobState::ALL {
+        stats.by_state.insert(state.as_str().to_string(), 0);
+    }
+    for (queue, state, count) in counts {
+        let count = count.max(0) as u64;
+        *stats.by_state.entry(state.clone()).or_default() += count;
+        *stats.by_queue.entry(queue).or_insert_with(BTreeMap::new).entry(state).or_default() += count;
+    }
+    stats.lost_attempts = lost.max(0) as u64;
+    stats.workers_alive = alive.max(0) as u64;
+    let mut durations: Vec<f64> = durations.into_iter().map(|us| us.max(0) as f64 / 1e6).collect();
+    if !durations.is_empty() {
+        durations.sort_by(f64::total_cmp);
+        stats.run_time_mean = durations.iter().sum::<f64>() / durations.len() as f64;
+        let at = |q: f64| durations[((durations.len() - 1) as f64 * q).round() as usize];
+        stats.run_time_p50 = at(0.5);
+        stats.run_time_p99 = at(0.99);
+    }
+    Ok(stats)
+}
+
+/// Asks a job to stop: a QUEUED job is CANCELLED at once; a RUNNING one is
+/// flagged, and its worker stops it. Returns the state after the call.
+pub async fn cancel(db: &Db, id: JobId) -> Result<JobState> {
+    let queued = "UPDATE rustyray_jobs SET state = 'CANCELLED', finished_at = {now}, cancel_requested = TRUE, \
+                  last_error = 'Cancelled: cancelled while queued' WHERE id = ? AND state = 'QUEUED'";
+    let running = "UPDATE rustyray_jobs SET cancel_requested = TRUE WHERE id = ? AND state = 'RUNNING'";
+    let done = on_db!(db, pool, kind => {
+        let n = sqlx::query(&sql(kind, queued)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
+        if n == 1 {
+            Some(JobState::Cancelled)
+        } else {
+            let n = sqlx::query(&sql(kind, running)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
+            if n == 1 {
+                if kind == Kind::Postgres {
+                    sqlx::query("SELECT pg_notify('rustyray_cancel', $1)").bind(id.to_string()).execute(pool).await.map_err(|e| db.error(e))?;
+                }
+                Some(JobState::Running)
+            } else {
+                None
+            }
+        }
+    });
+    match done {
+        Some(state) => Ok(state),
+        None => match job_state(db, id).await? {
+            JobState::Cancelled => Ok(JobState::Cancelled),
+            // It moved between the two statements (claimed, or ended): try once more.
+            JobState::Queued | JobState::Running => Box::pin(cancel(db, id)).await,
+            state => Err(QueueError::WrongState { job: id, state, operation: "cancel", allowed: "QUEUED or RUNNING" }),
+        },
+    }
+}
+
+/// Runs a FAILED or CANCELLED job again, as a new attempt with its retries
+/// restored.
+pub async fn retry(db: &Db, id: JobId) -> Result<()> {
+    let text = "UPDATE rustyray_jobs SET state = 'QUEUED', run_after = {now}, finished_at = NULL, attempts = 0, \
+                cancel_requested = FALSE, result = NULL, result_ref = NULL \
+                WHERE id = ? AND state IN ('FAILED', 'CANCELLED')";
+    let n = on_db!(db, pool, kind => {
+        let n = sqlx::query(&sql(kind, text)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
+        if n == 1 && kind == Kind::Postgres {
+            sqlx::query("SELECT pg_notify('rustyray_ready', '')").execute(pool).await.map_err(|e| db.error(e))?;
+        }
+        n
+    });
+    if n == 1 {
+        return Ok(());
+    }
+    let state = job_state(db, id).await?;
+    Err(QueueError::WrongState { job: id, state, operation: "retry", allowed: "FAILED or CANCELLED" })
+}

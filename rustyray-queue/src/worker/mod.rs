@@ -1,0 +1,423 @@
+//! [`Worker`]: claims jobs, hands each attempt to a runner, heartbeats,
+//! recovers lost attempts and records outcomes.
+//!
+//! One task per worker owns the loop: claim while there are free slots,
+//! start each attempt, collect finished ones, stop cancelled ones. Beside it
+//! a lease task renews the worker's lease and its attempts' heartbeats every
+//! `heartbeat` and runs the reconciler, and a recorder task writes outcomes
+//! in batches (retrying while the database is away, so an outcome is never
+//! dropped: its attempt keeps heartbeating until it is written).
+
+mod record;
+pub mod runner;
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::FutureExt;
+use rustyray_runtime::Runtime;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::error::{QueueError, Result};
+use crate::model::{JobId, JobState};
+use crate::queue::Queue;
+use crate::signal::Signal;
+use crate::store::{self, claim::Claimer};
+use record::Recorder;
+use runner::{Attempt, LocalRunner, Outcome, Runner, Stop};
+
+/// How to start a [`Worker`]: `Worker::builder(&q)....start().await`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `.start()` is awaited"]
+pub struct WorkerBuilder {
+    queue: Queue,
+    queues: Vec<String>,
+    concurrency: usize,
+    limits: Vec<(String, Option<u32>)>,
+    runner: Option<Arc<dyn Runner>>,
+    runtime: Option<Runtime>,
+    heartbeat: Duration,
+    stuck_timeout: Duration,
+    grace: Duration,
+    id: Option<String>,
+}
+
+impl WorkerBuilder {
+    /// The queues to claim from (default: `default`).
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many attempts this worker runs at once (default: the CPU count).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Limits how many jobs of `queue` run at once across every worker of
+    /// the database (written to the database when the worker starts).
+    pub fn queue_limit(mut self, queue: impl Into<String>, max_running: u32) -> Self {
+        self.limits.push((queue.into(), Some(max_running)));
+        self
+    }
+
+    /// Limits how many jobs run at once across every worker, all queues together.
+    pub fn global_limit(mut self, max_running: u32) -> Self {
+        self.limits.push((store::claim::GLOBAL_LIMIT.to_string(), Some(max_running)));
+        self
+    }
+
+    /// The runner (default: [`LocalRunner`] on the current RustyRay runtime,
+    /// or a new one).
+    pub fn runner(mut self, runner: impl Runner) -> Self {
+        self.runner = Some(Arc::new(runner));
+        self
+    }
+
+    /// The in-process runtime the default runner uses.
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// How often the lease and running attempts are renewed (default 1 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long an attempt may go without a heartbeat before it is LOST
+    /// (default 30 s; keep it several heartbeats long).
+    pub fn stuck_timeout(mut self, timeout: Duration) -> Self {
+        self.stuck_timeout = timeout.max(Duration::from_millis(50));
+        self
+    }
+
+    /// How long `shutdown` lets running attempts finish before releasing
+    /// them back to QUEUED (default 30 s).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The worker's id (default: host, pid and a random suffix; it must be
+    /// unique per process).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Registers the worker's lease and starts claiming.
+    pub async fn start(self) -> Result<Worker> {
+        if self.queues.is_empty() {
+            return Err(QueueError::Worker("a worker needs at least one queue".into()));
+        }
+        let runner: Arc<dyn Runner> = match self.runner {
+            Some(runner) => runner,
+            None => {
+                let runtime = match self.runtime.or_else(Runtime::current) {
+                    Some(runtime) => runtime,
+                    None => Runtime::builder()
+                        .build()
+                        .map_err(|error| QueueError::Worker(format!("cannot start the in-process runtime: {error}")))?,
+                };
+                Arc::new(LocalRunner::new(runtime))
+            }
+        };
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let pid = std::process::id();
+        let id = self.id.unwrap_or_else(|| {
+            let suffix = uuid::Uuid::new_v4().simple().to_string();
+            format!("{host}-{pid}-{}", &suffix[..8])
+        });
+        for (queue, limit) in &self.limits {
+            self.queue.set_queue_limit(queue, *limit).await?;
+        }
+        let lease = store::lease::Lease {
+            id: &id,
+            host: &host,
+            pid: i64::from(pid),
+            queues: &self.queues,
+            concurrency: u32::try_from(self.concurrency).unwrap_or(u32::MAX),
+            runner: runner.name(),
+        };
+        store::lease::register(self.queue.db(), &lease).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let config = Config {
+            id: Arc::from(id.as_str()),
+            queues: self.queues,
+            concurrency: self.concurrency,
+            heartbeat: self.heartbeat,
+            stuck_timeout: self.stuck_timeout,
+            grace: self.grace,
+        };
+        tracing::info!(worker = %config.id, queues = ?config.queues, concurrency = config.concurrency, runner = runner.name(), "worker started");
+        let main = tokio::spawn(run(self.queue.clone(), runner, config, shutdown_rx));
+        Ok(Worker { id, shutdown, main: Some(main) })
+    }
+}
+
+struct Config {
+    id: Arc<str>,
+    queues: Vec<String>,
+    concurrency: usize,
+    heartbeat: Duration,
+    stuck_timeout: Duration,
+    grace: Duration,
+}
+
+/// A running worker. [`shutdown`](Self::shutdown) stops it gracefully;
+/// dropping it asks for the same without waiting.
+#[derive(Debug)]
+pub struct Worker {
+    id: String,
+    shutdown: watch::Sender<bool>,
+    main: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// A builder for a worker of `queue`.
+    pub fn builder(queue: &Queue) -> WorkerBuilder {
+        WorkerBuilder {
+            queue: queue.clone(),
+            queues: vec![crate::model::DEFAULT_QUEUE.to_string()],
+            concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            limits: Vec::new(),
+            runner: None,
+            runtime: None,
+            heartbeat: Duration::from_secs(1),
+            stuck_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+            id: None,
+        }
+    }
+
+    /// The worker's id, as its lease and attempts record it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stops claiming, lets running attempts finish within the grace period,
+    /// releases the rest back to QUEUED without charging them, writes every
+    /// outcome, and marks the lease STOPPED.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(main) = self.main.take() {
+            let _ = main.await;
+        }
+    }
+
+    /// Waits until the worker has stopped (after a shutdown asked elsewhere).
+    pub async fn join(mut self) {
+        if let Some(main) = self.main.take() {
+            let _ = main.await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// The worker's loop.
+async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown: watch::Receiver<bool>) {
+    let mut signals = queue.signals();
+    let recorder = Recorder::start(queue.clone());
+    let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
+    let lease =
+        tokio::spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, cancels_tx));
+    let claimer_queues = config.queues.clone();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut running: HashMap<JobId, watch::Sender<Option<Stop>>> = HashMap::new();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<JobId>();
+    let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval * 5 };
+    let mut backoff = Duration::from_millis(50);
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let mut released = false;
+    loop {
+        // Claim while there is room.
+        let mut wait = poll;
+        if stopping.is_none() && running.len() < config.concurrency {
+            let claimer = Claimer {
+                worker_id: &config.id,
+                runner: runner.name(),
+                initial: runner.initial_state(),
+                queues: &claimer_queues,
+            };
+            match store::claim::claim(queue.db(), &claimer, config.concurrency - running.len()).await {
+                Ok(claimed) => {
+                    backoff = Duration::from_millis(50);
+                    let full = !claimed.is_empty() && running.len() + claimed.len() >= config.concurrency;
+                    let got = claimed.len();
+                    for claimed in claimed {
+                        let (stop_tx, stop_rx) = watch::channel(None);
+                        let job_id = claimed.job_id;
+                        running.insert(job_id, stop_tx);
+                        queue.signal(Signal::Moved(job_id, JobState::Running));
+                        let span = tracing::info_span!(
+                            "job_attempt",
+                            job = %job_id,
+                            attempt = claimed.attempt,
+                            function = %claimed.function,
+                            queue = %claimed.queue,
+                            worker = %config.id,
+                            runner = runner.name(),
+                        );
+                        let attempt =
+                            Attempt { claimed, queue: queue.clone(), worker_id: config.id.to_string(), stop: stop_rx };
+                        let runner = runner.clone();
+                        let recorder = recorder.clone();
+                        let done_tx = done_tx.clone();
+                        in_flight.spawn(
+                            async move {
+                                let claimed = attempt.claimed.clone();
+                                let outcome =
+                                    AssertUnwindSafe(runner.run(attempt)).catch_unwind().await.unwrap_or_else(|_| {
+                                        Outcome::failed("Panic", "the runner panicked while running the attempt")
+                                    });
+                                recorder.record(claimed, outcome).await;
+                                let _ = done_tx.send(job_id);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    if got > 0 && !full {
+                        // More may be ready: look again at once.
+                        wait = Duration::ZERO;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(worker = %config.id, %error, retry_in = ?backoff, "cannot claim jobs");
+                    wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        if stopping.is_some() && running.is_empty() {
+            break;
+        }
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        let grace_over = async {
+            match stopping {
+                Some(deadline) if !released => tokio::time::sleep_until(deadline).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            Some(job) = done.recv() => {
+                running.remove(&job);
+            }
+            Some((job, _attempt)) = cancels.recv() => {
+                if let Some(stop) = running.get(&job) {
+                    let _ = stop.send(Some(Stop::Cancel));
+                }
+            }
+            signal = signals.recv() => match signal {
+                Ok(Signal::CancelRequested(job)) => {
+                    if let Some(stop) = running.get(&job) {
+                        let _ = stop.send(Some(Stop::Cancel));
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => sleep.await,
+            },
+            changed = shutdown.changed(), if stopping.is_none() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    tracing::info!(worker = %config.id, running = running.len(), grace = ?config.grace, "worker stopping");
+                    stopping = Some(tokio::time::Instant::now() + config.grace);
+                }
+            }
+            _ = grace_over => {
+                tracing::info!(worker = %config.id, released = running.len(), "grace period over; releasing running attempts");
+                for stop in running.values() {
+                    let _ = stop.send(Some(Stop::Release));
+                }
+                released = true;
+            }
+            _ = &mut sleep => {}
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+    recorder.close().await;
+    lease.abort();
+    if let Err(error) = store::lease::stop(queue.db(), &config.id).await {
+        tracing::warn!(worker = %config.id, %error, "cannot mark the lease stopped");
+    }
+    tracing::info!(worker = %config.id, "worker stopped");
+}
+
+/// Renews the lease and heartbeats, forwards cancels, recovers lost attempts.
+async fn lease_loop(
+    queue: Queue,
+    id: Arc<str>,
+    every: Duration,
+    stuck: Duration,
+    cancels: mpsc::UnboundedSender<(JobId, uuid::Uuid)>,
+) {
+    let stuck_us = i64::try_from(stuck.as_micros()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store::lease::heartbeat(queue.db(), &id).await {
+            Ok(cancelled) => {
+                for cancel in cancelled {
+                    let _ = cancels.send(cancel);
+                }
+            }
+            Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
+        }
+        match store::lease::reconcile(queue.db(), stuck_us).await {
+            Ok(recovered) => {
+                for lost in recovered {
+                    queue.inner.counters.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        job = %lost.job_id,
+                        attempt = %lost.attempt_id,
+                        worker = lost.worker_id.as_deref().unwrap_or("?"),
+                        now = ?lost.job_state,
+                        "attempt LOST: its worker stopped heartbeating"
+                    );
+                    if let Some(state) = lost.job_state {
+                        queue.signal(Signal::Moved(lost.job_id, state));
+                        if state == JobState::Queued {
+                            queue.signal(Signal::Ready);
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(worker = %id, %error, "reconcile failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_defaults_are_sane() {
+        // Building needs no database: only start() touches it.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let q = Queue::connect("sqlite::memory:").await.unwrap();
+            let b = Worker::builder(&q).concurrency(0);
+            assert_eq!(b.concurrency, 1);
+            assert_eq!(b.queues, vec!["default".to_string()]);
+        });
+    }
+}

@@ -1,0 +1,165 @@
+//! Runners: what executes a claimed attempt. The worker claims, heartbeats
+//! and records; a runner only runs and reports how the attempt ended. Every
+//! runner leaves the same rows behind, so a job behaves the same whichever
+//! runs it.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rustyray_core::{Error, TaskOptions};
+use rustyray_runtime::Runtime;
+use tokio::sync::watch;
+
+use crate::model::AttemptState;
+use crate::queue::Queue;
+use crate::store::claim::Claimed;
+
+/// Why the worker asks a running attempt to stop.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The job was cancelled.
+    Cancel,
+    /// The worker is shutting down: the job goes back to QUEUED, uncharged.
+    Release,
+}
+
+/// One attempt handed to a runner.
+#[derive(Debug)]
+pub struct Attempt {
+    /// What was claimed: job, attempt, function, arguments, options.
+    pub claimed: Claimed,
+    /// The queue, for runners that record progress themselves.
+    pub queue: Queue,
+    /// The worker's id.
+    pub worker_id: String,
+    /// Changes to `Some` when the attempt must stop.
+    pub stop: watch::Receiver<Option<Stop>>,
+}
+
+/// How an attempt ended, as a runner reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The function returned this value.
+    Succeeded(serde_json::Value),
+    /// The function returned `Err`, panicked, or could not be run.
+    Failed {
+        /// `Panic`, `FunctionNotFound`, `Codec`, or the error value's type.
+        class: String,
+        /// What happened.
+        message: String,
+        /// Where, when a backtrace was captured.
+        backtrace: Option<String>,
+    },
+    /// The attempt ran past its timeout.
+    TimedOut(Duration),
+    /// The attempt was stopped because the job was cancelled.
+    Cancelled,
+    /// The attempt was stopped because the worker is shutting down.
+    Released,
+    /// The attempt's outcome was already written to the database by the
+    /// process that ran it (a cluster job); nothing is left to record.
+    Recorded,
+}
+
+impl Outcome {
+    /// A failure of class `class`.
+    pub fn failed(class: impl Into<String>, message: impl Into<String>) -> Self {
+        Outcome::Failed { class: class.into(), message: message.into(), backtrace: None }
+    }
+
+    /// The outcome a RustyRay task error becomes.
+    pub fn from_error(error: &Error) -> Self {
+        match error {
+            Error::TaskFailed { message, error_type, .. } => {
+                Outcome::Failed { class: (*error_type).to_string(), message: message.clone(), backtrace: None }
+            }
+            Error::TaskPanicked { message, backtrace, .. } => Outcome::Failed {
+                class: "Panic".into(),
+                message: message.clone(),
+                backtrace: backtrace.as_deref().map(str::to_string),
+            },
+            Error::TimedOut { timeout, .. } => Outcome::TimedOut(*timeout),
+            Error::Cancelled { .. } => Outcome::Cancelled,
+            Error::FunctionNotFound { .. } => Outcome::failed("FunctionNotFound", error.to_string()),
+            Error::Codec { .. } => Outcome::failed("Codec", error.to_string()),
+            other => Outcome::failed("Error", other.to_string()),
+        }
+    }
+}
+
+/// Executes attempts. Implemented by [`LocalRunner`] (this process) and by
+/// the Ray cluster runner.
+pub trait Runner: Debug + Send + Sync + 'static {
+    /// The name recorded in each attempt (`local`, `ray_job`).
+    fn name(&self) -> &'static str;
+
+    /// The state a claimed attempt starts in: RUNNING when this process runs
+    /// it at once, SUBMITTED when it waits for a cluster.
+    fn initial_state(&self) -> AttemptState {
+        AttemptState::Running
+    }
+
+    /// Runs one attempt to its end (or until it is told to stop).
+    fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome>;
+}
+
+/// Runs attempts in this process, on the in-process RustyRay runtime: plain
+/// bodies on its CPU pool, async bodies on tokio.
+#[derive(Clone, Debug)]
+pub struct LocalRunner {
+    runtime: Runtime,
+}
+
+impl LocalRunner {
+    /// A runner on `runtime`.
+    pub fn new(runtime: Runtime) -> Self {
+        LocalRunner { runtime }
+    }
+}
+
+impl Runner for LocalRunner {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome> {
+        let runtime = self.runtime.clone();
+        Box::pin(run_local(runtime, attempt))
+    }
+}
+
+/// Runs an attempt on `runtime` until it ends or is stopped.
+pub async fn run_local(runtime: Runtime, attempt: Attempt) -> Outcome {
+    let Attempt { claimed, mut stop, .. } = attempt;
+    if let Some(unreadable) = claimed.args.get("__rustyray_unreadable").and_then(|v| v.as_str()) {
+        return Outcome::failed("Codec", unreadable.to_string());
+    }
+    let mut options = TaskOptions::default();
+    if let Some(timeout) = claimed.options.timeout {
+        options.set_timeout(timeout);
+    }
+    if let Some(name) = &claimed.options.name {
+        options.set_name(name.clone());
+    }
+    if let Some(cpus) = claimed.options.num_cpus {
+        options.set_num_cpus(cpus);
+    }
+    options.record_args = claimed.options.record_args;
+    let output = runtime.call_by_name_json(&claimed.function, &claimed.args, options);
+    let reason = tokio::select! {
+        result = output.get() => {
+            return match result {
+                Ok(value) => Outcome::Succeeded(value),
+                Err(error) => Outcome::from_error(&error),
+            };
+        }
+        reason = stop.wait_for(Option::is_some) => reason.ok().and_then(|r| *r),
+    };
+    // Stop the body: an async one is dropped, a plain one abandoned.
+    rustyray_runtime::cancel(&output);
+    match reason {
+        Some(Stop::Release) => Outcome::Released,
+        _ => Outcome::Cancelled,
+    }
+}

@@ -1,0 +1,396 @@
+//! The operations a Django `manage.py` would give, for an application's own
+//! binary: hand its arguments to [`run`] and it gains `worker`, `enqueue`,
+//! `jobs`, `show`, `cancel`, `retry`, `stats` and `functions`.
+//!
+//! ```no_run
+//! #[rustyray::remote]
+//! fn resize(path: String, width: u32) -> u64 { width as u64 }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     rustyray::cli::run()
+//! }
+//! ```
+//!
+//! `app worker --db sqlite://jobs.db --concurrency 4` then runs jobs until
+//! SIGTERM or Ctrl-C (it finishes what it runs within the grace period and
+//! releases the rest). `--db` defaults to the `RUSTYRAY_DB` environment
+//! variable; `--json` prints machine-readable output.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::queue::{JobFilter, JobId, JobInfo, JobOptions, JobState, Queue, QueueError, Worker};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(about = "Durable RustyRay jobs: run workers, enqueue and inspect jobs")]
+pub struct Cli {
+    /// The queue database: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "RUSTYRAY_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One operation.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run jobs until SIGTERM or Ctrl-C.
+    Worker(WorkerArgs),
+    /// Enqueue a call of a registered function with JSON arguments.
+    Enqueue(EnqueueArgs),
+    /// List jobs, newest first.
+    Jobs(JobsArgs),
+    /// Show one job with its attempts.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Run a FAILED or CANCELLED job again.
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+    /// Counts per state and queue, run times, live workers.
+    Stats,
+    /// The registered remote functions.
+    Functions,
+}
+
+/// `worker` options.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to claim from, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub queues: Vec<String>,
+    /// Attempts run at once (default: the CPU count).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// The runner: `local` (this process).
+    #[arg(long, default_value = "local")]
+    pub runner: String,
+    /// A limit across all workers, `QUEUE=N` (repeatable).
+    #[arg(long = "queue-limit", value_parser = parse_limit)]
+    pub queue_limits: Vec<(String, u32)>,
+    /// Heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// An attempt silent this long is LOST, milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub stuck_timeout_ms: u64,
+    /// How long running attempts may finish at shutdown, milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub grace_ms: u64,
+}
+
+fn parse_state(text: &str) -> Result<JobState, String> {
+    text.parse().map_err(|error: QueueError| error.to_string())
+}
+
+fn parse_limit(text: &str) -> Result<(String, u32), String> {
+    let (queue, n) = text.split_once('=').ok_or_else(|| format!("`{text}` is not QUEUE=N"))?;
+    let n = n.parse().map_err(|e| format!("`{n}`: {e}"))?;
+    Ok((queue.to_string(), n))
+}
+
+/// `enqueue` options.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The function's registered name (`crate::module::function`).
+    pub function: String,
+    /// The arguments: a JSON array, one element per parameter.
+    pub args: String,
+    /// The queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// -100..=100, higher first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Retries after a failed attempt.
+    #[arg(long, default_value_t = 0)]
+    pub max_retries: u32,
+    /// Timeout of one attempt, milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Not before this many milliseconds from now.
+    #[arg(long)]
+    pub run_after_ms: Option<u64>,
+    /// A name for listings.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `jobs` filters.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only this state (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED).
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<JobState>,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this function.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// Parses the process's arguments and runs the command on a new tokio
+/// runtime. For an application whose `main` is already async, use [`run_async`].
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_cli(cli))
+}
+
+/// Parses the process's arguments and runs the command on the current tokio runtime.
+pub async fn run_async() -> ExitCode {
+    run_cli(Cli::parse()).await
+}
+
+/// Runs a parsed command line.
+pub async fn run_cli(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(db: Option<&str>) -> Result<Queue, QueueError> {
+    let Some(url) = db else {
+        return Err(QueueError::InvalidUrl {
+            url: String::new(),
+            reason: "no database given: pass --db URL or set RUSTYRAY_DB".into(),
+        });
+    };
+    Queue::connect(url).await
+}
+
+async fn execute(cli: Cli) -> Result<(), QueueError> {
+    let json = cli.json;
+    if let Command::Functions = cli.command {
+        let functions: Vec<_> = crate::registry::functions()
+            .into_iter()
+            .map(|f| serde_json::json!({ "name": f.name(), "signature": f.signature(), "async": f.is_async() }))
+            .collect();
+        if json {
+            println!("{}", serde_json::Value::Array(functions));
+        } else {
+            for f in crate::registry::functions() {
+                println!("{:<40} {}", f.name(), f.signature());
+            }
+        }
+        return Ok(());
+    }
+    let q = connect(cli.db.as_deref()).await?;
+    match cli.command {
+        Command::Worker(args) => worker(&q, args).await,
+        Command::Enqueue(args) => {
+            let values: serde_json::Value =
+                serde_json::from_str(&args.args).map_err(|error| QueueError::InvalidArguments {
+                    function: args.function.clone(),
+                    message: format!("the arguments are not JSON: {error}"),
+                })?;
+            let mut options =
+                JobOptions { priority: args.priority, max_retries: args.max_retries, ..JobOptions::default() };
+            options.queue = args.queue;
+            options.name = args.name;
+            options.timeout = args.timeout_ms.map(Duration::from_millis);
+            options.run_after = args.run_after_ms.map(Duration::from_millis);
+            let id = q.enqueue_by_name(&args.function, values, options).await?;
+            if json {
+                println!("{}", serde_json::json!({ "id": id }));
+            } else {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        Command::Jobs(args) => {
+            let filter = JobFilter {
+                state: args.state,
+                queue: args.queue,
+                function: args.function,
+                limit: Some(args.limit),
+                ..JobFilter::default()
+            };
+            let jobs = q.jobs(filter).await?;
+            if json {
+                println!("{}", to_json(&jobs));
+            } else {
+                println!("{:<36}  {:<9}  {:<10}  {:>3}  FUNCTION", "ID", "STATE", "QUEUE", "ATT");
+                for job in jobs {
+                    println!(
+                        "{:<36}  {:<9}  {:<10}  {:>3}  {}",
+                        job.id, job.state, job.queue, job.attempts, job.function
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Show { id } => {
+            let info = q.job(id.parse()?).await?;
+            if json {
+                println!("{}", to_json(&info));
+            } else {
+                print_job(&info);
+            }
+            Ok(())
+        }
+        Command::Cancel { id } => {
+            let id: JobId = id.parse()?;
+            let state = q.cancel(id).await?;
+            if json {
+                println!("{}", serde_json::json!({ "id": id, "state": state }));
+            } else if state == JobState::Running {
+                println!("{id}: cancel requested; its worker is stopping it");
+            } else {
+                println!("{id}: {state}");
+            }
+            Ok(())
+        }
+        Command::Retry { id } => {
+            let id: JobId = id.parse()?;
+            q.retry(id).await?;
+            if json {
+                println!("{}", serde_json::json!({ "id": id, "state": JobState::Queued }));
+            } else {
+                println!("{id}: QUEUED");
+            }
+            Ok(())
+        }
+        Command::Stats => {
+            let stats = q.stats().await?;
+            if json {
+                println!("{}", to_json(&stats));
+            } else {
+                for (state, n) in &stats.by_state {
+                    println!("{state:<10} {n}");
+                }
+                println!("lost attempts {}", stats.lost_attempts);
+                println!("workers alive {}", stats.workers_alive);
+                println!(
+                    "run time      mean {:.3}s  p50 {:.3}s  p99 {:.3}s",
+                    stats.run_time_mean, stats.run_time_p50, stats.run_time_p99
+                );
+            }
+            Ok(())
+        }
+        Command::Functions => Ok(()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+fn print_job(info: &JobInfo) {
+    println!("job       {}", info.id);
+    println!("function  {}", info.function);
+    if let Some(name) = &info.name {
+        println!("name      {name}");
+    }
+    println!("queue     {} (priority {})", info.queue, info.priority);
+    println!("state     {} ({} of {} attempts charged)", info.state, info.attempts, info.max_attempts);
+    match &info.args {
+        Some(args) => println!("args      {args}"),
+        None => println!("args      <redacted>"),
+    }
+    if let Some(result) = &info.result {
+        println!("result    {result}");
+    }
+    if let Some(reference) = &info.result_ref {
+        println!("result    at {reference}");
+    }
+    if let Some(error) = &info.last_error {
+        println!("error     {error}");
+    }
+    for a in &info.attempt_list {
+        println!(
+            "  attempt {:>2}  {:<9}  runner {}  worker {}{}",
+            a.attempt,
+            a.state.as_str(),
+            a.runner,
+            a.worker_id.as_deref().unwrap_or("-"),
+            a.error_class
+                .as_deref()
+                .map(|c| format!("  {c}: {}", a.error_message.as_deref().unwrap_or("")))
+                .unwrap_or_default()
+        );
+        if let Some(backtrace) = &a.backtrace {
+            for line in backtrace.lines() {
+                println!("      {line}");
+            }
+        }
+    }
+}
+
+async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
+    if args.runner != "local" {
+        return Err(QueueError::Worker(format!("unknown runner `{}`: this build has `local`", args.runner)));
+    }
+    let mut builder = Worker::builder(q)
+        .queues(args.queues)
+        .heartbeat(Duration::from_millis(args.heartbeat_ms))
+        .stuck_timeout(Duration::from_millis(args.stuck_timeout_ms))
+        .grace_period(Duration::from_millis(args.grace_ms));
+    if let Some(n) = args.concurrency {
+        builder = builder.concurrency(n);
+    }
+    for (queue, n) in args.queue_limits {
+        builder = builder.queue_limit(queue, n);
+    }
+    let runtime = crate::Runtime::builder()
+        .build()
+        .map_err(|error| QueueError::Worker(format!("cannot start the in-process runtime: {error}")))?;
+    let worker = builder.runtime(runtime.clone()).start().await?;
+    eprintln!("worker {} running; Ctrl-C or SIGTERM stops it", worker.id());
+    wait_for_signal().await;
+    eprintln!("worker {} stopping", worker.id());
+    worker.shutdown().await;
+    runtime.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
