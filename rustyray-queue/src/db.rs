@@ -81,7 +81,7 @@ impl Kind {
 pub fn sql(kind: Kind, text: &str) -> Cow<'_, str> {
     let now = match kind {
         Kind::Sqlite => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
-        Kind::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+        Kind::Postgres => "CAST(EXTRACT(EPOCH FROM now()) * 1000000 AS BIGINT)",
     };
     let text: Cow<'_, str> =
         if text.contains("{now}") { Cow::Owned(text.replace("{now}", now)) } else { Cow::Borrowed(text) };

@@ -1,0 +1,427 @@
+//! The durable queue's behaviour, the same suite on SQLite and PostgreSQL:
+//! enqueue, claim, run, results, priority, delays, limits across workers,
+//! retries, timeouts, cancellation, bad input and schema versions.
+
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use queue::{TestDb, backends, within};
+use rustyray::queue::{AttemptState, JobFilter, JobOptions, JobState, Queue, QueueError, Worker};
+
+#[rustyray::remote]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[rustyray::remote]
+fn boom(_x: i64) -> i64 {
+    panic!("boom on purpose")
+}
+
+#[rustyray::remote]
+async fn sleepy(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[rustyray::remote]
+fn big(n: usize) -> Vec<u8> {
+    vec![7u8; n]
+}
+
+static ATTEMPTS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// Fails the first `failures` calls with this key, then returns how many calls it took.
+#[rustyray::remote]
+fn flaky(key: String, failures: u32) -> Result<u32, String> {
+    let mut seen = ATTEMPTS.lock().unwrap();
+    let count = seen.get_or_insert_with(HashMap::new).entry(key.clone()).or_insert(0);
+    *count += 1;
+    if *count <= failures { Err(format!("{key}: failure {count} of {failures}")) } else { Ok(*count) }
+}
+
+static ORDER: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[rustyray::remote]
+fn note(tag: String) -> String {
+    ORDER.lock().unwrap().push(tag.clone());
+    tag
+}
+
+static NOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts how many run at once, across every worker in this process.
+#[rustyray::remote]
+async fn overlap(ms: u64) -> usize {
+    let now = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    PEAK.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    NOW.fetch_sub(1, Ordering::SeqCst);
+    now
+}
+
+async fn worker(q: &Queue) -> Worker {
+    Worker::builder(q).concurrency(4).heartbeat(Duration::from_millis(50)).start().await.expect("worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_once_and_its_result_comes_back_typed() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let job = add::enqueue(&q, 1, 2).await.unwrap();
+        assert_eq!(job.state().await.unwrap(), JobState::Queued, "{}", db.label);
+        let w = worker(&q).await;
+        assert_eq!(within("result", job.result()).await.unwrap(), 3, "{}", db.label);
+        let info = job.info().await.unwrap();
+        assert_eq!(info.state, JobState::Succeeded);
+        assert_eq!(info.function, add::NAME);
+        assert_eq!(info.attempt_list.len(), 1);
+        let attempt = &info.attempt_list[0];
+        assert_eq!((attempt.attempt, attempt.state, attempt.runner.as_str()), (1, AttemptState::Succeeded, "local"));
+        assert_eq!(attempt.worker_id.as_deref(), Some(w.id()));
+        assert!(attempt.started_at.is_some() && attempt.finished_at.is_some());
+        assert_eq!(info.args, None, "arguments are redacted unless the function opts in");
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_jobs_enqueued_in_one_transaction_all_run() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let jobs = add::enqueue_many(&q, (0..200).map(|i| (i, i))).await.unwrap();
+        assert_eq!(jobs.len(), 200);
+        let w = worker(&q).await;
+        for (i, job) in jobs.iter().enumerate() {
+            assert_eq!(within("result", job.result()).await.unwrap(), 2 * i as i64, "{}", db.label);
+        }
+        let stats = q.stats().await.unwrap();
+        assert_eq!(stats.count(JobState::Succeeded), 200);
+        assert_eq!(stats.workers_alive, 1);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_runs_first_then_older_first() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let tag = |t: &str| format!("{}-{t}", db.label);
+        note::options().priority(-5).enqueue(&q, tag("low")).await.unwrap();
+        note::options().queue("default").enqueue(&q, tag("mid-1")).await.unwrap();
+        note::options().enqueue(&q, tag("mid-2")).await.unwrap();
+        let last = note::options().priority(100).enqueue(&q, tag("high")).await.unwrap();
+        let w = Worker::builder(&q).concurrency(1).start().await.unwrap();
+        within("jobs", async {
+            while q.stats().await.unwrap().count(JobState::Succeeded) < 4 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let order: Vec<String> = ORDER.lock().unwrap().iter().filter(|t| t.starts_with(db.label)).cloned().collect();
+        assert_eq!(order, vec![tag("high"), tag("mid-1"), tag("mid-2"), tag("low")]);
+        assert_eq!(last.result().await.unwrap(), tag("high"));
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_job_waits_for_its_time() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = add::options().run_after(Duration::from_millis(300)).enqueue(&q, 2, 2).await.unwrap();
+        assert_eq!(within("result", job.result()).await.unwrap(), 4);
+        let info = job.info().await.unwrap();
+        assert!(info.run_after >= info.created_at + 300_000, "{}: run_after is 300 ms after creation", db.label);
+        assert!(info.attempt_list[0].started_at.unwrap() >= info.run_after, "{}: it did not start early", db.label);
+        let at = std::time::SystemTime::now() + Duration::from_millis(100);
+        let job = add::options().run_at(at).enqueue(&q, 1, 1).await.unwrap();
+        assert_eq!(within("result", job.result()).await.unwrap(), 2);
+        assert!(job.info().await.unwrap().attempt_list[0].started_at.unwrap() >= rustyray::queue::to_micros(at));
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_limit_holds_across_two_workers() {
+    for db in backends().await {
+        let q = db.queue().await;
+        PEAK.store(0, Ordering::SeqCst);
+        let jobs = overlap::options().queue("limited").enqueue_many(&q, (0..12).map(|_| (40u64,))).await.unwrap();
+        let start = |q: &Queue| Worker::builder(q).queues(["limited"]).concurrency(4).queue_limit("limited", 2).start();
+        let (a, b) = (start(&q).await.unwrap(), start(&q).await.unwrap());
+        for job in &jobs {
+            within("result", job.result()).await.unwrap();
+        }
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!(peak <= 2, "{}: {peak} ran at once with a limit of 2", db.label);
+        a.shutdown().await;
+        b.shutdown().await;
+        q.set_queue_limit("limited", None).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_limit_holds_across_queues_and_workers() {
+    for db in backends().await {
+        let q = db.queue().await;
+        PEAK.store(0, Ordering::SeqCst);
+        let mut jobs = overlap::options().queue("g1").enqueue_many(&q, (0..6).map(|_| (40u64,))).await.unwrap();
+        jobs.extend(overlap::options().queue("g2").enqueue_many(&q, (0..6).map(|_| (40u64,))).await.unwrap());
+        let start = |q: &Queue| Worker::builder(q).queues(["g1", "g2"]).concurrency(4).global_limit(3).start();
+        let (a, b) = (start(&q).await.unwrap(), start(&q).await.unwrap());
+        for job in &jobs {
+            within("result", job.result()).await.unwrap();
+        }
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!(peak <= 3, "{}: {peak} ran at once with a global limit of 3", db.label);
+        a.shutdown().await;
+        b.shutdown().await;
+        q.set_queue_limit("*", None).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_is_retried_as_new_attempts_until_it_succeeds() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let key = format!("retry-{}", db.label);
+        let job = flaky::options()
+            .max_retries(3)
+            .backoff(Duration::from_millis(20), Duration::from_millis(80))
+            .enqueue(&q, key, 2)
+            .await
+            .unwrap();
+        assert_eq!(within("result", job.result()).await.unwrap(), 3);
+        let info = job.info().await.unwrap();
+        let states: Vec<AttemptState> = info.attempt_list.iter().map(|a| a.state).collect();
+        assert_eq!(states, vec![AttemptState::Failed, AttemptState::Failed, AttemptState::Succeeded], "{}", db.label);
+        assert_eq!(info.attempts, 3);
+        let first = &info.attempt_list[0];
+        assert_eq!(first.error_class.as_deref(), Some("alloc::string::String"));
+        assert!(first.error_message.as_deref().unwrap().contains("failure 1 of 2"));
+        // Each retry waited its backoff: the second attempt began at least 10 ms (half of 20, the jitter floor) after the first ended.
+        assert!(info.attempt_list[1].submitted_at >= first.finished_at.unwrap() + 10_000, "{}", db.label);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_failing_ends_failed_with_its_last_error() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = flaky::options()
+            .max_retries(1)
+            .backoff(Duration::from_millis(1), Duration::from_millis(2))
+            .enqueue(&q, format!("never-{}", db.label), 100)
+            .await
+            .unwrap();
+        let error = within("result", job.result()).await.unwrap_err();
+        match &error {
+            QueueError::JobFailed { state, attempts, function, message, .. } => {
+                assert_eq!((*state, *attempts), (JobState::Failed, 2), "{}", db.label);
+                assert_eq!(function, flaky::NAME);
+                assert!(message.as_deref().unwrap().contains("failure 2 of 100"), "{error}");
+            }
+            other => panic!("{}: expected JobFailed, got {other}", db.label),
+        }
+        assert!(error.to_string().contains(flaky::NAME), "{error}");
+
+        let job = boom::enqueue(&q, 1).await.unwrap();
+        let error = within("result", job.result()).await.unwrap_err();
+        match error {
+            QueueError::JobFailed { error_class, message, .. } => {
+                assert_eq!(error_class.as_deref(), Some("Panic"));
+                assert!(message.unwrap().contains("boom on purpose"));
+            }
+            other => panic!("expected a panic's failure, got {other}"),
+        }
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_past_its_timeout_fails_with_timeout() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = sleepy::options().timeout(Duration::from_millis(100)).enqueue(&q, 30_000).await.unwrap();
+        match within("result", job.result()).await.unwrap_err() {
+            QueueError::JobFailed { error_class, state, .. } => {
+                assert_eq!((error_class.as_deref(), state), (Some("Timeout"), JobState::Failed), "{}", db.label)
+            }
+            other => panic!("expected a timeout, got {other}"),
+        }
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_queued_job_ends_it_at_once() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let job = add::enqueue(&q, 1, 1).await.unwrap();
+        assert_eq!(job.cancel().await.unwrap(), JobState::Cancelled);
+        assert_eq!(job.state().await.unwrap(), JobState::Cancelled);
+        let w = worker(&q).await;
+        assert!(matches!(
+            within("result", job.result()).await,
+            Err(QueueError::JobFailed { state: JobState::Cancelled, attempts: 0, .. })
+        ));
+        assert!(job.info().await.unwrap().attempt_list.is_empty(), "{}: it never ran", db.label);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_stops_it_and_ends_it_cancelled() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = sleepy::enqueue(&q, 60_000).await.unwrap();
+        within("start", async {
+            while job.state().await.unwrap() != JobState::Running {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        job.cancel().await.unwrap();
+        assert_eq!(within("cancel", job.wait()).await.unwrap(), JobState::Cancelled, "{}", db.label);
+        let info = job.info().await.unwrap();
+        assert_eq!(info.attempt_list.last().unwrap().state, AttemptState::Cancelled);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_can_be_retried_and_then_succeeds() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = flaky::enqueue(&q, format!("again-{}", db.label), 1).await.unwrap();
+        assert!(within("first", job.result()).await.is_err());
+        q.retry(job.id()).await.unwrap();
+        assert_eq!(within("second", job.result()).await.unwrap(), 2, "{}", db.label);
+        let info = job.info().await.unwrap();
+        assert_eq!(info.attempt_list.iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(matches!(q.retry(job.id()).await, Err(QueueError::WrongState { state: JobState::Succeeded, .. })));
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_names_and_arguments_are_refused_and_nothing_is_written() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let unknown = q.enqueue_by_name("queue_jobs::ad", serde_json::json!([1, 2]), JobOptions::default()).await;
+        let message = unknown.unwrap_err().to_string();
+        assert!(message.contains("queue_jobs::ad") && message.contains("queue_jobs::add"), "{message}");
+        let wrong = q.enqueue_by_name(add::NAME, serde_json::json!(["x", 2]), JobOptions::default()).await;
+        let message = wrong.unwrap_err().to_string();
+        assert!(message.contains(add::NAME) && message.contains("fn add(a: i64, b: i64)"), "{message}");
+        let short = q.enqueue_by_name(add::NAME, serde_json::json!([1]), JobOptions::default()).await;
+        assert!(matches!(short, Err(QueueError::InvalidArguments { .. })));
+        let priority =
+            q.enqueue_by_name(add::NAME, serde_json::json!([1, 2]), JobOptions::default().priority(500)).await;
+        assert!(matches!(priority, Err(QueueError::InvalidOption { option: "priority", .. })));
+        assert!(q.jobs(JobFilter::default()).await.unwrap().is_empty(), "{}: nothing was written", db.label);
+        let ok = q.enqueue_by_name(add::NAME, serde_json::json!([1, 2]), JobOptions::default()).await.unwrap();
+        assert_eq!(q.job(ok).await.unwrap().state, JobState::Queued);
+        assert!(matches!(q.job(rustyray::queue::JobId::new()).await, Err(QueueError::JobNotFound(_))));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_over_the_size_limit_goes_to_the_result_store() {
+    for db in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::builder(&db.url)
+            .result_limit(1024)
+            .result_store(rustyray::queue::DirStore::new(dir.path()))
+            .connect()
+            .await
+            .unwrap();
+        let w = worker(&q).await;
+        let small = big::enqueue(&q, 10).await.unwrap();
+        let large = big::enqueue(&q, 100_000).await.unwrap();
+        assert_eq!(within("small", small.result()).await.unwrap().len(), 10);
+        assert_eq!(within("large", large.result()).await.unwrap(), vec![7u8; 100_000]);
+        let (small, large) = (small.info().await.unwrap(), large.info().await.unwrap());
+        assert!(small.result.is_some() && small.result_ref.is_none(), "{}", db.label);
+        assert!(large.result.is_none(), "{}", db.label);
+        assert!(large.result_ref.as_deref().unwrap().starts_with("file://"));
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_unfinished_jobs_back_to_the_queue_uncharged() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = Worker::builder(&q).grace_period(Duration::from_millis(100)).start().await.unwrap();
+        let job = sleepy::enqueue(&q, 60_000).await.unwrap();
+        within("start", async {
+            while job.state().await.unwrap() != JobState::Running {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        within("shutdown", w.shutdown()).await;
+        let info = job.info().await.unwrap();
+        assert_eq!((info.state, info.attempts), (JobState::Queued, 0), "{}", db.label);
+        let attempt = &info.attempt_list[0];
+        assert_eq!((attempt.state, attempt.charged), (AttemptState::Cancelled, false));
+        assert_eq!(attempt.error_class.as_deref(), Some("Released"));
+        let workers = q.workers().await.unwrap();
+        assert_eq!(workers[0].state, "STOPPED");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_a_newer_version_is_refused() {
+    for db in backends().await {
+        drop(db.queue().await);
+        bump_schema(&db).await;
+        match Queue::connect(&db.url).await {
+            Err(QueueError::SchemaTooNew { found, supported, .. }) => {
+                assert_eq!((found, supported), (99_999, 1), "{}", db.label)
+            }
+            other => panic!("{}: expected SchemaTooNew, got {other:?}", db.label),
+        }
+    }
+}
+
+/// Writes a migration this program does not know, as a newer version would.
+async fn bump_schema(db: &TestDb) {
+    let text = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                VALUES (99999, 'from the future', TRUE, X'00', 0)";
+    if db.label == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(text).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(&text.replace("X'00'", "'\\x00'::bytea")).execute(&pool).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unreachable_and_malformed_databases_are_clear_errors() {
+    let error = Queue::connect("postgres://app:s3cret@127.0.0.1:1/none").await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("127.0.0.1:1") && !message.contains("s3cret"), "{message}");
+    assert!(error.is_transient());
+    assert!(matches!(Queue::connect("mysql://x").await, Err(QueueError::InvalidUrl { .. })));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let error = Queue::connect(&format!("sqlite://{}", path.display())).await.unwrap_err();
+    assert!(error.to_string().contains("corrupt.db"), "{error}");
+}
