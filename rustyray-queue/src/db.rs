@@ -77,7 +77,8 @@ impl Kind {
     }
 }
 
-/// The backend's SQL for a statement written with `?` and `{now}`.
+/// The backend's SQL for a statement written with `?` and `{now}`. Every
+/// `?` is a placeholder, even inside a string literal: write none there.
 pub fn sql(kind: Kind, text: &str) -> Cow<'_, str> {
     let now = match kind {
         Kind::Sqlite => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
@@ -112,11 +113,13 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long to wait for a connection.
     pub acquire_timeout: Duration,
+    /// Connections to a SQLite file (default 1).
+    pub sqlite_connections: u32,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { max_connections: 8, acquire_timeout: Duration::from_secs(10) }
+        ConnectOptions { max_connections: 8, acquire_timeout: Duration::from_secs(30), sqlite_connections: 1 }
     }
 }
 
@@ -138,7 +141,10 @@ impl Db {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(if in_memory { 1 } else { options.max_connections.max(2) })
+                // One connection: SQLite has one writer anyway, and writers of
+                // one process queueing for the pool wait far less than
+                // writers sleeping in SQLite's busy handler.
+                .max_connections(if in_memory { 1 } else { options.sqlite_connections })
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await

@@ -97,22 +97,17 @@ fn plan(
     limits: &HashMap<String, i64>,
     running: &HashMap<String, i64>,
     n: i64,
-) -> (Vec<(Vec<String>, i64)>, i64) {
+) -> (Vec<(String, i64)>, i64) {
+    // One group per queue, so each select walks that queue's ready index.
     let mut groups = Vec::new();
-    let mut unlimited = Vec::new();
     for queue in queues {
-        match limits.get(queue) {
-            Some(limit) => {
-                let free = (limit - running.get(queue).copied().unwrap_or(0)).clamp(0, n);
-                if free > 0 {
-                    groups.push((vec![queue.clone()], free));
-                }
-            }
-            None => unlimited.push(queue.clone()),
+        let free = match limits.get(queue) {
+            Some(limit) => (limit - running.get(queue).copied().unwrap_or(0)).clamp(0, n),
+            None => n,
+        };
+        if free > 0 {
+            groups.push((queue.clone(), free));
         }
-    }
-    if !unlimited.is_empty() {
-        groups.push((unlimited, n));
     }
     let total = match limits.get(GLOBAL_LIMIT) {
         Some(limit) => (limit - running.values().sum::<i64>()).clamp(0, n),
@@ -145,13 +140,12 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
             let (groups, total) = plan(claimer.queues, &limits, &running, n);
             let select = format!(
                 "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
-                 AND queue IN (SELECT value FROM json_each(?)) ORDER BY priority DESC, id LIMIT ?"
+                 AND queue = ? ORDER BY priority DESC, id LIMIT ?"
             );
             let select = sql(kind, &select);
-            for (queues, limit) in groups {
-                let queues = serde_json::to_string(&queues).unwrap_or_else(|_| "[]".into());
+            for (queue, limit) in groups {
                 let rows =
-                    sqlx::query(&select).bind(queues).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                    sqlx::query(&select).bind(queue).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
                 for row in &rows {
                     picked.push(candidate(db, row)?);
                 }
@@ -219,12 +213,12 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
             let (groups, total) = plan(claimer.queues, &limits, &running, n);
             let select = format!(
                 "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
-                 AND queue = ANY(?::text[]) ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
+                 AND queue = ? ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
             );
             let select = sql(kind, &select);
-            for (queues, limit) in groups {
+            for (queue, limit) in groups {
                 let rows =
-                    sqlx::query(&select).bind(queues).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                    sqlx::query(&select).bind(queue).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
                 for row in &rows {
                     picked.push(candidate(db, row)?);
                 }
@@ -324,10 +318,10 @@ mod tests {
         let limits = HashMap::from([("a".to_string(), 2), (GLOBAL_LIMIT.to_string(), 5)]);
         let running = HashMap::from([("a".to_string(), 1), ("c".to_string(), 2)]);
         let (groups, total) = plan(&queues, &limits, &running, 10);
-        assert_eq!(groups, vec![(vec!["a".to_string()], 1), (vec!["b".to_string(), "c".to_string()], 10)]);
+        assert_eq!(groups, vec![("a".to_string(), 1), ("b".to_string(), 10), ("c".to_string(), 10)]);
         assert_eq!(total, 2);
         let full = HashMap::from([("a".to_string(), 2)]);
         let (groups, _) = plan(&queues, &limits, &full, 10);
-        assert_eq!(groups.len(), 1, "a full queue is not selected from");
+        assert_eq!(groups.len(), 2, "a full queue is not selected from");
     }
 }

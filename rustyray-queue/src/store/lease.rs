@@ -149,7 +149,7 @@ pub struct Recovered {
 /// jobs on, in one transaction; marks silent workers DEAD.
 pub async fn reconcile(db: &Db, stuck_us: i64) -> Result<Vec<Recovered>> {
     let lose = "UPDATE rustyray_attempts SET state = 'LOST', finished_at = {now}, error_class = 'Lost', \
-                error_message = 'worker ' || COALESCE(worker_id, '?') || ' stopped heartbeating; the attempt was lost' \
+                error_message = 'worker ' || COALESCE(worker_id, 'unknown') || ' stopped heartbeating; the attempt was lost' \
                 WHERE state IN ('SUBMITTED', 'RUNNING') AND last_heartbeat < {now} - ? \
                 RETURNING id, job_id, worker_id";
     let job = "SELECT attempts, options FROM rustyray_jobs WHERE id = ? AND current_attempt = ?";

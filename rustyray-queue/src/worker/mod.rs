@@ -246,10 +246,16 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let mut backoff = Duration::from_millis(50);
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut released = false;
+    let batch_floor = (config.concurrency / 4).max(1);
+    let mut drained = true;
     loop {
         // Claim while there is room.
         let mut wait = poll;
-        if stopping.is_none() && running.len() < config.concurrency {
+        // Claim in batches while busy: a claim is a round trip whatever its
+        // size. When the queue ran dry last time, claim for any free slot at
+        // once, so a lone new job starts within milliseconds.
+        let free = config.concurrency - running.len();
+        if stopping.is_none() && free > 0 && (drained || free >= batch_floor) {
             let claimer = Claimer {
                 worker_id: &config.id,
                 runner: runner.name(),
@@ -261,6 +267,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     backoff = Duration::from_millis(50);
                     let full = !claimed.is_empty() && running.len() + claimed.len() >= config.concurrency;
                     let got = claimed.len();
+                    drained = got < free;
                     for claimed in claimed {
                         let (stop_tx, stop_rx) = watch::channel(None);
                         let job_id = claimed.job_id;
@@ -320,6 +327,9 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             biased;
             Some(job) = done.recv() => {
                 running.remove(&job);
+                while let Ok(job) = done.try_recv() {
+                    running.remove(&job);
+                }
             }
             Some((job, _attempt)) = cancels.recv() => {
                 if let Some(stop) = running.get(&job) {
@@ -332,7 +342,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                         let _ = stop.send(Some(Stop::Cancel));
                     }
                 }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(Signal::Ready) | Err(broadcast::error::RecvError::Lagged(_)) => drained = true,
+                Ok(Signal::Moved(..)) => {}
                 Err(broadcast::error::RecvError::Closed) => sleep.await,
             },
             changed = shutdown.changed(), if stopping.is_none() => {
@@ -371,8 +382,13 @@ async fn lease_loop(
     let stuck_us = i64::try_from(stuck.as_micros()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Reconciling a few times per stuck timeout is enough, and keeps the
+    // writer lock (SQLite) free for claims.
+    let reconcile_every = (stuck.as_micros() / every.as_micros().max(1) / 4).clamp(1, 10) as u64;
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks += 1;
         match store::lease::heartbeat(queue.db(), &id).await {
             Ok(cancelled) => {
                 for cancel in cancelled {
@@ -380,6 +396,9 @@ async fn lease_loop(
                 }
             }
             Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
+        }
+        if ticks % reconcile_every != 1 && reconcile_every != 1 {
+            continue;
         }
         match store::lease::reconcile(queue.db(), stuck_us).await {
             Ok(recovered) => {
