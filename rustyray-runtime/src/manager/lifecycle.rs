@@ -125,14 +125,7 @@ impl Core {
             }
             Msg::Cancel(task) => self.cancel(task),
             Msg::Blocked(task) => self.block(task),
-            Msg::Unblocked(task) => {
-                if let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) {
-                    self.scheduler.unblock(&mut running.held);
-                    if let Some(runner) = running.runner {
-                        self.runners.set_waiting(runner, false);
-                    }
-                }
-            }
+            Msg::Unblocked(task) => self.unblock(task),
             Msg::Claim { task, waiter, reply } => self.claim(shared, task, waiter, reply),
             Msg::ObjectReady(object) => self.resolved.push(object),
             Msg::CreateActor(new) => {
@@ -404,12 +397,26 @@ impl Core {
     /// may be what it waits for). Its runner gets no more until it resumes.
     fn block(&mut self, task: TaskId) {
         let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
-        self.scheduler.block(&mut running.held);
+        if !self.scheduler.block(&mut running.held) {
+            // It was waiting already (another wait of the same task is open).
+            return;
+        }
         if let Some(runner) = running.runner {
             self.runners.set_waiting(runner, true);
             for task in self.runners.queued(runner) {
                 self.unassign(runner, task);
             }
+        }
+    }
+
+    /// One wait of the running `task` ended: once none is open, it takes its
+    /// resources back and its runner may be given lookaheads again.
+    fn unblock(&mut self, task: TaskId) {
+        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        if self.scheduler.unblock(&mut running.held)
+            && let Some(runner) = running.runner
+        {
+            self.runners.set_waiting(runner, false);
         }
     }
 
