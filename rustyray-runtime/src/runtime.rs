@@ -585,11 +585,12 @@ impl Runner for Shared {
         } else {
             self.directory.register(config.id, config.options.name.as_deref(), &actor).err()
         };
-        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries);
+        let entry = Entry::new(spec);
+        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries, entry.holds_cpus());
         if rejected.is_none() {
             self.actor_slots.insert(config.id, slot.clone());
         }
-        let msg = Msg::CreateActor(Box::new(NewActor { entry: Entry::new(spec), slot, config, rejected }));
+        let msg = Msg::CreateActor(Box::new(NewActor { entry, slot, config, rejected }));
         if let Err(Msg::CreateActor(new)) = self.send(msg) {
             new.entry.output().complete(Err(Error::RuntimeShutdown));
         }
@@ -647,12 +648,15 @@ impl Runner for Shared {
         }
         let Some(this) = self.this.upgrade() else { return false };
         let waiter = context::current_task();
-        let (reply, claimed) = oneshot::channel();
+        // A plain channel, not tokio's: this thread may be inside the tokio
+        // runtime's context (an async actor method that blocks), where
+        // tokio's blocking receive refuses to wait.
+        let (reply, claimed) = std::sync::mpsc::channel();
         executor::flush_held_reports(self);
         if self.send(Msg::Claim { task, waiter, reply }).is_err() {
             return false;
         }
-        let Ok(Some(start)) = claimed.blocking_recv() else { return false };
+        let Ok(Some(start)) = claimed.recv() else { return false };
         executor::run_inline(&this, start);
         if let Some(waiter) = waiter {
             let _ = self.send(Msg::Unblocked(waiter));

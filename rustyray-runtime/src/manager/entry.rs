@@ -105,6 +105,12 @@ impl Entry {
         &self.spec.output
     }
 
+    /// Whether it holds CPUs while it runs (for an actor's creation task:
+    /// while the actor lives).
+    pub(crate) fn holds_cpus(&self) -> bool {
+        self.demand.cpus > 0
+    }
+
     /// The actor whose method it calls, if it is a method call.
     pub(crate) fn called_actor(&self) -> Option<rustyray_core::ActorId> {
         match self.spec.kind {

@@ -396,7 +396,12 @@ impl Core {
     /// its runner go back into the line, since they would wait with it (and
     /// may be what it waits for). Its runner gets no more until it resumes.
     fn block(&mut self, task: TaskId) {
-        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        let Some(entry) = self.tasks.get_mut(&task) else { return };
+        if let TaskKind::ActorMethod { actor } = entry.spec.kind {
+            // A call holds nothing of its own: its actor's CPUs are given back.
+            return self.actor_call_blocked(actor, task);
+        }
+        let Some(running) = entry.running.as_mut() else { return };
         if !self.scheduler.block(&mut running.held) {
             // It was waiting already (another wait of the same task is open).
             return;
@@ -412,6 +417,9 @@ impl Core {
     /// One wait of the running `task` ended: once none is open, it takes its
     /// resources back and its runner may be given lookaheads again.
     fn unblock(&mut self, task: TaskId) {
+        if self.actor_call_unblocked(task) {
+            return;
+        }
         let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
         if self.scheduler.unblock(&mut running.held)
             && let Some(runner) = running.runner
@@ -428,7 +436,7 @@ impl Core {
         shared: &Arc<Shared>,
         task: TaskId,
         waiter: Option<TaskId>,
-        reply: oneshot::Sender<Option<Start>>,
+        reply: std::sync::mpsc::Sender<Option<Start>>,
     ) {
         // A lookahead that has not started may be taken back and run here.
         if let Some(runner) = self.tasks.get(&task).and_then(|e| e.assigned) {
@@ -454,7 +462,7 @@ impl Core {
         let held = self.scheduler.start_now(entry.demand.clone());
         let start = prepare_attempt(entry);
         mark_running(&mut self.timers, &mut self.records, self.now, entry, held, true, None);
-        if let Err(Some(start)) = reply.send(Some(start)) {
+        if let Err(std::sync::mpsc::SendError(Some(start))) = reply.send(Some(start)) {
             // The waiter is gone: run the attempt on the blocking pool instead.
             executor::start_plain(shared, start, None);
         }

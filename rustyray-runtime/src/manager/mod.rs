@@ -52,7 +52,7 @@ pub(crate) enum Msg {
     /// A running task stopped waiting.
     Unblocked(TaskId),
     /// A plain task (`waiter`) wants to run queued `task` on its own thread.
-    Claim { task: TaskId, waiter: Option<TaskId>, reply: oneshot::Sender<Option<Start>> },
+    Claim { task: TaskId, waiter: Option<TaskId>, reply: std::sync::mpsc::Sender<Option<Start>> },
     /// A new actor, with its creation task; `rejected` says why it cannot exist.
     CreateActor(Box<NewActor>),
     /// Every handle to an unnamed actor is gone.
