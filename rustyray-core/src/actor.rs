@@ -308,8 +308,9 @@ pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>> {
 }
 
 /// Ends an actor: calls not yet started fail with [`Error::ActorDied`] at
-/// once, later calls fail the same way, and the actor is not restarted. A
-/// call already running finishes first (a plain body cannot be interrupted).
+/// once, calls made after `kill` returns fail the same way (none of them
+/// runs), and the actor is not restarted. A call already running finishes
+/// first (a plain body cannot be interrupted).
 pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
     if let Some(runner) = handle.actor_ref().runner() {
         runner.kill_actor(handle.id());

@@ -601,6 +601,12 @@ impl Runner for Shared {
     }
 
     fn kill_actor(&self, actor: ActorId) {
+        // Before `kill` returns: a call made after it must not reach the actor
+        // by the direct path while the manager has yet to hear of the kill
+        // (calls through the manager are sent after the kill, so it fails them).
+        if let Some(slot) = self.actor_slots.get(&actor) {
+            slot.mark_killed();
+        }
         let _ = self.send(Msg::KillActor(actor));
     }
 

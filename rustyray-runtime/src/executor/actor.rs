@@ -214,6 +214,20 @@ impl ActorSlot {
         inner.calls.remove(index)
     }
 
+    /// Marks the actor as ended, at once, from the thread that kills it: no
+    /// call starts any more and callers no longer leave calls here (the
+    /// manager then fails every call that had not started, see
+    /// [`kill`](Self::kill)). Its thread, if it runs, drops the state and
+    /// returns once the running call (if any) is done.
+    pub(crate) fn mark_killed(&self) {
+        {
+            let mut inner = self.inner.lock();
+            inner.killed = true;
+            inner.direct = false;
+        }
+        self.wake();
+    }
+
     /// Ends the actor: no call starts any more, and its state is dropped
     /// (now if idle, else when the running call returns). Returns the calls
     /// that had not started.
