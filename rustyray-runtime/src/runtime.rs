@@ -522,6 +522,11 @@ impl Shared {
         self.core.lock().metrics_snapshot(usage)
     }
 
+    /// The runtime stopped (its manager ended): later submissions fail at once.
+    pub(crate) fn mark_shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
     /// The actor is gone: callers no longer find its slot.
     pub(crate) fn forget_slot(&self, actor: ActorId) {
         self.actor_slots.remove(&actor);

@@ -798,10 +798,11 @@ impl Core {
     }
 
     /// Fails everything unfinished with a shutdown error.
-    fn shutdown(&mut self) {
+    pub(super) fn shutdown(&mut self) {
         self.shut_down = true;
         self.runners.close_all();
-        self.end_all_actors();
+        // Every unfinished task, actor calls and creations included, fails
+        // with the shutdown error; then the actors end.
         let entries: Vec<Box<Entry>> = self.tasks.drain().map(|(_, entry)| entry).collect();
         for mut entry in entries {
             if let Some(running) = entry.running.take()
@@ -811,6 +812,7 @@ impl Core {
             }
             self.finalize(entry, TaskState::Cancelled, Some(Error::RuntimeShutdown));
         }
+        self.end_all_actors();
         self.waiting.clear();
         self.resolved.clear();
         self.timers.clear();
@@ -911,8 +913,9 @@ impl Core {
 }
 
 impl Drop for Core {
-    /// If the core goes away without a shutdown (its tokio runtime was
-    /// dropped), nobody may wait forever on its objects.
+    /// A core that goes away without its manager having shut it down (the
+    /// manager's own `Drop` does, however its loop ends) leaves no object
+    /// waiting either.
     fn drop(&mut self) {
         for entry in self.tasks.values() {
             entry.spec.output.complete(Err(Error::RuntimeShutdown));

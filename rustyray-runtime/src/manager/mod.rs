@@ -113,7 +113,9 @@ impl Manager {
         Manager { core, rx, shared }
     }
 
-    /// Runs until the runtime shuts down or every handle to it is gone.
+    /// Runs until the runtime shuts down or every handle to it is gone. If
+    /// the future is dropped instead (its tokio runtime went away), the
+    /// manager's `Drop` still fails everything unfinished.
     pub(crate) async fn run(mut self) {
         let mut messages = Vec::with_capacity(BATCH);
         let mut timers = Vec::new();
@@ -154,5 +156,61 @@ impl Manager {
             }
         }
         tracing::debug!("rustyray task manager stopped");
+    }
+}
+
+impl Drop for Manager {
+    /// However the loop ends (an explicit shutdown, every handle gone, or
+    /// its future dropped with the tokio runtime beneath it), nobody may wait
+    /// forever on an object of this runtime: every unfinished task fails with
+    /// [`Error::RuntimeShutdown`], and so does every task still on its way in
+    /// a message. Later messages cannot be sent (the channel is closed), so
+    /// their senders fail them the same way.
+    fn drop(&mut self) {
+        self.rx.close();
+        let shared = self.shared.upgrade();
+        if let Some(shared) = &shared {
+            shared.mark_shut_down();
+        }
+        {
+            let mut core = self.core.lock();
+            if !core.is_shut_down() {
+                core.shutdown();
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                refuse(msg);
+            }
+            core.notify_idle();
+        }
+        if let Some(shared) = shared {
+            shared.directory().clear();
+        }
+    }
+}
+
+/// Settles a message the manager will never handle: tasks in it fail with
+/// [`Error::RuntimeShutdown`], and whoever waits for a reply gets one.
+fn refuse(msg: Msg) {
+    match msg {
+        Msg::Submit(entry) => {
+            entry.output().complete(Err(Error::RuntimeShutdown));
+        }
+        Msg::CreateActor(new) => {
+            new.entry.output().complete(Err(Error::RuntimeShutdown));
+        }
+        Msg::WhenIdle(reply) | Msg::Shutdown(reply) => {
+            let _ = reply.send(());
+        }
+        // A claim's waiter sees its reply dropped and waits for the object,
+        // which has failed; the rest concern tasks that have failed already.
+        Msg::Claim { .. }
+        | Msg::Finished(_)
+        | Msg::Reports(_)
+        | Msg::Cancel(_)
+        | Msg::Blocked(_)
+        | Msg::Unblocked(_)
+        | Msg::ReleaseActor(_)
+        | Msg::KillActor(_)
+        | Msg::ObjectReady(_) => {}
     }
 }
