@@ -166,7 +166,7 @@ impl ActorRef {
             };
             return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), error));
         };
-        let output = ObjectCell::pending(id.output(), id, method, runner.clone());
+        let output = ObjectCell::pending(id.output(), id, method, None, runner.clone());
         let spec = TaskSpec {
             id,
             function: method,
@@ -419,7 +419,9 @@ impl<A: ActorConstructor<Args>, Args: ArgTuple> ActorBuilder<A, Args> {
             let token = ActorToken { id: config.id, runner: None, created, named };
             return ActorHandle::from_actor_ref(ActorRef { class: A::TYPE_NAME, token: Arc::new(token) });
         };
-        let created = ObjectCell::pending(task.output(), task, FunctionId::new(A::TYPE_NAME), runner.clone());
+        let function = FunctionId::new(A::TYPE_NAME);
+        let created =
+            ObjectCell::pending(task.output(), task, function, config.options.task.name.clone(), runner.clone());
         let spec = TaskSpec {
             id: task,
             function: FunctionId::new(A::TYPE_NAME),

@@ -38,8 +38,10 @@ pub type OutcomeRef<'a> = std::result::Result<&'a Value, &'a Error>;
 pub struct ObjectCell {
     id: ObjectId,
     producer: Option<TaskId>,
-    /// The producer's function, to name it if the object is cancelled.
+    /// The producer's function and the name it was given with `.name(..)`,
+    /// to name it if the object is cancelled.
     function: Option<FunctionId>,
+    name: Option<Arc<str>>,
     owner: Option<Arc<dyn Runner>>,
     slot: OnceLock<Outcome>,
     /// What the stored value counts for in the owner's byte total, encoded
@@ -76,13 +78,21 @@ fn decode_size(word: usize) -> ObjectSize {
 }
 
 impl ObjectCell {
-    /// A cell that `producer`, a task of `owner` running `function`, will write.
-    pub fn pending(id: ObjectId, producer: TaskId, function: FunctionId, owner: Arc<dyn Runner>) -> Arc<Self> {
+    /// A cell that `producer`, a task of `owner` running `function` (and
+    /// named `name`, if it was given one), will write.
+    pub fn pending(
+        id: ObjectId,
+        producer: TaskId,
+        function: FunctionId,
+        name: Option<Arc<str>>,
+        owner: Arc<dyn Runner>,
+    ) -> Arc<Self> {
         owner.object_created(id, ObjectSize::Empty);
         Arc::new(ObjectCell {
             id,
             producer: Some(producer),
             function: Some(function),
+            name,
             owner: Some(owner),
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -98,6 +108,7 @@ impl ObjectCell {
             id,
             producer: None,
             function: None,
+            name: None,
             owner: Some(owner),
             slot: OnceLock::from(Ok(value)),
             size: AtomicUsize::new(encode_size(size)),
@@ -112,6 +123,7 @@ impl ObjectCell {
             id,
             producer,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
@@ -335,7 +347,7 @@ impl<T> ObjectRef<T> {
             && !self.cell.is_ready()
         {
             let function = self.cell.function.unwrap_or(FunctionId::new("unknown"));
-            let origin = crate::error::TaskOrigin { task, function, name: None };
+            let origin = crate::error::TaskOrigin { task, function, name: self.cell.name.clone() };
             self.cell.complete(Err(Error::Cancelled { origin }));
             owner.cancel(task);
         }
@@ -534,6 +546,7 @@ mod tests {
             id: ObjectId::next(),
             producer: None,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -556,6 +569,7 @@ mod tests {
             id: ObjectId::next(),
             producer: None,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -579,6 +593,7 @@ mod tests {
             id: ObjectId::next(),
             producer: None,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
             size: AtomicUsize::new(EMPTY),
