@@ -10,7 +10,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -174,16 +174,16 @@ impl Builder {
     /// Builds the runtime and starts its task manager on the tokio runtime.
     ///
     /// Fails with [`Error::NoTokioRuntime`] outside a tokio runtime (unless
-    /// [`tokio_handle`](Self::tokio_handle) was given), with
-    /// [`Error::NoTokioTimer`] if that runtime has no timer, and with
-    /// [`Error::InvalidOption`] for out-of-range settings.
+    /// [`tokio_handle`](Self::tokio_handle) was given), and with
+    /// [`Error::InvalidOption`] for out-of-range settings. The tokio runtime
+    /// needs no timer (`enable_time`): the runtime's own deadlines (task
+    /// timeouts, retry backoff, `wait`'s timeout) run on a timer of its own.
     pub fn build(self) -> Result<Runtime> {
         let config = self.config()?;
         let handle = match self.handle {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| Error::NoTokioRuntime)?,
         };
-        check_timer(&handle)?;
         crate::panic::install_hook();
         let (tx, rx) = mpsc::unbounded_channel();
         let core = Arc::new(Mutex::new(Core::new(&config)));
@@ -203,13 +203,6 @@ impl Builder {
         tracing::info!(cpus = shared.config.num_cpus, "rustyray runtime started");
         Ok(Runtime { shared })
     }
-}
-
-/// Whether `handle`'s runtime has a timer (tokio panics on a timer without one).
-fn check_timer(handle: &Handle) -> Result<()> {
-    let _entered = handle.enter();
-    let probe = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    probe.map_err(|_| Error::NoTokioTimer)
 }
 
 /// A RustyRay runtime: a task manager, an object store and a set of

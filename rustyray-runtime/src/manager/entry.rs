@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use rustyray_core::{TaskId, TaskSpec};
 use tokio::task::AbortHandle;
-use tokio_util::time::delay_queue;
 
 use super::runners::RunnerId;
 use crate::scheduler::{Demand, Held};
@@ -56,7 +55,7 @@ pub(super) struct Running {
     pub(super) attempt: u32,
     /// Stops an async body.
     pub(super) abort: Option<AbortHandle>,
-    pub(super) timer: Option<delay_queue::Key>,
+    pub(super) timer: Option<crate::timer::TimerKey>,
     pub(super) held: Held,
     pub(super) abandon: Option<Arc<AtomicBool>>,
     /// The runner it runs on, for a plain attempt on a runner.

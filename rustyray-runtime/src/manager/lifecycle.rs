@@ -17,7 +17,6 @@ use rustc_hash::FxHashMap;
 use rustyray_core::{Attempt, Error, ObjectCell, ObjectId, TaskError, TaskId, TaskKind};
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::oneshot;
-use tokio_util::time::DelayQueue;
 
 use super::actors::Actors;
 use super::entry::{Abandoned, Entry, Running};
@@ -32,6 +31,7 @@ use crate::runtime::{Config, Shared};
 use crate::scheduler::{Held, Scheduler};
 use crate::state::{AttemptOutcome, AttemptRecord, Clock, Records, TaskFilter, TaskInfo, TaskState};
 use crate::store::StoreUsage;
+use crate::timer::Timers;
 
 /// Tasks waiting for one object.
 struct Waiters {
@@ -46,7 +46,7 @@ pub(crate) struct Core {
     /// Objects just written whose waiters have not been looked at yet.
     resolved: Vec<ObjectId>,
     pub(super) scheduler: Scheduler,
-    pub(super) timers: DelayQueue<Timer>,
+    pub(super) timers: Timers<Timer>,
     pub(super) abandoned: FxHashMap<TaskId, SmallVec<[Abandoned; 1]>>,
     pub(super) records: Records,
     pub(super) clock: Clock,
@@ -77,7 +77,7 @@ impl Core {
             waiting: FxHashMap::default(),
             resolved: Vec::new(),
             scheduler: Scheduler::new(config.num_cpus, &config.resources, &config.queue_limits, config.max_in_flight),
-            timers: DelayQueue::new(),
+            timers: Timers::default(),
             abandoned: FxHashMap::default(),
             records: Records::new(config.max_finished_records, clock, config.event_capacity),
             clock,
@@ -1004,7 +1004,7 @@ pub(super) fn prepare_attempt(entry: &mut Entry) -> Start {
 /// its own, that is before the manager hears of it, and its timeout counts
 /// from then.
 pub(super) fn mark_running(
-    timers: &mut DelayQueue<Timer>,
+    timers: &mut Timers<Timer>,
     records: &mut Records,
     now: Instant,
     entry: &mut Entry,
@@ -1014,7 +1014,7 @@ pub(super) fn mark_running(
 ) {
     let number = entry.started_attempts;
     let timer = entry.spec.options.timeout.map(|timeout| {
-        let deadline = tokio::time::Instant::from_std(now + timeout);
+        let deadline = crate::timer::deadline(now, timeout);
         timers.insert_at(Timer::Timeout { task: entry.spec.id, attempt: number }, deadline)
     });
     let abandon = entry.prepared_abandon.take();

@@ -125,8 +125,8 @@ impl Manager {
                     let mut core = self.core.lock();
                     while timers.len() < BATCH {
                         match core.timers.poll_expired(cx) {
-                            Poll::Ready(Some(expired)) => timers.push(expired.into_inner()),
-                            _ => break,
+                            Poll::Ready(timer) => timers.push(timer),
+                            Poll::Pending => break,
                         }
                     }
                 }
