@@ -261,7 +261,8 @@ impl fmt::Debug for ObjectCell {
 
 /// Stores `value` in the object store of the current runtime (the current
 /// task's, else the process default) and returns a reference to it. Without a
-/// runtime the reference is already failed with [`Error::NoRuntime`].
+/// runtime the reference is already failed with [`Error::NoRuntime`], and
+/// with [`Error::RuntimeShutdown`] if the runtime has shut down.
 pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     match context::current_runner() {
         Some(runner) => put_in(runner, value),
@@ -269,8 +270,12 @@ pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     }
 }
 
-/// Stores `value` in `runner`'s object store.
+/// Stores `value` in `runner`'s object store (the ref is failed with
+/// [`Error::RuntimeShutdown`] if the runner has shut down, as any submission to it is).
 pub fn put_in<T: Any + Send + Sync>(runner: Arc<dyn Runner>, value: T) -> ObjectRef<T> {
+    if runner.is_shut_down() {
+        return ObjectRef::failed(Error::RuntimeShutdown);
+    }
     ObjectRef::from_cell(ObjectCell::with_value(ObjectId::next(), runner, Arc::new(value)))
 }
 

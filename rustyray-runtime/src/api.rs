@@ -86,7 +86,7 @@ pub async fn wait<'a, T: 'a>(
 
 /// Stores `value` in the current runtime's object store and returns a
 /// reference to it; without a runtime the reference is already failed with
-/// [`Error::NoRuntime`].
+/// [`Error::NoRuntime`], after its shutdown with [`Error::RuntimeShutdown`].
 pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     rustyray_core::object::put(value)
 }

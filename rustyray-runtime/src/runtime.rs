@@ -295,7 +295,9 @@ impl Runtime {
         self.shared.is_closed()
     }
 
-    /// Stores `value` in this runtime's object store.
+    /// Stores `value` in this runtime's object store. After a shutdown the
+    /// returned ref is failed with [`Error::RuntimeShutdown`], as every
+    /// submission then is.
     pub fn put<T: Any + Send + Sync>(&self, value: T) -> ObjectRef<T> {
         object::put_in(self.runner(), value)
     }
@@ -680,6 +682,10 @@ impl Runner for Shared {
             }
             Ok(_) => Err(Error::WouldBlock),
         }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.is_closed()
     }
 
     fn as_any(&self) -> &dyn Any {
