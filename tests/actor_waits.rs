@@ -42,6 +42,7 @@ impl Counter {
 }
 
 #[rustyray::actor]
+#[derive(Default)]
 pub struct Waiter {
     calls: u64,
 }

@@ -25,6 +25,7 @@ async fn fails_twice() -> Result<u32, String> {
 }
 
 #[rustyray::actor]
+#[derive(Default)]
 pub struct Counter {
     n: u32,
 }

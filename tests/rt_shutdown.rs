@@ -24,6 +24,7 @@ async fn add_async(a: i64, b: i64) -> i64 {
 }
 
 #[rustyray::actor]
+#[derive(Default)]
 pub struct Counter {
     n: i64,
 }
