@@ -31,7 +31,8 @@ pub(crate) struct Entry {
     pub(super) lookahead_seq: Option<u64>,
     /// The give-up flag of the prepared attempt, until it is marked running.
     pub(super) prepared_abandon: Option<Arc<AtomicBool>>,
-    pub(super) running: Option<Running>,
+    /// The attempt running now; boxed, as most tasks in the table wait.
+    pub(super) running: Option<Box<Running>>,
     /// Tasks it submitted, for recursive cancellation.
     pub(super) children: Vec<TaskId>,
     pub(super) submitted: Instant,

@@ -670,7 +670,7 @@ impl Core {
             record.ended = Some(self.now);
             record.outcome = AttemptOutcome::Failed(Box::new(TaskError::TimedOut { timeout }));
         }
-        self.stop_attempt(task, running, false);
+        self.stop_attempt(task, *running, false);
         self.attempt_failed(task, TaskError::TimedOut { timeout });
     }
 
@@ -727,7 +727,7 @@ impl Core {
                     record.ended = Some(self.now);
                     record.outcome = AttemptOutcome::Cancelled;
                 }
-                self.stop_attempt(task, running, true);
+                self.stop_attempt(task, *running, true);
             }
             let error = Error::Cancelled { origin: entry.spec.origin() };
             self.finalize(entry, TaskState::Cancelled, Some(error));
@@ -1018,7 +1018,7 @@ pub(super) fn mark_running(
         timers.insert_at(Timer::Timeout { task: entry.spec.id, attempt: number }, deadline)
     });
     let abandon = entry.prepared_abandon.take();
-    entry.running = Some(Running { attempt: number, abort: None, timer, held, abandon, runner });
+    entry.running = Some(Box::new(Running { attempt: number, abort: None, timer, held, abandon, runner }));
     if let Some(function) = records.functions.get_mut(entry.metrics) {
         function.queue_wait.observe(now.saturating_duration_since(entry.queued_at));
     }
