@@ -166,7 +166,7 @@ impl ActorRef {
             };
             return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), error));
         };
-        let output = ObjectCell::pending(id.output(), id, method, None, runner.clone());
+        let output = ObjectCell::pending(id, method, None, runner.clone());
         let spec = TaskSpec {
             id,
             function: method,
@@ -420,8 +420,7 @@ impl<A: ActorConstructor<Args>, Args: ArgTuple> ActorBuilder<A, Args> {
             return ActorHandle::from_actor_ref(ActorRef { class: A::TYPE_NAME, token: Arc::new(token) });
         };
         let function = FunctionId::new(A::TYPE_NAME);
-        let created =
-            ObjectCell::pending(task.output(), task, function, config.options.task.name.clone(), runner.clone());
+        let created = ObjectCell::pending(task, function, config.options.task.name.clone(), runner.clone());
         let spec = TaskSpec {
             id: task,
             function: FunctionId::new(A::TYPE_NAME),

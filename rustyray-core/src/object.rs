@@ -37,7 +37,9 @@ pub type OutcomeRef<'a> = std::result::Result<&'a Value, &'a Error>;
 /// One slot of an object store: pending until written once with a value or an error.
 pub struct ObjectCell {
     id: ObjectId,
-    producer: Option<TaskId>,
+    /// Whether a task writes it: that task's id is the object's own number
+    /// ([`TaskId::output`]), so a flag is all the cell keeps.
+    produced: bool,
     /// The producer's function and the name it was given with `.name(..)`,
     /// to name it if the object is cancelled.
     function: Option<FunctionId>,
@@ -78,19 +80,20 @@ fn decode_size(word: usize) -> ObjectSize {
 }
 
 impl ObjectCell {
-    /// A cell that `producer`, a task of `owner` running `function` (and
-    /// named `name`, if it was given one), will write.
+    /// The output cell of task `producer` (its id is the task's
+    /// [`output`](TaskId::output)), a task of `owner` running `function` (and
+    /// named `name`, if it was given one).
     pub fn pending(
-        id: ObjectId,
         producer: TaskId,
         function: FunctionId,
         name: Option<Arc<str>>,
         owner: Arc<dyn Runner>,
     ) -> Arc<Self> {
+        let id = producer.output();
         owner.object_created(id, ObjectSize::Empty);
         Arc::new(ObjectCell {
             id,
-            producer: Some(producer),
+            produced: true,
             function: Some(function),
             name,
             owner: Some(owner),
@@ -106,7 +109,7 @@ impl ObjectCell {
         owner.object_created(id, size);
         Arc::new(ObjectCell {
             id,
-            producer: None,
+            produced: false,
             function: None,
             name: None,
             owner: Some(owner),
@@ -117,11 +120,13 @@ impl ObjectCell {
     }
 
     /// A cell that holds `error` from the start and belongs to no runner
-    /// (what a submission without a runtime produces).
+    /// (what a submission without a runtime produces): the output of task
+    /// `producer` if given (its id is then the task's
+    /// [`output`](TaskId::output)), else an object of id `id`.
     pub fn with_error(id: ObjectId, producer: Option<TaskId>, error: Error) -> Arc<Self> {
         Arc::new(ObjectCell {
-            id,
-            producer,
+            id: producer.map_or(id, TaskId::output),
+            produced: producer.is_some(),
             function: None,
             name: None,
             owner: None,
@@ -138,7 +143,7 @@ impl ObjectCell {
 
     /// The task that writes this object, if a task does.
     pub fn producer(&self) -> Option<TaskId> {
-        self.producer
+        self.produced.then(|| TaskId::from_u64(self.id.as_u64()))
     }
 
     /// The runner that owns this object.
@@ -322,7 +327,7 @@ impl<T> ObjectRef<T> {
 
     /// The task that produces this object, if a task does.
     pub fn task(&self) -> Option<TaskId> {
-        self.cell.producer
+        self.cell.producer()
     }
 
     /// Whether the object is ready (holds a value or an error), without waiting.
@@ -348,7 +353,7 @@ impl<T> ObjectRef<T> {
     /// does `get` on everything that depends on it once the runtime has
     /// passed the cancellation on. Cancelling a finished task does nothing.
     pub fn cancel(&self) {
-        if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer)
+        if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer())
             && !self.cell.is_ready()
         {
             let function = self.cell.function.unwrap_or(FunctionId::new("unknown"));
@@ -382,7 +387,7 @@ impl<T> ObjectRef<T> {
         // A plain task body about to block on a queued task runs that task here
         // instead (as rayon's `join` does), so waiting never needs a new thread.
         if context::on_blocking_thread()
-            && let Some(producer) = self.cell.producer
+            && let Some(producer) = self.cell.producer()
             && owner.run_inline(producer)
             && let Some(outcome) = self.cell.try_get()
         {
@@ -549,7 +554,7 @@ mod tests {
     fn first_write_wins_and_wakes_waiters() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
             name: None,
             owner: None,
@@ -572,7 +577,7 @@ mod tests {
     fn blocking_wait_honours_its_deadline() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
             name: None,
             owner: None,
@@ -596,7 +601,7 @@ mod tests {
     fn into_value_moves_a_unique_value() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
             name: None,
             owner: None,
