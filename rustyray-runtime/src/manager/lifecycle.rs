@@ -19,7 +19,7 @@ use smallvec::{SmallVec, smallvec};
 use tokio::sync::oneshot;
 
 use super::actors::Actors;
-use super::entry::{Abandoned, Entry, Running};
+use super::entry::{Abandoned, Entry, Maybe, Running};
 use super::runners::{RunnerId, Runners};
 use super::{Finished, Msg, Timer};
 use crate::executor::{self, Handoff, Report, Start};
@@ -339,15 +339,15 @@ impl Core {
                 let priority = entry.spec.options.priority;
                 let mut start = prepare_attempt(entry);
                 start.lookahead = true;
-                entry.assigned = Some(runner);
-                entry.lookahead_seq = Some(ready.seq);
+                entry.assigned = Maybe::some(runner);
+                entry.lookahead_seq = Maybe::some(ready.seq);
                 if self.runners.assign(runner, start, priority).is_err() {
                     // The runner is closing: the task keeps its place in line.
-                    entry.assigned = None;
-                    entry.lookahead_seq = None;
+                    entry.assigned = Maybe::NONE;
+                    entry.lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
                     entry.prepared_abandon = None;
-                    entry.queued_seq = Some(ready.seq);
+                    entry.queued_seq = Maybe::some(ready.seq);
                     self.scheduler.unget(ready);
                     break;
                 }
@@ -362,7 +362,7 @@ impl Core {
             return false;
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return false };
-        entry.assigned = None;
+        entry.assigned = Maybe::NONE;
         entry.started_attempts -= 1;
         entry.prepared_abandon = None;
         match entry.lookahead_seq.take() {
@@ -370,7 +370,7 @@ impl Core {
                 let spec = &entry.spec;
                 let demand = entry.demand.clone();
                 self.scheduler.push_at(spec.id, seq, spec.options.priority, demand, spec.options.queue.clone());
-                entry.queued_seq = Some(seq);
+                entry.queued_seq = Maybe::some(seq);
             }
             None => enqueue(&mut self.scheduler, &mut self.records, &mut self.actors, entry),
         }
@@ -439,7 +439,7 @@ impl Core {
         reply: std::sync::mpsc::Sender<Option<Start>>,
     ) {
         // A lookahead that has not started may be taken back and run here.
-        if let Some(runner) = self.tasks.get(&task).and_then(|e| e.assigned) {
+        if let Some(runner) = self.tasks.get(&task).and_then(|e| e.assigned.get()) {
             self.unassign(runner, task);
         }
         let claimable = self
@@ -456,7 +456,7 @@ impl Core {
             self.block(waiter);
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if let Some(seq) = entry.queued_seq {
+        if let Some(seq) = entry.queued_seq.get() {
             self.scheduler.forget(seq);
         }
         let held = self.scheduler.start_now(entry.demand.clone());
@@ -559,7 +559,7 @@ impl Core {
         };
         match self.tasks.get_mut(&next).filter(|e| e.assigned == Some(runner) && e.started_attempts == next_attempt) {
             Some(entry) => {
-                entry.assigned = None;
+                entry.assigned = Maybe::NONE;
                 // The runner started it as the previous attempt ended.
                 mark_running(&mut self.timers, &mut self.records, ended, entry, held, false, Some(runner));
             }
@@ -948,7 +948,7 @@ pub(super) fn enqueue(scheduler: &mut Scheduler, records: &mut Records, actors: 
     set_state(records, entry, TaskState::Queued);
     if let TaskKind::ActorMethod { actor } = entry.spec.kind {
         // Actor calls wait in their actor's line, not the scheduler's.
-        entry.queued_seq = None;
+        entry.queued_seq = Maybe::NONE;
         actors.wake(actor);
         return;
     }
@@ -958,13 +958,13 @@ pub(super) fn enqueue(scheduler: &mut Scheduler, records: &mut Records, actors: 
         entry.demand.clone(),
         entry.spec.options.queue.clone(),
     );
-    entry.queued_seq = Some(seq);
+    entry.queued_seq = Maybe::some(seq);
 }
 
 /// Describes the next attempt of `entry` for the executor (the attempt is
 /// counted from here; it runs once [`mark_running`] says so).
 pub(super) fn prepare_attempt(entry: &mut Entry) -> Start {
-    entry.queued_seq = None;
+    entry.queued_seq = Maybe::NONE;
     entry.started_attempts += 1;
     let number = entry.started_attempts;
     let last = number > entry.spec.options.max_retries;
