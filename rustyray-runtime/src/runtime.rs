@@ -26,7 +26,7 @@ use crate::directory::Directory;
 use crate::events::EventStream;
 use crate::executor;
 use crate::executor::ActorSlot;
-use crate::manager::{Core, Entry, Manager, Msg, NewActor, submit_call};
+use crate::manager::{Claim, Core, Entry, Manager, Msg, NewActor, submit_call};
 use crate::state::{ActorInfo, Stats, TaskFilter, TaskInfo};
 use crate::store::Store;
 
@@ -659,7 +659,7 @@ impl Runner for Shared {
         // tokio's blocking receive refuses to wait.
         let (reply, claimed) = std::sync::mpsc::channel();
         executor::flush_held_reports(self);
-        if self.send(Msg::Claim { task, waiter, reply }).is_err() {
+        if self.send(Msg::Claim(Box::new(Claim { task, waiter, reply }))).is_err() {
             return false;
         }
         let Ok(Some(start)) = claimed.recv() else { return false };

@@ -112,7 +112,7 @@ impl Core {
     pub(super) fn handle(&mut self, shared: &Arc<Shared>, msg: Msg) {
         match msg {
             Msg::Submit(spec) => self.submit(shared, spec),
-            Msg::Finished(finished) => self.finished(finished),
+            Msg::Finished(finished) => self.finished(*finished),
             Msg::Reports(reports) => {
                 for report in reports {
                     match report {
@@ -126,7 +126,10 @@ impl Core {
             Msg::Cancel(task) => self.cancel(task),
             Msg::Blocked(task) => self.block(task),
             Msg::Unblocked(task) => self.unblock(task),
-            Msg::Claim { task, waiter, reply } => self.claim(shared, task, waiter, reply),
+            Msg::Claim(claim) => {
+                let super::Claim { task, waiter, reply } = *claim;
+                self.claim(shared, task, waiter, reply);
+            }
             Msg::ObjectReady(object) => self.resolved.push(object),
             Msg::CreateActor(new) => {
                 let super::NewActor { entry, slot, config, rejected } = *new;

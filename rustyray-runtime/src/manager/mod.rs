@@ -41,8 +41,10 @@ const BATCH: usize = 256;
 pub(crate) enum Msg {
     /// A new task.
     Submit(Box<Entry>),
-    /// An attempt ended.
-    Finished(Finished),
+    /// An attempt ended (boxed, as are the other large messages: a message
+    /// takes the room of the largest, and a burst of submissions may queue
+    /// a great many).
+    Finished(Box<Finished>),
     /// What happened to attempts, in a batch.
     Reports(Vec<Report>),
     /// Cancel a task and its children.
@@ -52,7 +54,7 @@ pub(crate) enum Msg {
     /// A running task stopped waiting.
     Unblocked(TaskId),
     /// A plain task (`waiter`) wants to run queued `task` on its own thread.
-    Claim { task: TaskId, waiter: Option<TaskId>, reply: std::sync::mpsc::Sender<Option<Start>> },
+    Claim(Box<Claim>),
     /// A new actor, with its creation task; `rejected` says why it cannot exist.
     CreateActor(Box<NewActor>),
     /// Every handle to an unnamed actor is gone.
@@ -65,6 +67,13 @@ pub(crate) enum Msg {
     WhenIdle(oneshot::Sender<()>),
     /// Stop: fail everything unfinished, then reply.
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A plain task (`waiter`) wants to run queued `task` on its own thread.
+pub(crate) struct Claim {
+    pub(crate) task: TaskId,
+    pub(crate) waiter: Option<TaskId>,
+    pub(crate) reply: std::sync::mpsc::Sender<Option<Start>>,
 }
 
 /// A new actor: its creation task, its configuration, and why it cannot exist, if so.
@@ -203,7 +212,7 @@ fn refuse(msg: Msg) {
         }
         // A claim's waiter sees its reply dropped and waits for the object,
         // which has failed; the rest concern tasks that have failed already.
-        Msg::Claim { .. }
+        Msg::Claim(_)
         | Msg::Finished(_)
         | Msg::Reports(_)
         | Msg::Cancel(_)
