@@ -266,6 +266,33 @@ async fn kill_fails_pending_calls_promptly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_after_kill_returns_fails_and_never_runs() {
+    let rt = runtime();
+    rt.scope(async {
+        let all = async {
+            for i in 0..200 {
+                // Named and unnamed actors, each with its thread running (its
+                // first call just returned), where later calls go straight to it.
+                let c = if i % 2 == 0 {
+                    Counter::options().name(format!("killed-{i}")).remote(0)
+                } else {
+                    Counter::remote(0)
+                };
+                assert_eq!(c.incr(1).get().await.unwrap(), 1);
+                rustyray::kill(&c);
+                let after = c.incr(1).get().await;
+                assert!(
+                    matches!(after, Err(Error::ActorDied { .. })),
+                    "iteration {i}: a call after kill gave {after:?}"
+                );
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), all).await.expect("every call returned");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_actors_are_found_by_name() {
     let rt = runtime();
     rt.scope(async {

@@ -75,3 +75,33 @@ async fn a_cancelled_ref_stays_cancelled_even_if_its_input_arrives_first() {
     })
     .await;
 }
+
+#[rustyray::remote]
+async fn hang() -> u64 {
+    std::future::pending::<()>().await;
+    0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_error_names_the_task_by_its_given_name() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let r = hang::options().name("resize-images").remote();
+        let downstream = filler::remote(&r);
+        rustyray::cancel(&r);
+        for got in [r.get().await, downstream.get().await] {
+            let error = got.unwrap_err();
+            match &error {
+                Error::Cancelled { origin } => {
+                    assert_eq!(origin.name.as_deref(), Some("resize-images"));
+                    assert_eq!(origin.task, r.task().unwrap());
+                }
+                other => panic!("expected a cancelled error, got {other}"),
+            }
+            assert!(error.to_string().contains("resize-images"), "{error}");
+        }
+        let info = rt.task(r.task().unwrap()).unwrap();
+        assert!(info.error.is_some_and(|error| error.to_string().contains("resize-images")));
+    })
+    .await;
+}

@@ -272,6 +272,19 @@ async fn shutdown_fails_unfinished_and_later_work() {
 }
 
 #[tokio::test]
+async fn put_after_shutdown_fails_like_every_other_submission() {
+    let rt = runtime(1);
+    let before = rt.put(7u8);
+    rt.shutdown().await;
+    assert_eq!(before.get().await.unwrap(), 7, "a value put before stays readable");
+    assert!(matches!(rt.put(8u8).get().await, Err(Error::RuntimeShutdown)));
+    let free = rt.scope(async { rustyray::put(9u8) }).await;
+    assert!(matches!(free.get().await, Err(Error::RuntimeShutdown)));
+    let call = rt.scope(async { add::remote(1, 1) }).await;
+    assert!(matches!(call.get().await, Err(Error::RuntimeShutdown)));
+}
+
+#[tokio::test]
 async fn runtimes_in_one_process_are_independent() {
     let first = runtime(1);
     let second = runtime(1);

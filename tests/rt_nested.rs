@@ -106,3 +106,47 @@ async fn never() -> u8 {
     std::future::pending::<()>().await;
     0
 }
+
+/// Opened by the task that waits twice, once its first wait has ended.
+static GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[rustyray::remote]
+async fn gate() -> u64 {
+    GATE.notified().await;
+    1
+}
+
+#[rustyray::remote]
+fn one() -> u64 {
+    1
+}
+
+#[rustyray::remote]
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// Waits for two refs at once. The second can only become ready (and then
+/// needs the only CPU) after the first wait has ended.
+#[rustyray::remote]
+async fn two_waits_at_once() -> u64 {
+    let first = one::remote();
+    let second = plus_one::remote(gate::remote());
+    let first_then_open = async {
+        let value = first.get().await;
+        GATE.notify_one();
+        value
+    };
+    let (a, b) = futures::join!(first_then_open, second.get());
+    a.unwrap_or(0) + b.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_two_open_waits_keeps_its_cpu_given_back_until_both_end() {
+    let rt = Runtime::builder().num_cpus(1).build().unwrap();
+    let result = finishes(rt.scope(async { two_waits_at_once::options().num_cpus(1.0).remote().get().await })).await;
+    assert_eq!(result.unwrap(), 3);
+    // Every CPU is back once the task is done.
+    rt.wait_idle().await;
+    assert_eq!(rt.load().0, 1.0);
+}

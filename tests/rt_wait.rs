@@ -24,3 +24,29 @@ async fn waiting_for_all_of_many_racing_tasks_returns() {
     })
     .await;
 }
+
+#[rustyray::remote]
+async fn never_ready() -> u64 {
+    std::future::pending::<()>().await;
+    0
+}
+
+#[test]
+fn wait_with_a_timeout_works_when_polled_outside_any_tokio_runtime() {
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = Runtime::builder().num_cpus(2).tokio_handle(tokio.handle().clone()).build().unwrap();
+    let (done, pending) = {
+        let _entered = rt.enter();
+        (rt.put(1u64), never_ready::remote())
+    };
+    // A plain executor on a plain thread: no tokio runtime, no RustyRay scope.
+    let (ready, not_ready) =
+        futures::executor::block_on(rustyray::wait([&done, &pending], 2, Some(Duration::from_millis(10))));
+    assert_eq!(ready, vec![done.clone()]);
+    assert_eq!(not_ready, vec![pending.clone()]);
+    // And with nothing to wait for, it returns at once.
+    let (ready, _) = futures::executor::block_on(rustyray::wait([&done], 1, Some(Duration::from_secs(3600))));
+    assert_eq!(ready, vec![done]);
+    rustyray::cancel(&pending);
+    tokio.block_on(rt.shutdown());
+}

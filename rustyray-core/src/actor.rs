@@ -166,7 +166,7 @@ impl ActorRef {
             };
             return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), error));
         };
-        let output = ObjectCell::pending(id.output(), id, method, runner.clone());
+        let output = ObjectCell::pending(id, method, None, runner.clone());
         let spec = TaskSpec {
             id,
             function: method,
@@ -308,8 +308,9 @@ pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>> {
 }
 
 /// Ends an actor: calls not yet started fail with [`Error::ActorDied`] at
-/// once, later calls fail the same way, and the actor is not restarted. A
-/// call already running finishes first (a plain body cannot be interrupted).
+/// once, calls made after `kill` returns fail the same way (none of them
+/// runs), and the actor is not restarted. A call already running finishes
+/// first (a plain body cannot be interrupted).
 pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
     if let Some(runner) = handle.actor_ref().runner() {
         runner.kill_actor(handle.id());
@@ -418,7 +419,8 @@ impl<A: ActorConstructor<Args>, Args: ArgTuple> ActorBuilder<A, Args> {
             let token = ActorToken { id: config.id, runner: None, created, named };
             return ActorHandle::from_actor_ref(ActorRef { class: A::TYPE_NAME, token: Arc::new(token) });
         };
-        let created = ObjectCell::pending(task.output(), task, FunctionId::new(A::TYPE_NAME), runner.clone());
+        let function = FunctionId::new(A::TYPE_NAME);
+        let created = ObjectCell::pending(task, function, config.options.task.name.clone(), runner.clone());
         let spec = TaskSpec {
             id: task,
             function: FunctionId::new(A::TYPE_NAME),

@@ -193,7 +193,7 @@ pub fn submit<T>(
             None => return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), Error::NoRuntime)),
         },
     };
-    let output = ObjectCell::pending(id.output(), id, function, runner.clone());
+    let output = ObjectCell::pending(id, function, options.name.clone(), runner.clone());
     let trace_parent = crate::spec::current_trace_parent();
     let output_ref = output.clone();
     runner.submit(TaskSpec { id, function, kind, options, deps, body, output, parent, caller, args, trace_parent });

@@ -216,7 +216,10 @@ pub enum Error {
         "RustyRay runs on tokio: build the runtime inside a tokio runtime (e.g. #[tokio::main]) or pass one with Builder::tokio_handle"
     )]
     NoTokioRuntime,
-    /// The tokio runtime has no timer.
+    /// The tokio runtime has no timer, for a runner that needs one. The
+    /// in-process runtime does not: its deadlines (task timeouts, retry
+    /// backoff, `wait`'s timeout) run on a timer of its own, so it never
+    /// returns this error.
     #[error(
         "RustyRay needs tokio's timer: build the tokio runtime with `enable_time()` (or `enable_all()`; #[tokio::main] does)"
     )]

@@ -37,9 +37,13 @@ pub type OutcomeRef<'a> = std::result::Result<&'a Value, &'a Error>;
 /// One slot of an object store: pending until written once with a value or an error.
 pub struct ObjectCell {
     id: ObjectId,
-    producer: Option<TaskId>,
-    /// The producer's function, to name it if the object is cancelled.
+    /// Whether a task writes it: that task's id is the object's own number
+    /// ([`TaskId::output`]), so a flag is all the cell keeps.
+    produced: bool,
+    /// The producer's function and the name it was given with `.name(..)`,
+    /// to name it if the object is cancelled.
     function: Option<FunctionId>,
+    name: Option<Arc<str>>,
     owner: Option<Arc<dyn Runner>>,
     slot: OnceLock<Outcome>,
     /// What the stored value counts for in the owner's byte total, encoded
@@ -76,13 +80,22 @@ fn decode_size(word: usize) -> ObjectSize {
 }
 
 impl ObjectCell {
-    /// A cell that `producer`, a task of `owner` running `function`, will write.
-    pub fn pending(id: ObjectId, producer: TaskId, function: FunctionId, owner: Arc<dyn Runner>) -> Arc<Self> {
+    /// The output cell of task `producer` (its id is the task's
+    /// [`output`](TaskId::output)), a task of `owner` running `function` (and
+    /// named `name`, if it was given one).
+    pub fn pending(
+        producer: TaskId,
+        function: FunctionId,
+        name: Option<Arc<str>>,
+        owner: Arc<dyn Runner>,
+    ) -> Arc<Self> {
+        let id = producer.output();
         owner.object_created(id, ObjectSize::Empty);
         Arc::new(ObjectCell {
             id,
-            producer: Some(producer),
+            produced: true,
             function: Some(function),
+            name,
             owner: Some(owner),
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -96,8 +109,9 @@ impl ObjectCell {
         owner.object_created(id, size);
         Arc::new(ObjectCell {
             id,
-            producer: None,
+            produced: false,
             function: None,
+            name: None,
             owner: Some(owner),
             slot: OnceLock::from(Ok(value)),
             size: AtomicUsize::new(encode_size(size)),
@@ -106,12 +120,15 @@ impl ObjectCell {
     }
 
     /// A cell that holds `error` from the start and belongs to no runner
-    /// (what a submission without a runtime produces).
+    /// (what a submission without a runtime produces): the output of task
+    /// `producer` if given (its id is then the task's
+    /// [`output`](TaskId::output)), else an object of id `id`.
     pub fn with_error(id: ObjectId, producer: Option<TaskId>, error: Error) -> Arc<Self> {
         Arc::new(ObjectCell {
-            id,
-            producer,
+            id: producer.map_or(id, TaskId::output),
+            produced: producer.is_some(),
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
@@ -126,7 +143,7 @@ impl ObjectCell {
 
     /// The task that writes this object, if a task does.
     pub fn producer(&self) -> Option<TaskId> {
-        self.producer
+        self.produced.then(|| TaskId::from_u64(self.id.as_u64()))
     }
 
     /// The runner that owns this object.
@@ -249,7 +266,8 @@ impl fmt::Debug for ObjectCell {
 
 /// Stores `value` in the object store of the current runtime (the current
 /// task's, else the process default) and returns a reference to it. Without a
-/// runtime the reference is already failed with [`Error::NoRuntime`].
+/// runtime the reference is already failed with [`Error::NoRuntime`], and
+/// with [`Error::RuntimeShutdown`] if the runtime has shut down.
 pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     match context::current_runner() {
         Some(runner) => put_in(runner, value),
@@ -257,8 +275,12 @@ pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     }
 }
 
-/// Stores `value` in `runner`'s object store.
+/// Stores `value` in `runner`'s object store (the ref is failed with
+/// [`Error::RuntimeShutdown`] if the runner has shut down, as any submission to it is).
 pub fn put_in<T: Any + Send + Sync>(runner: Arc<dyn Runner>, value: T) -> ObjectRef<T> {
+    if runner.is_shut_down() {
+        return ObjectRef::failed(Error::RuntimeShutdown);
+    }
     ObjectRef::from_cell(ObjectCell::with_value(ObjectId::next(), runner, Arc::new(value)))
 }
 
@@ -305,7 +327,7 @@ impl<T> ObjectRef<T> {
 
     /// The task that produces this object, if a task does.
     pub fn task(&self) -> Option<TaskId> {
-        self.cell.producer
+        self.cell.producer()
     }
 
     /// Whether the object is ready (holds a value or an error), without waiting.
@@ -331,11 +353,11 @@ impl<T> ObjectRef<T> {
     /// does `get` on everything that depends on it once the runtime has
     /// passed the cancellation on. Cancelling a finished task does nothing.
     pub fn cancel(&self) {
-        if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer)
+        if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer())
             && !self.cell.is_ready()
         {
             let function = self.cell.function.unwrap_or(FunctionId::new("unknown"));
-            let origin = crate::error::TaskOrigin { task, function, name: None };
+            let origin = crate::error::TaskOrigin { task, function, name: self.cell.name.clone() };
             self.cell.complete(Err(Error::Cancelled { origin }));
             owner.cancel(task);
         }
@@ -365,7 +387,7 @@ impl<T> ObjectRef<T> {
         // A plain task body about to block on a queued task runs that task here
         // instead (as rayon's `join` does), so waiting never needs a new thread.
         if context::on_blocking_thread()
-            && let Some(producer) = self.cell.producer
+            && let Some(producer) = self.cell.producer()
             && owner.run_inline(producer)
             && let Some(outcome) = self.cell.try_get()
         {
@@ -532,8 +554,9 @@ mod tests {
     fn first_write_wins_and_wakes_waiters() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -554,8 +577,9 @@ mod tests {
     fn blocking_wait_honours_its_deadline() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
@@ -577,8 +601,9 @@ mod tests {
     fn into_value_moves_a_unique_value() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            producer: None,
+            produced: false,
             function: None,
+            name: None,
             owner: None,
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
             size: AtomicUsize::new(EMPTY),

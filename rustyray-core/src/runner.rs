@@ -91,6 +91,12 @@ pub trait Runner: Send + Sync + 'static {
     /// where blocking would stall async tasks.
     fn block_on_object(&self, cell: &ObjectCell, deadline: Option<Instant>) -> Result<bool>;
 
+    /// Whether the runner has stopped (submissions to it fail with
+    /// [`Error::RuntimeShutdown`](crate::Error::RuntimeShutdown)).
+    fn is_shut_down(&self) -> bool {
+        false
+    }
+
     /// The concrete runner, for downcasting.
     fn as_any(&self) -> &dyn Any;
 

@@ -39,6 +39,10 @@ pub async fn get_all<'a, T: Any + Clone + Send + Sync>(
 /// order of `refs`. At most `num_returns` refs are returned as ready (fewer on
 /// timeout); `num_returns` larger than the list means all of it.
 /// A task waiting here gives its CPU slot back while it waits.
+///
+/// The timeout runs on RustyRay's own timer: `wait` may be polled by any
+/// executor, on any thread, inside a tokio runtime (with or without tokio's
+/// timer) or outside one.
 pub async fn wait<'a, T: 'a>(
     refs: impl IntoIterator<Item = &'a ObjectRef<T>>,
     num_returns: usize,
@@ -52,7 +56,9 @@ pub async fn wait<'a, T: 'a>(
     let mut ready = refs.len() - pending.len();
     if ready < wanted {
         let _waiting = Waiting::begin();
-        let deadline = timeout.map(sleep);
+        // RustyRay's own timer: it works in any executor, inside a tokio
+        // runtime (with or without tokio's timer) or not.
+        let deadline = timeout.map(crate::timer::sleep);
         let mut deadline = std::pin::pin!(async move {
             match deadline {
                 Some(sleep) => sleep.await,
@@ -78,21 +84,9 @@ pub async fn wait<'a, T: 'a>(
     })
 }
 
-/// A tokio sleep, created inside the current runtime's tokio runtime when the
-/// caller is not on one.
-fn sleep(duration: Duration) -> tokio::time::Sleep {
-    match (tokio::runtime::Handle::try_current(), Runtime::current()) {
-        (Err(_), Some(runtime)) => {
-            let _entered = runtime.tokio_handle().enter();
-            tokio::time::sleep(duration)
-        }
-        _ => tokio::time::sleep(duration),
-    }
-}
-
 /// Stores `value` in the current runtime's object store and returns a
 /// reference to it; without a runtime the reference is already failed with
-/// [`Error::NoRuntime`].
+/// [`Error::NoRuntime`], after its shutdown with [`Error::RuntimeShutdown`].
 pub fn put<T: Any + Send + Sync>(value: T) -> ObjectRef<T> {
     rustyray_core::object::put(value)
 }

@@ -42,6 +42,7 @@ mod scheduler;
 pub mod state;
 mod store;
 mod timeline;
+mod timer;
 
 pub use api::{call_by_name, cancel, current_task, get, get_all, get_blocking, put, wait};
 pub use events::{Event, EventKind, EventStream};

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -26,7 +26,7 @@ use crate::directory::Directory;
 use crate::events::EventStream;
 use crate::executor;
 use crate::executor::ActorSlot;
-use crate::manager::{Core, Entry, Manager, Msg, NewActor, submit_call};
+use crate::manager::{Claim, Core, Entry, Manager, Msg, NewActor, submit_call};
 use crate::state::{ActorInfo, Stats, TaskFilter, TaskInfo};
 use crate::store::Store;
 
@@ -174,16 +174,16 @@ impl Builder {
     /// Builds the runtime and starts its task manager on the tokio runtime.
     ///
     /// Fails with [`Error::NoTokioRuntime`] outside a tokio runtime (unless
-    /// [`tokio_handle`](Self::tokio_handle) was given), with
-    /// [`Error::NoTokioTimer`] if that runtime has no timer, and with
-    /// [`Error::InvalidOption`] for out-of-range settings.
+    /// [`tokio_handle`](Self::tokio_handle) was given), and with
+    /// [`Error::InvalidOption`] for out-of-range settings. The tokio runtime
+    /// needs no timer (`enable_time`): the runtime's own deadlines (task
+    /// timeouts, retry backoff, `wait`'s timeout) run on a timer of its own.
     pub fn build(self) -> Result<Runtime> {
         let config = self.config()?;
         let handle = match self.handle {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| Error::NoTokioRuntime)?,
         };
-        check_timer(&handle)?;
         crate::panic::install_hook();
         let (tx, rx) = mpsc::unbounded_channel();
         let core = Arc::new(Mutex::new(Core::new(&config)));
@@ -203,13 +203,6 @@ impl Builder {
         tracing::info!(cpus = shared.config.num_cpus, "rustyray runtime started");
         Ok(Runtime { shared })
     }
-}
-
-/// Whether `handle`'s runtime has a timer (tokio panics on a timer without one).
-fn check_timer(handle: &Handle) -> Result<()> {
-    let _entered = handle.enter();
-    let probe = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    probe.map_err(|_| Error::NoTokioTimer)
 }
 
 /// A RustyRay runtime: a task manager, an object store and a set of
@@ -302,7 +295,9 @@ impl Runtime {
         self.shared.is_closed()
     }
 
-    /// Stores `value` in this runtime's object store.
+    /// Stores `value` in this runtime's object store. After a shutdown the
+    /// returned ref is failed with [`Error::RuntimeShutdown`], as every
+    /// submission then is.
     pub fn put<T: Any + Send + Sync>(&self, value: T) -> ObjectRef<T> {
         object::put_in(self.runner(), value)
     }
@@ -548,6 +543,11 @@ impl Shared {
         self.core.lock().metrics_snapshot(usage)
     }
 
+    /// The runtime stopped (its manager ended): later submissions fail at once.
+    pub(crate) fn mark_shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
     /// The actor is gone: callers no longer find its slot.
     pub(crate) fn forget_slot(&self, actor: ActorId) {
         self.actor_slots.remove(&actor);
@@ -611,11 +611,12 @@ impl Runner for Shared {
         } else {
             self.directory.register(config.id, config.options.name.as_deref(), &actor).err()
         };
-        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries);
+        let entry = Entry::new(spec);
+        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries, entry.holds_cpus());
         if rejected.is_none() {
             self.actor_slots.insert(config.id, slot.clone());
         }
-        let msg = Msg::CreateActor(Box::new(NewActor { entry: Entry::new(spec), slot, config, rejected }));
+        let msg = Msg::CreateActor(Box::new(NewActor { entry, slot, config, rejected }));
         if let Err(Msg::CreateActor(new)) = self.send(msg) {
             new.entry.output().complete(Err(Error::RuntimeShutdown));
         }
@@ -626,6 +627,12 @@ impl Runner for Shared {
     }
 
     fn kill_actor(&self, actor: ActorId) {
+        // Before `kill` returns: a call made after it must not reach the actor
+        // by the direct path while the manager has yet to hear of the kill
+        // (calls through the manager are sent after the kill, so it fails them).
+        if let Some(slot) = self.actor_slots.get(&actor) {
+            slot.mark_killed();
+        }
         let _ = self.send(Msg::KillActor(actor));
     }
 
@@ -673,12 +680,15 @@ impl Runner for Shared {
         }
         let Some(this) = self.this.upgrade() else { return false };
         let waiter = context::current_task();
-        let (reply, claimed) = oneshot::channel();
+        // A plain channel, not tokio's: this thread may be inside the tokio
+        // runtime's context (an async actor method that blocks), where
+        // tokio's blocking receive refuses to wait.
+        let (reply, claimed) = std::sync::mpsc::channel();
         executor::flush_held_reports(self);
-        if self.send(Msg::Claim { task, waiter, reply }).is_err() {
+        if self.send(Msg::Claim(Box::new(Claim { task, waiter, reply }))).is_err() {
             return false;
         }
-        let Ok(Some(start)) = claimed.blocking_recv() else { return false };
+        let Ok(Some(start)) = claimed.recv() else { return false };
         executor::run_inline(&this, start);
         if let Some(waiter) = waiter {
             let _ = self.send(Msg::Unblocked(waiter));
@@ -698,6 +708,10 @@ impl Runner for Shared {
             }
             Ok(_) => Err(Error::WouldBlock),
         }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.is_closed()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -274,7 +274,7 @@ impl AttemptRecord {
 }
 
 /// The attempts of one task.
-pub(crate) type Attempts = smallvec::SmallVec<[AttemptRecord; 1]>;
+pub(crate) type Attempts = Vec<AttemptRecord>;
 
 /// Everything about a task but its body, as kept once it has finished.
 #[derive(Clone, Debug)]

@@ -212,14 +212,13 @@ mod tests {
     use crate::state::{AttemptRecord, Attempts, TaskState};
 
     fn record(id: u64, blocking: bool, start_ms: u64, end_ms: u64, origin: Instant, inputs: &[u64]) -> Record {
-        let mut attempts = Attempts::new();
-        attempts.push(AttemptRecord {
+        let attempts: Attempts = vec![AttemptRecord {
             number: 1,
             started: origin + Duration::from_millis(start_ms),
             ended: Some(origin + Duration::from_millis(end_ms)),
             outcome: AttemptOutcome::Succeeded,
             inline: false,
-        });
+        }];
         Record {
             id: TaskId::from_u64(id),
             name: None,

@@ -2,9 +2,14 @@
 //!
 //! An actor's calls wait in its [`ActorSlot`], in the order the manager
 //! released them. While calls are waiting the actor is *active*: one blocking
-//! thread holds its state and runs the calls one after another (plain methods
-//! directly, async methods by driving them on that thread), so a burst of calls
-//! costs one thread hand-off, and plain methods never block a tokio worker.
+//! thread holds its state and runs the calls one after another, so a burst of
+//! calls costs one thread hand-off, and plain methods never block a tokio
+//! worker. Plain methods (and constructors) run on that thread as any plain
+//! task body does, outside the tokio runtime's context, so they may block:
+//! `get_blocking` on a task, another actor's call, a blocking channel. Async
+//! methods are driven on the same thread inside the tokio runtime (one
+//! `block_on` for a run of consecutive async calls). While a call waits for an
+//! object, the CPUs the actor holds are given back, as a plain task's are.
 //! When the slot is empty the state is parked in the slot and the thread goes
 //! back to the pool: an idle actor costs memory, not a thread.
 //!
@@ -31,7 +36,7 @@ use tracing::Instrument;
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rustyray_core::context::{self, TaskContext};
 use rustyray_core::{ActorInstance, ActorMethod, BodyResult, LocalBodyFuture, TaskBody, TaskError, TaskId};
 use tokio::sync::Notify;
@@ -51,10 +56,15 @@ const LINGER: Duration = Duration::from_millis(1);
 /// Where an actor's released calls wait, and its state while it is idle.
 pub(crate) struct ActorSlot {
     inner: Mutex<SlotInner>,
+    /// Wakes the actor's thread while it drives async calls.
     arrived: Notify,
+    /// Wakes the actor's thread while it lingers, waiting for a call.
+    arrived_idle: Condvar,
     max_concurrency: usize,
     /// How often a call lost in a crash is retried (for direct calls' attempts).
     max_task_retries: u32,
+    /// Whether the actor holds CPUs, which its calls give back while they wait.
+    holds_cpus: bool,
 }
 
 #[derive(Default)]
@@ -77,8 +87,21 @@ struct SlotInner {
 }
 
 impl ActorSlot {
-    pub(crate) fn new(max_concurrency: usize, max_task_retries: u32) -> Arc<Self> {
-        Arc::new(ActorSlot { inner: Mutex::default(), arrived: Notify::new(), max_concurrency, max_task_retries })
+    pub(crate) fn new(max_concurrency: usize, max_task_retries: u32, holds_cpus: bool) -> Arc<Self> {
+        Arc::new(ActorSlot {
+            inner: Mutex::default(),
+            arrived: Notify::new(),
+            arrived_idle: Condvar::new(),
+            max_concurrency,
+            max_task_retries,
+            holds_cpus,
+        })
+    }
+
+    /// Wakes the actor's thread, whatever it is doing.
+    fn wake(&self) {
+        self.arrived.notify_one();
+        self.arrived_idle.notify_one();
     }
 
     /// How often a call lost in a crash is retried.
@@ -117,7 +140,7 @@ impl ActorSlot {
             inner.active |= activate;
             activate
         };
-        self.arrived.notify_one();
+        self.wake();
         if activate {
             self.activate(shared);
         }
@@ -140,7 +163,7 @@ impl ActorSlot {
             let Some(start) = hand_over() else { return true };
             inner.calls.push_back(start);
         };
-        self.arrived.notify_one();
+        self.wake();
         true
     }
 
@@ -191,6 +214,20 @@ impl ActorSlot {
         inner.calls.remove(index)
     }
 
+    /// Marks the actor as ended, at once, from the thread that kills it: no
+    /// call starts any more and callers no longer leave calls here (the
+    /// manager then fails every call that had not started, see
+    /// [`kill`](Self::kill)). Its thread, if it runs, drops the state and
+    /// returns once the running call (if any) is done.
+    pub(crate) fn mark_killed(&self) {
+        {
+            let mut inner = self.inner.lock();
+            inner.killed = true;
+            inner.direct = false;
+        }
+        self.wake();
+    }
+
     /// Ends the actor: no call starts any more, and its state is dropped
     /// (now if idle, else when the running call returns). Returns the calls
     /// that had not started.
@@ -201,8 +238,20 @@ impl ActorSlot {
             (inner.calls.drain(..).collect(), inner.parked.take())
         };
         drop(parked);
-        self.arrived.notify_one();
+        self.wake();
         waiting
+    }
+
+    /// The actor thread's side, idle: waits up to `linger` for a call (or
+    /// for the actor to end).
+    fn linger(&self, linger: Duration) {
+        let deadline = Instant::now() + linger;
+        let mut inner = self.inner.lock();
+        while inner.calls.is_empty() && !inner.killed {
+            if self.arrived_idle.wait_until(&mut inner, deadline).timed_out() {
+                break;
+            }
+        }
     }
 
     /// The actor thread's side: the next call, if one may start now.
@@ -289,110 +338,118 @@ impl Drop for Reporter<'_> {
 fn run(shared: &Arc<Shared>, slot: &Arc<ActorSlot>) {
     let mut instance = slot.take_parked();
     let mut reporter = Reporter { shared, reports: Vec::new(), since: Instant::now() };
-    let handle = shared.handle().clone();
-    handle.block_on(async {
-        loop {
-            let start = match slot.try_next() {
-                Some(start) => start,
-                None => {
-                    // Hand over what happened so far, then wait a moment for
-                    // more calls before giving the thread back.
-                    reporter.flush();
-                    let _ = tokio::time::timeout(LINGER, slot.arrived.notified()).await;
-                    match slot.next(&mut instance) {
-                        Some(start) => start,
-                        None => break,
-                    }
+    // A call taken from the slot by a run of async calls that it ended.
+    let mut taken: Option<Start> = None;
+    loop {
+        let start = match taken.take().or_else(|| slot.try_next()) {
+            Some(start) => start,
+            None => {
+                // Hand over what happened so far, then wait a moment for
+                // more calls before giving the thread back.
+                reporter.flush();
+                slot.linger(LINGER);
+                match slot.next(&mut instance) {
+                    Some(start) => start,
+                    None => break,
                 }
-            };
-            match &start.body {
-                TaskBody::Construct(construct) => {
-                    let started = Instant::now();
-                    let built = {
-                        let _entered = context::enter(call_context(shared, &start));
-                        let _span = start.span.enter();
-                        catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
-                            .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
-                    };
-                    let outcome = match built {
-                        Ok(state) => {
-                            instance = Some(state);
-                            Ok(std::sync::Arc::new(()) as rustyray_core::Value)
-                        }
-                        Err(error) => {
-                            // No state: no call may start until the manager decides.
-                            slot.halt();
-                            Err(error)
-                        }
-                    };
-                    reporter.finished(report(start, outcome, started, Handoff::None));
-                    reporter.flush();
-                }
-                TaskBody::Method(method) => {
-                    let method = method.clone();
-                    let Some(state) = instance.as_mut() else {
-                        // No state: the constructor failed; the manager fails the call.
-                        let started = Instant::now();
-                        let error = TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() });
-                        reporter.finished(report(start, Err(error), started, Handoff::None));
-                        continue;
-                    };
-                    let crash = match method {
-                        ActorMethod::AsyncRef(_) if slot.max_concurrency > 1 => {
-                            run_shared_phase(shared, slot, start, &**state, &mut reporter).await
-                        }
-                        _ => run_one(shared, start, method, state, &mut reporter).await,
-                    };
-                    if let Some((culprit, lost)) = crash {
-                        // A panic may have left the state half-updated: it goes,
-                        // no further call starts, and the manager decides
-                        // whether to rebuild it (and resumes the slot if so).
-                        slot.halt();
-                        let state = instance.take();
-                        let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
-                        let ended = culprit.ended;
-                        reporter.push(Report::Crashed(culprit, lost), ended);
-                        reporter.flush();
-                    }
-                }
-                TaskBody::Blocking(_) | TaskBody::Async(_) => {}
             }
+        };
+        match &start.body {
+            TaskBody::Construct(construct) => {
+                let started = Instant::now();
+                let built = {
+                    let _entered = context::enter(call_context(shared, slot, &start));
+                    let _span = start.span.enter();
+                    catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
+                        .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+                };
+                let outcome = match built {
+                    Ok(state) => {
+                        instance = Some(state);
+                        Ok(std::sync::Arc::new(()) as rustyray_core::Value)
+                    }
+                    Err(error) => {
+                        // No state: no call may start until the manager decides.
+                        slot.halt();
+                        Err(error)
+                    }
+                };
+                reporter.finished(report(start, outcome, started, Handoff::None));
+                reporter.flush();
+            }
+            TaskBody::Method(method) => {
+                let method = method.clone();
+                let Some(state) = instance.as_mut() else {
+                    // No state: the constructor failed; the manager fails the call.
+                    let started = Instant::now();
+                    let error = TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() });
+                    reporter.finished(report(start, Err(error), started, Handoff::None));
+                    continue;
+                };
+                let crash = match method {
+                    ActorMethod::Mut(body) => {
+                        run_plain(shared, slot, start, &mut reporter, |attempt| body(attempt, &mut **state))
+                    }
+                    ActorMethod::Ref(body) => {
+                        run_plain(shared, slot, start, &mut reporter, |attempt| body(attempt, &**state))
+                    }
+                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_) => {
+                        let handle = shared.handle().clone();
+                        let (crash, next) = handle.block_on(run_async(shared, slot, start, state, &mut reporter));
+                        taken = next;
+                        crash
+                    }
+                };
+                if let Some((culprit, lost)) = crash {
+                    // A panic may have left the state half-updated: it goes,
+                    // no further call starts, and the manager decides
+                    // whether to rebuild it (and resumes the slot if so).
+                    slot.halt();
+                    let state = instance.take();
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
+                    let ended = culprit.ended;
+                    reporter.push(Report::Crashed(culprit, lost), ended);
+                    reporter.flush();
+                }
+            }
+            TaskBody::Blocking(_) | TaskBody::Async(_) => {}
         }
-    });
+    }
 }
 
-fn call_context(shared: &Arc<Shared>, start: &Start) -> TaskContext {
-    TaskContext { runner: shared.clone(), task: Some(start.task), releases_on_wait: false, blocking_thread: true }
+fn call_context(shared: &Arc<Shared>, slot: &ActorSlot, start: &Start) -> TaskContext {
+    TaskContext {
+        runner: shared.clone(),
+        task: Some(start.task),
+        releases_on_wait: slot.holds_cpus,
+        blocking_thread: true,
+    }
 }
 
-/// What a crash leaves to report: the call that panicked and the calls in flight.
-type Crash = (Finished, Vec<(TaskId, u32)>);
+fn is_async_method(start: &Start) -> bool {
+    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_)))
+}
 
-/// Runs one call alone; returns the crash if it panicked.
-async fn run_one(
+/// Runs a plain method on this thread, as a plain task body runs; returns
+/// the crash if it panicked.
+fn run_plain(
     shared: &Arc<Shared>,
+    slot: &ActorSlot,
     start: Start,
-    method: ActorMethod,
-    state: &mut ActorInstance,
     reporter: &mut Reporter<'_>,
+    body: impl FnOnce(rustyray_core::Attempt) -> BodyResult,
 ) -> Option<Crash> {
     let started = Instant::now();
     let outcome = {
-        let _entered = context::enter(call_context(shared, &start));
+        let _entered = context::enter(call_context(shared, slot, &start));
         let attempt = start.attempt;
-        match method {
-            ActorMethod::Mut(body) => start.span.in_scope(|| catch(|| body(attempt, &mut **state))),
-            ActorMethod::Ref(body) => start.span.in_scope(|| catch(|| body(attempt, &**state))),
-            ActorMethod::AsyncMut(body) => {
-                let ctx = call_context(shared, &start);
-                drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await
-            }
-            ActorMethod::AsyncRef(body) => {
-                let ctx = call_context(shared, &start);
-                drive(ctx, start.span.clone(), || body(attempt, &**state)).await
-            }
-        }
+        start.span.in_scope(|| catch(|| body(attempt)))
     };
+    settle(start, outcome, started, reporter)
+}
+
+/// Reports a call run alone; returns the crash if it panicked.
+fn settle(start: Start, outcome: BodyResult, started: Instant, reporter: &mut Reporter<'_>) -> Option<Crash> {
     let crashed = matches!(outcome, Err(TaskError::Panicked { .. }));
     let finished = report(start, outcome, started, Handoff::None);
     if crashed {
@@ -402,6 +459,51 @@ async fn run_one(
         None
     }
 }
+
+/// Drives async calls, starting with `first`, for as long as the next call
+/// in the slot is async too; returns the crash if one panicked, and the
+/// plain call it took from the slot, if any, for the caller to run.
+async fn run_async(
+    shared: &Arc<Shared>,
+    slot: &ActorSlot,
+    first: Start,
+    state: &mut ActorInstance,
+    reporter: &mut Reporter<'_>,
+) -> (Option<Crash>, Option<Start>) {
+    let mut start = first;
+    loop {
+        let TaskBody::Method(method) = &start.body else { return (None, Some(start)) };
+        let method = method.clone();
+        let crash = match method {
+            ActorMethod::AsyncRef(_) if slot.max_concurrency > 1 => {
+                run_shared_phase(shared, slot, start, &**state, reporter).await
+            }
+            ActorMethod::AsyncMut(body) => {
+                let ctx = call_context(shared, slot, &start);
+                let (attempt, started) = (start.attempt, Instant::now());
+                let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
+                settle(start, outcome, started, reporter)
+            }
+            ActorMethod::AsyncRef(body) => {
+                let ctx = call_context(shared, slot, &start);
+                let (attempt, started) = (start.attempt, Instant::now());
+                let outcome = drive(ctx, start.span.clone(), || body(attempt, &**state)).await;
+                settle(start, outcome, started, reporter)
+            }
+            ActorMethod::Mut(_) | ActorMethod::Ref(_) => return (None, Some(start)),
+        };
+        if crash.is_some() {
+            return (crash, None);
+        }
+        match slot.try_next() {
+            Some(next) if is_async_method(&next) => start = next,
+            next => return (None, next),
+        }
+    }
+}
+
+/// What a crash leaves to report: the call that panicked and the calls in flight.
+type Crash = (Finished, Vec<(TaskId, u32)>);
 
 /// Runs `&self` async calls together, up to the actor's concurrency, until
 /// none is in flight and the next call (if any) is not one; returns the
@@ -422,7 +524,7 @@ async fn run_shared_phase(
         };
         running.push((start.task, start.attempt.number));
         let body = body.clone();
-        let ctx = call_context(shared, &start);
+        let ctx = call_context(shared, slot, &start);
         let attempt = start.attempt;
         let span = start.span.clone();
         Some(async move {

@@ -255,7 +255,7 @@ fn attempt_future(shared: &Arc<Shared>, start: &Start) -> BoxedAttempt {
 /// The rest of an async attempt that did not finish on its first poll.
 async fn continue_async(shared: Arc<Shared>, start: Start, attempt: BoxedAttempt, started: Instant) {
     let outcome = attempt.await;
-    let _ = shared.send(Msg::Finished(report(start, outcome, started, Handoff::None)));
+    let _ = shared.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
 }
 
 /// Runs plain attempts on this thread: `start`, then whatever the manager
@@ -358,7 +358,7 @@ const REPORT_AGE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Runs a plain attempt on the calling thread, which waits for it (inline).
 pub(crate) fn run_inline(shared: &Arc<Shared>, start: Start) {
     let (outcome, started) = attempt_blocking(shared, &start);
-    let _ = shared.send(Msg::Finished(report(start, outcome, started, Handoff::None)));
+    let _ = shared.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
 }
 
 /// Runs a plain body on this thread, in its task's context, catching panics.

@@ -90,6 +90,10 @@ pub(crate) struct Actors {
     died: u64,
     /// Restarts so far, by class.
     restarts: Vec<(&'static str, u64)>,
+    /// Calls waiting for objects, with their actor and how many waits each
+    /// has open. Kept apart from the calls' entries, so that the end of a
+    /// wait is matched to its start even if the call ended meanwhile.
+    waiting_calls: FxHashMap<TaskId, (ActorId, u32)>,
 }
 
 impl Actors {
@@ -103,6 +107,7 @@ impl Actors {
             keep_dead: keep_dead.min(10_000),
             died: 0,
             restarts: Vec::new(),
+            waiting_calls: FxHashMap::default(),
         }
     }
 
@@ -468,6 +473,35 @@ impl Core {
             entry.orphaned = true;
             self.actors.woken.push(actor);
         }
+    }
+
+    /// A call of `actor` opened a wait for objects: the CPUs the actor holds
+    /// are given back while any of its calls waits, as a plain task's are.
+    pub(super) fn actor_call_blocked(&mut self, actor: ActorId, task: TaskId) {
+        let waits = self.actors.waiting_calls.entry(task).or_insert((actor, 0));
+        waits.1 += 1;
+        if waits.1 == 1
+            && let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut())
+        {
+            self.scheduler.block(held);
+        }
+    }
+
+    /// A wait of an actor call ended; returns whether `task` is such a call.
+    /// The actor takes its CPUs back once none of its calls waits.
+    pub(super) fn actor_call_unblocked(&mut self, task: TaskId) -> bool {
+        let Some((actor, waits)) = self.actors.waiting_calls.get_mut(&task) else { return false };
+        *waits -= 1;
+        if *waits > 0 {
+            return true;
+        }
+        let actor = *actor;
+        self.actors.waiting_calls.remove(&task);
+        // An actor that ended meanwhile gave back all it held then.
+        if let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut()) {
+            self.scheduler.unblock(held);
+        }
+        true
     }
 
     /// Ends an actor now: calls that have not started fail.

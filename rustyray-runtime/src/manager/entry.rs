@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use rustyray_core::{TaskId, TaskSpec};
 use tokio::task::AbortHandle;
-use tokio_util::time::delay_queue;
 
 use super::runners::RunnerId;
 use crate::scheduler::{Demand, Held};
@@ -23,16 +22,17 @@ pub(crate) struct Entry {
     pub(super) unresolved: u32,
     /// Its place in the scheduler while queued; `None` when not in the
     /// scheduler (waiting for arguments or a retry's backoff, or running).
-    pub(super) queued_seq: Option<u64>,
+    pub(super) queued_seq: Maybe,
     /// Attempts started (or handed to a runner to start) so far.
     pub(super) started_attempts: u32,
     /// The runner whose mailbox holds this task's next attempt.
-    pub(super) assigned: Option<RunnerId>,
+    pub(super) assigned: Maybe,
     /// Its place in line when it was handed to that runner, to go back to.
-    pub(super) lookahead_seq: Option<u64>,
+    pub(super) lookahead_seq: Maybe,
     /// The give-up flag of the prepared attempt, until it is marked running.
     pub(super) prepared_abandon: Option<Arc<AtomicBool>>,
-    pub(super) running: Option<Running>,
+    /// The attempt running now; boxed, as most tasks in the table wait.
+    pub(super) running: Option<Box<Running>>,
     /// Tasks it submitted, for recursive cancellation.
     pub(super) children: Vec<TaskId>,
     pub(super) submitted: Instant,
@@ -51,12 +51,50 @@ pub(crate) struct Entry {
     pub(super) direct: bool,
 }
 
+/// An optional number (a place in line, a [`RunnerId`]) in one word rather
+/// than an `Option`'s two: every task in the table carries several.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Maybe(u64);
+
+impl Maybe {
+    /// No number.
+    pub(super) const NONE: Maybe = Maybe(u64::MAX);
+
+    /// The number `n` (which must not be `u64::MAX`, a count no line reaches).
+    pub(super) fn some(n: u64) -> Maybe {
+        debug_assert_ne!(n, u64::MAX);
+        Maybe(n)
+    }
+
+    pub(super) fn get(self) -> Option<u64> {
+        (self != Maybe::NONE).then_some(self.0)
+    }
+
+    pub(super) fn take(&mut self) -> Option<u64> {
+        std::mem::replace(self, Maybe::NONE).get()
+    }
+
+    pub(super) fn is_some(self) -> bool {
+        self != Maybe::NONE
+    }
+
+    pub(super) fn is_none(self) -> bool {
+        self == Maybe::NONE
+    }
+}
+
+impl PartialEq<Option<u64>> for Maybe {
+    fn eq(&self, other: &Option<u64>) -> bool {
+        self.get() == *other
+    }
+}
+
 /// The attempt running now.
 pub(super) struct Running {
     pub(super) attempt: u32,
     /// Stops an async body.
     pub(super) abort: Option<AbortHandle>,
-    pub(super) timer: Option<delay_queue::Key>,
+    pub(super) timer: Option<crate::timer::TimerKey>,
     pub(super) held: Held,
     pub(super) abandon: Option<Arc<AtomicBool>>,
     /// The runner it runs on, for a plain attempt on a runner.
@@ -83,10 +121,10 @@ impl Entry {
             state: TaskState::PendingArgs,
             demand,
             unresolved: 0,
-            queued_seq: None,
+            queued_seq: Maybe::NONE,
             started_attempts: 0,
-            assigned: None,
-            lookahead_seq: None,
+            assigned: Maybe::NONE,
+            lookahead_seq: Maybe::NONE,
             prepared_abandon: None,
             running: None,
             children: Vec::new(),
@@ -103,6 +141,12 @@ impl Entry {
     /// The output cell, to fail the task when it cannot even be handed over.
     pub(crate) fn output(&self) -> &rustyray_core::ObjectCell {
         &self.spec.output
+    }
+
+    /// Whether it holds CPUs while it runs (for an actor's creation task:
+    /// while the actor lives).
+    pub(crate) fn holds_cpus(&self) -> bool {
+        self.demand.cpus > 0
     }
 
     /// The actor whose method it calls, if it is a method call.

@@ -17,10 +17,9 @@ use rustc_hash::FxHashMap;
 use rustyray_core::{Attempt, Error, ObjectCell, ObjectId, TaskError, TaskId, TaskKind};
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::oneshot;
-use tokio_util::time::DelayQueue;
 
 use super::actors::Actors;
-use super::entry::{Abandoned, Entry, Running};
+use super::entry::{Abandoned, Entry, Maybe, Running};
 use super::runners::{RunnerId, Runners};
 use super::{Finished, Msg, Timer};
 use crate::executor::{self, Handoff, Report, Start};
@@ -32,6 +31,7 @@ use crate::runtime::{Config, Shared};
 use crate::scheduler::{Held, Scheduler};
 use crate::state::{AttemptOutcome, AttemptRecord, Clock, Records, TaskFilter, TaskInfo, TaskState};
 use crate::store::StoreUsage;
+use crate::timer::Timers;
 
 /// Tasks waiting for one object.
 struct Waiters {
@@ -46,7 +46,7 @@ pub(crate) struct Core {
     /// Objects just written whose waiters have not been looked at yet.
     resolved: Vec<ObjectId>,
     pub(super) scheduler: Scheduler,
-    pub(super) timers: DelayQueue<Timer>,
+    pub(super) timers: Timers<Timer>,
     pub(super) abandoned: FxHashMap<TaskId, SmallVec<[Abandoned; 1]>>,
     pub(super) records: Records,
     pub(super) clock: Clock,
@@ -77,7 +77,7 @@ impl Core {
             waiting: FxHashMap::default(),
             resolved: Vec::new(),
             scheduler: Scheduler::new(config.num_cpus, &config.resources, &config.queue_limits, config.max_in_flight),
-            timers: DelayQueue::new(),
+            timers: Timers::default(),
             abandoned: FxHashMap::default(),
             records: Records::new(config.max_finished_records, clock, config.event_capacity),
             clock,
@@ -112,7 +112,7 @@ impl Core {
     pub(super) fn handle(&mut self, shared: &Arc<Shared>, msg: Msg) {
         match msg {
             Msg::Submit(spec) => self.submit(shared, spec),
-            Msg::Finished(finished) => self.finished(finished),
+            Msg::Finished(finished) => self.finished(*finished),
             Msg::Reports(reports) => {
                 for report in reports {
                     match report {
@@ -125,15 +125,11 @@ impl Core {
             }
             Msg::Cancel(task) => self.cancel(task),
             Msg::Blocked(task) => self.block(task),
-            Msg::Unblocked(task) => {
-                if let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) {
-                    self.scheduler.unblock(&mut running.held);
-                    if let Some(runner) = running.runner {
-                        self.runners.set_waiting(runner, false);
-                    }
-                }
+            Msg::Unblocked(task) => self.unblock(task),
+            Msg::Claim(claim) => {
+                let super::Claim { task, waiter, reply } = *claim;
+                self.claim(shared, task, waiter, reply);
             }
-            Msg::Claim { task, waiter, reply } => self.claim(shared, task, waiter, reply),
             Msg::ObjectReady(object) => self.resolved.push(object),
             Msg::CreateActor(new) => {
                 let super::NewActor { entry, slot, config, rejected } = *new;
@@ -346,15 +342,15 @@ impl Core {
                 let priority = entry.spec.options.priority;
                 let mut start = prepare_attempt(entry);
                 start.lookahead = true;
-                entry.assigned = Some(runner);
-                entry.lookahead_seq = Some(ready.seq);
+                entry.assigned = Maybe::some(runner);
+                entry.lookahead_seq = Maybe::some(ready.seq);
                 if self.runners.assign(runner, start, priority).is_err() {
                     // The runner is closing: the task keeps its place in line.
-                    entry.assigned = None;
-                    entry.lookahead_seq = None;
+                    entry.assigned = Maybe::NONE;
+                    entry.lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
                     entry.prepared_abandon = None;
-                    entry.queued_seq = Some(ready.seq);
+                    entry.queued_seq = Maybe::some(ready.seq);
                     self.scheduler.unget(ready);
                     break;
                 }
@@ -369,7 +365,7 @@ impl Core {
             return false;
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return false };
-        entry.assigned = None;
+        entry.assigned = Maybe::NONE;
         entry.started_attempts -= 1;
         entry.prepared_abandon = None;
         match entry.lookahead_seq.take() {
@@ -377,7 +373,7 @@ impl Core {
                 let spec = &entry.spec;
                 let demand = entry.demand.clone();
                 self.scheduler.push_at(spec.id, seq, spec.options.priority, demand, spec.options.queue.clone());
-                entry.queued_seq = Some(seq);
+                entry.queued_seq = Maybe::some(seq);
             }
             None => enqueue(&mut self.scheduler, &mut self.records, &mut self.actors, entry),
         }
@@ -403,13 +399,35 @@ impl Core {
     /// its runner go back into the line, since they would wait with it (and
     /// may be what it waits for). Its runner gets no more until it resumes.
     fn block(&mut self, task: TaskId) {
-        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
-        self.scheduler.block(&mut running.held);
+        let Some(entry) = self.tasks.get_mut(&task) else { return };
+        if let TaskKind::ActorMethod { actor } = entry.spec.kind {
+            // A call holds nothing of its own: its actor's CPUs are given back.
+            return self.actor_call_blocked(actor, task);
+        }
+        let Some(running) = entry.running.as_mut() else { return };
+        if !self.scheduler.block(&mut running.held) {
+            // It was waiting already (another wait of the same task is open).
+            return;
+        }
         if let Some(runner) = running.runner {
             self.runners.set_waiting(runner, true);
             for task in self.runners.queued(runner) {
                 self.unassign(runner, task);
             }
+        }
+    }
+
+    /// One wait of the running `task` ended: once none is open, it takes its
+    /// resources back and its runner may be given lookaheads again.
+    fn unblock(&mut self, task: TaskId) {
+        if self.actor_call_unblocked(task) {
+            return;
+        }
+        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        if self.scheduler.unblock(&mut running.held)
+            && let Some(runner) = running.runner
+        {
+            self.runners.set_waiting(runner, false);
         }
     }
 
@@ -421,10 +439,10 @@ impl Core {
         shared: &Arc<Shared>,
         task: TaskId,
         waiter: Option<TaskId>,
-        reply: oneshot::Sender<Option<Start>>,
+        reply: std::sync::mpsc::Sender<Option<Start>>,
     ) {
         // A lookahead that has not started may be taken back and run here.
-        if let Some(runner) = self.tasks.get(&task).and_then(|e| e.assigned) {
+        if let Some(runner) = self.tasks.get(&task).and_then(|e| e.assigned.get()) {
             self.unassign(runner, task);
         }
         let claimable = self
@@ -441,13 +459,13 @@ impl Core {
             self.block(waiter);
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if let Some(seq) = entry.queued_seq {
+        if let Some(seq) = entry.queued_seq.get() {
             self.scheduler.forget(seq);
         }
         let held = self.scheduler.start_now(entry.demand.clone());
         let start = prepare_attempt(entry);
         mark_running(&mut self.timers, &mut self.records, self.now, entry, held, true, None);
-        if let Err(Some(start)) = reply.send(Some(start)) {
+        if let Err(std::sync::mpsc::SendError(Some(start))) = reply.send(Some(start)) {
             // The waiter is gone: run the attempt on the blocking pool instead.
             executor::start_plain(shared, start, None);
         }
@@ -544,7 +562,7 @@ impl Core {
         };
         match self.tasks.get_mut(&next).filter(|e| e.assigned == Some(runner) && e.started_attempts == next_attempt) {
             Some(entry) => {
-                entry.assigned = None;
+                entry.assigned = Maybe::NONE;
                 // The runner started it as the previous attempt ended.
                 mark_running(&mut self.timers, &mut self.records, ended, entry, held, false, Some(runner));
             }
@@ -655,7 +673,7 @@ impl Core {
             record.ended = Some(self.now);
             record.outcome = AttemptOutcome::Failed(Box::new(TaskError::TimedOut { timeout }));
         }
-        self.stop_attempt(task, running, false);
+        self.stop_attempt(task, *running, false);
         self.attempt_failed(task, TaskError::TimedOut { timeout });
     }
 
@@ -712,7 +730,7 @@ impl Core {
                     record.ended = Some(self.now);
                     record.outcome = AttemptOutcome::Cancelled;
                 }
-                self.stop_attempt(task, running, true);
+                self.stop_attempt(task, *running, true);
             }
             let error = Error::Cancelled { origin: entry.spec.origin() };
             self.finalize(entry, TaskState::Cancelled, Some(error));
@@ -783,10 +801,11 @@ impl Core {
     }
 
     /// Fails everything unfinished with a shutdown error.
-    fn shutdown(&mut self) {
+    pub(super) fn shutdown(&mut self) {
         self.shut_down = true;
         self.runners.close_all();
-        self.end_all_actors();
+        // Every unfinished task, actor calls and creations included, fails
+        // with the shutdown error; then the actors end.
         let entries: Vec<Box<Entry>> = self.tasks.drain().map(|(_, entry)| entry).collect();
         for mut entry in entries {
             if let Some(running) = entry.running.take()
@@ -796,6 +815,7 @@ impl Core {
             }
             self.finalize(entry, TaskState::Cancelled, Some(Error::RuntimeShutdown));
         }
+        self.end_all_actors();
         self.waiting.clear();
         self.resolved.clear();
         self.timers.clear();
@@ -896,8 +916,9 @@ impl Core {
 }
 
 impl Drop for Core {
-    /// If the core goes away without a shutdown (its tokio runtime was
-    /// dropped), nobody may wait forever on its objects.
+    /// A core that goes away without its manager having shut it down (the
+    /// manager's own `Drop` does, however its loop ends) leaves no object
+    /// waiting either.
     fn drop(&mut self) {
         for entry in self.tasks.values() {
             entry.spec.output.complete(Err(Error::RuntimeShutdown));
@@ -930,7 +951,7 @@ pub(super) fn enqueue(scheduler: &mut Scheduler, records: &mut Records, actors: 
     set_state(records, entry, TaskState::Queued);
     if let TaskKind::ActorMethod { actor } = entry.spec.kind {
         // Actor calls wait in their actor's line, not the scheduler's.
-        entry.queued_seq = None;
+        entry.queued_seq = Maybe::NONE;
         actors.wake(actor);
         return;
     }
@@ -940,13 +961,13 @@ pub(super) fn enqueue(scheduler: &mut Scheduler, records: &mut Records, actors: 
         entry.demand.clone(),
         entry.spec.options.queue.clone(),
     );
-    entry.queued_seq = Some(seq);
+    entry.queued_seq = Maybe::some(seq);
 }
 
 /// Describes the next attempt of `entry` for the executor (the attempt is
 /// counted from here; it runs once [`mark_running`] says so).
 pub(super) fn prepare_attempt(entry: &mut Entry) -> Start {
-    entry.queued_seq = None;
+    entry.queued_seq = Maybe::NONE;
     entry.started_attempts += 1;
     let number = entry.started_attempts;
     let last = number > entry.spec.options.max_retries;
@@ -986,7 +1007,7 @@ pub(super) fn prepare_attempt(entry: &mut Entry) -> Start {
 /// its own, that is before the manager hears of it, and its timeout counts
 /// from then.
 pub(super) fn mark_running(
-    timers: &mut DelayQueue<Timer>,
+    timers: &mut Timers<Timer>,
     records: &mut Records,
     now: Instant,
     entry: &mut Entry,
@@ -996,11 +1017,11 @@ pub(super) fn mark_running(
 ) {
     let number = entry.started_attempts;
     let timer = entry.spec.options.timeout.map(|timeout| {
-        let deadline = tokio::time::Instant::from_std(now + timeout);
+        let deadline = crate::timer::deadline(now, timeout);
         timers.insert_at(Timer::Timeout { task: entry.spec.id, attempt: number }, deadline)
     });
     let abandon = entry.prepared_abandon.take();
-    entry.running = Some(Running { attempt: number, abort: None, timer, held, abandon, runner });
+    entry.running = Some(Box::new(Running { attempt: number, abort: None, timer, held, abandon, runner }));
     if let Some(function) = records.functions.get_mut(entry.metrics) {
         function.queue_wait.observe(now.saturating_duration_since(entry.queued_at));
     }

@@ -41,8 +41,10 @@ const BATCH: usize = 256;
 pub(crate) enum Msg {
     /// A new task.
     Submit(Box<Entry>),
-    /// An attempt ended.
-    Finished(Finished),
+    /// An attempt ended (boxed, as are the other large messages: a message
+    /// takes the room of the largest, and a burst of submissions may queue
+    /// a great many).
+    Finished(Box<Finished>),
     /// What happened to attempts, in a batch.
     Reports(Vec<Report>),
     /// Cancel a task and its children.
@@ -52,7 +54,7 @@ pub(crate) enum Msg {
     /// A running task stopped waiting.
     Unblocked(TaskId),
     /// A plain task (`waiter`) wants to run queued `task` on its own thread.
-    Claim { task: TaskId, waiter: Option<TaskId>, reply: oneshot::Sender<Option<Start>> },
+    Claim(Box<Claim>),
     /// A new actor, with its creation task; `rejected` says why it cannot exist.
     CreateActor(Box<NewActor>),
     /// Every handle to an unnamed actor is gone.
@@ -65,6 +67,13 @@ pub(crate) enum Msg {
     WhenIdle(oneshot::Sender<()>),
     /// Stop: fail everything unfinished, then reply.
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A plain task (`waiter`) wants to run queued `task` on its own thread.
+pub(crate) struct Claim {
+    pub(crate) task: TaskId,
+    pub(crate) waiter: Option<TaskId>,
+    pub(crate) reply: std::sync::mpsc::Sender<Option<Start>>,
 }
 
 /// A new actor: its creation task, its configuration, and why it cannot exist, if so.
@@ -113,7 +122,9 @@ impl Manager {
         Manager { core, rx, shared }
     }
 
-    /// Runs until the runtime shuts down or every handle to it is gone.
+    /// Runs until the runtime shuts down or every handle to it is gone. If
+    /// the future is dropped instead (its tokio runtime went away), the
+    /// manager's `Drop` still fails everything unfinished.
     pub(crate) async fn run(mut self) {
         let mut messages = Vec::with_capacity(BATCH);
         let mut timers = Vec::new();
@@ -123,8 +134,8 @@ impl Manager {
                     let mut core = self.core.lock();
                     while timers.len() < BATCH {
                         match core.timers.poll_expired(cx) {
-                            Poll::Ready(Some(expired)) => timers.push(expired.into_inner()),
-                            _ => break,
+                            Poll::Ready(timer) => timers.push(timer),
+                            Poll::Pending => break,
                         }
                     }
                 }
@@ -154,5 +165,61 @@ impl Manager {
             }
         }
         tracing::debug!("rustyray task manager stopped");
+    }
+}
+
+impl Drop for Manager {
+    /// However the loop ends (an explicit shutdown, every handle gone, or
+    /// its future dropped with the tokio runtime beneath it), nobody may wait
+    /// forever on an object of this runtime: every unfinished task fails with
+    /// [`Error::RuntimeShutdown`], and so does every task still on its way in
+    /// a message. Later messages cannot be sent (the channel is closed), so
+    /// their senders fail them the same way.
+    fn drop(&mut self) {
+        self.rx.close();
+        let shared = self.shared.upgrade();
+        if let Some(shared) = &shared {
+            shared.mark_shut_down();
+        }
+        {
+            let mut core = self.core.lock();
+            if !core.is_shut_down() {
+                core.shutdown();
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                refuse(msg);
+            }
+            core.notify_idle();
+        }
+        if let Some(shared) = shared {
+            shared.directory().clear();
+        }
+    }
+}
+
+/// Settles a message the manager will never handle: tasks in it fail with
+/// [`Error::RuntimeShutdown`], and whoever waits for a reply gets one.
+fn refuse(msg: Msg) {
+    match msg {
+        Msg::Submit(entry) => {
+            entry.output().complete(Err(Error::RuntimeShutdown));
+        }
+        Msg::CreateActor(new) => {
+            new.entry.output().complete(Err(Error::RuntimeShutdown));
+        }
+        Msg::WhenIdle(reply) | Msg::Shutdown(reply) => {
+            let _ = reply.send(());
+        }
+        // A claim's waiter sees its reply dropped and waits for the object,
+        // which has failed; the rest concern tasks that have failed already.
+        Msg::Claim(_)
+        | Msg::Finished(_)
+        | Msg::Reports(_)
+        | Msg::Cancel(_)
+        | Msg::Blocked(_)
+        | Msg::Unblocked(_)
+        | Msg::ReleaseActor(_)
+        | Msg::KillActor(_)
+        | Msg::ObjectReady(_) => {}
     }
 }

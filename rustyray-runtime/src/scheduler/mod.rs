@@ -77,8 +77,10 @@ pub(crate) struct Held {
     /// Whether it counts against the in-flight limit (a task run inline by its
     /// waiter does not: it borrows the waiter's place).
     pub(crate) counted: bool,
-    /// Whether its CPUs are given back while it waits for objects.
-    pub(crate) blocked: bool,
+    /// How many waits for objects are open in it (one task may wait on
+    /// several at once, e.g. `join!(a.get(), b.get())`): its CPUs are given
+    /// back while any is open.
+    pub(crate) waits: u32,
 }
 
 /// The ready queues and resource accounting.
@@ -199,7 +201,7 @@ impl Scheduler {
             }
             self.pool.acquire(&ready.demand);
             self.in_flight += 1;
-            let held = Held { demand: ready.demand.clone(), queue: ready.queue.clone(), counted: true, blocked: false };
+            let held = Held { demand: ready.demand.clone(), queue: ready.queue.clone(), counted: true, waits: 0 };
             return Some((ready, held));
         }
     }
@@ -242,12 +244,12 @@ impl Scheduler {
     /// task that waits for it, which handed it its CPU.
     pub(crate) fn start_now(&mut self, demand: Demand) -> Held {
         self.pool.acquire(&demand);
-        Held { demand, queue: None, counted: false, blocked: false }
+        Held { demand, queue: None, counted: false, waits: 0 }
     }
 
     /// A released task ended: give back what it held, and let its queue's next task in.
     pub(crate) fn release(&mut self, held: Held) {
-        if held.blocked {
+        if held.waits > 0 {
             self.pool.reacquire_cpus(held.demand.cpus);
         }
         self.pool.release(&held.demand);
@@ -272,20 +274,29 @@ impl Scheduler {
         }
     }
 
-    /// A running task waits for objects: its CPUs are free meanwhile.
-    pub(crate) fn block(&mut self, held: &mut Held) {
-        if !held.blocked && held.demand.cpus > 0 {
-            held.blocked = true;
-            self.pool.release_cpus(held.demand.cpus);
+    /// A running task opens a wait for objects: its CPUs are free while any
+    /// of its waits is open. Returns whether it was not waiting before.
+    pub(crate) fn block(&mut self, held: &mut Held) -> bool {
+        held.waits += 1;
+        if held.waits > 1 {
+            return false;
         }
+        self.pool.release_cpus(held.demand.cpus);
+        true
     }
 
-    /// A waiting task resumes and takes its CPUs back.
-    pub(crate) fn unblock(&mut self, held: &mut Held) {
-        if held.blocked {
-            held.blocked = false;
-            self.pool.reacquire_cpus(held.demand.cpus);
+    /// A waiting task closes one of its waits; once none is open it takes its
+    /// CPUs back. Returns whether it stopped waiting.
+    pub(crate) fn unblock(&mut self, held: &mut Held) -> bool {
+        if held.waits == 0 {
+            return false;
         }
+        held.waits -= 1;
+        if held.waits > 0 {
+            return false;
+        }
+        self.pool.reacquire_cpus(held.demand.cpus);
+        true
     }
 
     /// Gives back the memory of the ready lines, down to `capacity` entries each.
@@ -403,6 +414,34 @@ mod tests {
         s.unblock(&mut parent);
         s.release(child);
         s.release(parent);
+        assert_eq!(s.cpus(), (1.0, 1.0));
+    }
+
+    #[test]
+    fn a_task_waiting_twice_takes_its_cpus_back_only_when_both_waits_end() {
+        let mut s = Scheduler::new(1.0, &[], &[], usize::MAX);
+        s.push(TaskId::from_u64(1), 0, cpu(1.0), None);
+        let (_, mut parent) = s.next().unwrap();
+        assert!(s.block(&mut parent));
+        assert!(!s.block(&mut parent));
+        assert_eq!(s.cpus(), (1.0, 1.0));
+        assert!(!s.unblock(&mut parent), "one wait is still open");
+        assert_eq!(s.cpus(), (1.0, 1.0));
+        assert!(s.unblock(&mut parent));
+        assert_eq!(s.cpus(), (0.0, 1.0));
+        assert!(!s.unblock(&mut parent), "an unmatched end of a wait changes nothing");
+        s.release(parent);
+        assert_eq!(s.cpus(), (1.0, 1.0));
+    }
+
+    #[test]
+    fn releasing_a_waiting_task_gives_back_its_cpus_once() {
+        let mut s = Scheduler::new(1.0, &[], &[], usize::MAX);
+        s.push(TaskId::from_u64(1), 0, cpu(1.0), None);
+        let (_, mut task) = s.next().unwrap();
+        s.block(&mut task);
+        s.block(&mut task);
+        s.release(task);
         assert_eq!(s.cpus(), (1.0, 1.0));
     }
 }
