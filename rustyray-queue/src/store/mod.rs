@@ -210,7 +210,8 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
 /// Counts per state and queue, run times, live workers.
 pub async fn stats(db: &Db, alive_within_us: i64) -> Result<QueueStats> {
     let mut stats = QueueStats::default();
-    let (counts, lost, durations, alive): (Vec<(String, String, i64)>, i64, Vec<i64>, i64) = on_db!(db, pool, kind => {
+    type Counts = Vec<(String, String, i64)>;
+    let (counts, lost, durations, alive): (Counts, i64, Vec<i64>, i64) = on_db!(db, pool, kind => {
         let counts = sqlx::query_as(&sql(kind, "SELECT queue, state, COUNT(*) FROM rustyray_jobs GROUP BY queue, state"))
             .fetch_all(pool).await.map_err(|e| db.error(e))?;
         let lost = sqlx::query_scalar(&sql(kind, "SELECT COUNT(*) FROM rustyray_attempts WHERE state = 'LOST'"))
