@@ -3,18 +3,16 @@
 //! number of workers on any number of machines share it.
 //!
 //! ```no_run
-//! use rustyray_queue::{Queue, Worker};
-//!
-//! #[rustyray::remote]
-//! fn resize(path: String, width: u32) -> Result<u64, String> {
-//!     Ok(u64::from(width) * path.len() as u64)
-//! }
+//! use rustyray_queue::{JobOptions, Queue, Worker};
 //!
 //! # async fn demo() -> Result<(), rustyray_queue::QueueError> {
-//! let q = Queue::connect("sqlite://jobs.db").await?;       // created with its schema
-//! let job = resize::enqueue(&q, "a.png".into(), 800).await?; // committed when it returns
+//! // With `#[rustyray::remote] fn resize(path: String, width: u32) -> u64` in
+//! // the binary, `resize::enqueue(&q, "a.png".into(), 800)` does the same, typed.
+//! let q = Queue::connect("sqlite://jobs.db").await?; // created with its schema
+//! let id = q.enqueue_by_name("app::resize", serde_json::json!(["a.png", 800]), JobOptions::default()).await?;
 //! let worker = Worker::builder(&q).concurrency(4).start().await?;
-//! assert_eq!(job.result().await?, 4000);
+//! let job = rustyray_queue::Job::<u64>::from_id(&q, id);
+//! println!("{}", job.result().await?);
 //! worker.shutdown().await;
 //! # Ok(()) }
 //! ```
