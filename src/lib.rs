@@ -98,7 +98,7 @@ pub mod __private {
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
-        JobQueue, RemoteFunction, TaskBody, TaskError, Value,
+        JobArgs, JobQueue, RemoteFunction, TaskBody, TaskError, Value,
     };
 }
 

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::arg::TaskArg;
 use crate::context;
-use crate::durable::{EnqueueCall, JobQueue, RunAt, encode_args};
+use crate::durable::{EnqueueCall, JobArgs, JobQueue, RunAt};
 use crate::error::Error;
 use crate::ids::{FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
@@ -128,17 +128,20 @@ impl<F, Args> TaskBuilder<F, Args> {
     }
 }
 
-impl<F: RemoteFunction<Args>, Args: ArgTuple + Serialize> TaskBuilder<F, Args> {
+impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     /// Enqueues one durable job per argument tuple, all in one transaction,
     /// with these options.
     pub fn enqueue_many<Q: JobQueue>(
         self,
         queue: &Q,
         items: impl IntoIterator<Item = Args>,
-    ) -> impl Future<Output = Result<Vec<Q::Job<F::Output>>, Q::Error>> + Send {
+    ) -> impl Future<Output = Result<Vec<Q::Job<F::Output>>, Q::Error>> + Send
+    where
+        Args: JobArgs<Q>,
+    {
         let calls: Vec<EnqueueCall> = items
             .into_iter()
-            .map(|args| EnqueueCall { function: F::NAME, args: encode_args(&args), options: self.options.clone() })
+            .map(|args| EnqueueCall { function: F::NAME, args: args.to_job_json(), options: self.options.clone() })
             .collect();
         queue.enqueue_calls::<F::Output>(calls)
     }
@@ -148,8 +151,11 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple + Serialize> TaskBuilder<F, Args> {
         self,
         queue: &Q,
         args: Args,
-    ) -> impl Future<Output = Result<Q::Job<F::Output>, Q::Error>> + Send {
-        let call = EnqueueCall { function: F::NAME, args: encode_args(&args), options: self.options };
+    ) -> impl Future<Output = Result<Q::Job<F::Output>, Q::Error>> + Send
+    where
+        Args: JobArgs<Q>,
+    {
+        let call = EnqueueCall { function: F::NAME, args: args.to_job_json(), options: self.options };
         queue.enqueue_call::<F::Output>(call)
     }
 }
@@ -242,7 +248,7 @@ macro_rules! arities {
                 $($v: $T),*
             ) -> impl Future<Output = Result<Q::Job<F::Output>, Q::Error>> + Send
             where
-                ($($T,)*): Serialize,
+                ($($T,)*): JobArgs<Q>,
             {
                 self.enqueue_tuple(queue, ($($v,)*))
             }

@@ -64,3 +64,19 @@ pub fn encode_args<A: serde::Serialize>(args: &A) -> Result<serde_json::Value, S
         Err(error) => Err(error.to_string()),
     }
 }
+
+/// Arguments that can be stored as a job of queue `Q`: every serde type.
+///
+/// The queue parameter only defers the check to the call: generated
+/// `f::enqueue` functions name it, so a parameter type without serde is
+/// reported once, by the signature check, not again by `enqueue`.
+pub trait JobArgs<Q: ?Sized> {
+    /// The arguments as the JSON array a job stores.
+    fn to_job_json(&self) -> Result<serde_json::Value, String>;
+}
+
+impl<Q: ?Sized, T: serde::Serialize> JobArgs<Q> for T {
+    fn to_job_json(&self) -> Result<serde_json::Value, String> {
+        encode_args(self)
+    }
+}

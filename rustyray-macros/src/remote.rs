@@ -106,7 +106,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 #(#enqueue_params),*
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<__Q::Job<#out_ty>, __Q::Error>,
-            > + ::core::marker::Send {
+            > + ::core::marker::Send
+            where
+                #args_ty: ::rustyray::__private::JobArgs<__Q>,
+            {
                 ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_tuple(queue, (#(#idents,)*))
             }
 
@@ -116,7 +119,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 items: impl ::core::iter::IntoIterator<Item = #args_ty>,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<::std::vec::Vec<__Q::Job<#out_ty>>, __Q::Error>,
-            > + ::core::marker::Send {
+            > + ::core::marker::Send
+            where
+                #args_ty: ::rustyray::__private::JobArgs<__Q>,
+            {
                 ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_many(queue, items)
             }
 
