@@ -104,6 +104,17 @@ async fn many_jobs_enqueued_in_one_transaction_all_run() {
         assert_eq!(stats.count(JobState::Succeeded), 200);
         assert_eq!(stats.workers_alive, 1);
         w.shutdown().await;
+        // After shutdown every outcome is written and counted.
+        let metrics = q.metrics_text().await.unwrap();
+        for line in [
+            "rustyray_jobs{queue=\"default\",state=\"SUCCEEDED\"} 200",
+            "rustyray_job_submissions_total 200",
+            "rustyray_job_attempts_finished_total{outcome=\"succeeded\"} 200",
+            "rustyray_job_run_seconds_count 200",
+            "rustyray_queue_workers_alive 0",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{}: `{line}` missing from\n{metrics}", db.label);
+        }
     }
 }
 

@@ -30,6 +30,7 @@
 mod db;
 mod error;
 mod job;
+mod metrics;
 mod model;
 mod queue;
 mod results;

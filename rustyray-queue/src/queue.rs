@@ -51,8 +51,9 @@ pub(crate) struct Inner {
 }
 
 /// Totals this process has seen, for metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
+    pub(crate) run_time: prometheus_client::metrics::histogram::Histogram,
     pub(crate) submitted: AtomicU64,
     pub(crate) submission_failures: AtomicU64,
     pub(crate) succeeded: AtomicU64,
@@ -60,6 +61,21 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) cancelled: AtomicU64,
     pub(crate) lost: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            run_time: crate::metrics::run_time_histogram(),
+            submitted: Default::default(),
+            submission_failures: Default::default(),
+            succeeded: Default::default(),
+            failed: Default::default(),
+            retried: Default::default(),
+            cancelled: Default::default(),
+            lost: Default::default(),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -232,10 +248,8 @@ impl Queue {
                 for job in &jobs {
                     tracing::debug!(job = %job.id, function = %job.function, queue = job.options.queue_name(), "enqueued");
                 }
+                // One wake-up for the batch; nobody waits on a job becoming QUEUED.
                 self.signal(Signal::Ready);
-                for job in &jobs {
-                    self.signal(Signal::Moved(job.id, JobState::Queued));
-                }
                 Ok(jobs.into_iter().map(|job| job.id).collect())
             }
             Err(error) => {

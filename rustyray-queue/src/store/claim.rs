@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::db::{Db, Pool, sql};
+use crate::db::{Db, Kind, Pool, sql};
 use crate::error::{QueueError, Result};
 use crate::model::{AttemptState, JobId, JobOptions};
 
@@ -43,6 +43,9 @@ pub struct Claimed {
     pub options: JobOptions,
     /// The queue.
     pub queue: String,
+    /// Why the stored arguments or options could not be read, if they could
+    /// not: the worker fails such an attempt instead of running it.
+    pub unreadable: Option<String>,
 }
 
 /// Who claims, and how.
@@ -123,34 +126,59 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     }
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let kind = db.kind();
-    let limits_sql = "SELECT queue, max_running FROM rustyray_limits";
-    let running_sql = "SELECT queue, COUNT(*) FROM rustyray_jobs WHERE state = 'RUNNING' GROUP BY queue";
     let mut picked: Vec<Candidate> = Vec::new();
     let mut marked: Vec<(JobId, uuid::Uuid, i32, i32)> = Vec::new();
-    match &db.pool {
-        Pool::Sqlite(pool) => {
-            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+    // The part both backends share, written once for their two transaction
+    // types: read the limits, count what runs where they apply, select each
+    // queue's best ready jobs, keep the best `total` of them.
+    macro_rules! pick_candidates {
+        ($tx:ident) => {{
             let limits: HashMap<String, i64> =
-                sqlx::query_as(limits_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect();
-            let running: HashMap<String, i64> = if limits.is_empty() {
-                HashMap::new()
+                sqlx::query_as("SELECT queue, CAST(max_running AS BIGINT) FROM rustyray_limits")
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(|e| db.error(e))?
+                    .into_iter()
+                    .collect();
+            let applies = limits.contains_key(GLOBAL_LIMIT) || claimer.queues.iter().any(|q| limits.contains_key(q));
+            let running: HashMap<String, i64> = if applies {
+                if kind == Kind::Postgres {
+                    sqlx::query(&sql(kind, "SELECT pg_advisory_xact_lock(?)"))
+                        .bind(CLAIM_LOCK)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(|e| db.error(e))?;
+                }
+                sqlx::query_as("SELECT queue, COUNT(*) FROM rustyray_jobs WHERE state = 'RUNNING' GROUP BY queue")
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map_err(|e| db.error(e))?
+                    .into_iter()
+                    .collect()
             } else {
-                sqlx::query_as(running_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect()
+                HashMap::new()
             };
             let (groups, total) = plan(claimer.queues, &limits, &running, n);
+            let lock = if kind == Kind::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
             let select = format!(
                 "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
-                 AND queue = ? ORDER BY priority DESC, id LIMIT ?"
+                 AND queue = ? ORDER BY priority DESC, id LIMIT ? {lock}"
             );
             let select = sql(kind, &select);
             for (queue, limit) in groups {
                 let rows =
-                    sqlx::query(&select).bind(queue).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                    sqlx::query(&select).bind(queue).bind(limit).fetch_all(&mut *$tx).await.map_err(|e| db.error(e))?;
                 for row in &rows {
                     picked.push(candidate(db, row)?);
                 }
             }
             pick(&mut picked, total);
+        }};
+    }
+    match &db.pool {
+        Pool::Sqlite(pool) => {
+            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+            pick_candidates!(tx);
             let mark = sql(
                 kind,
                 "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
@@ -192,38 +220,7 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
         }
         Pool::Postgres(pool) => {
             let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
-            let limits: HashMap<String, i64> =
-                sqlx::query_as("SELECT queue, CAST(max_running AS BIGINT) FROM rustyray_limits")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| db.error(e))?
-                    .into_iter()
-                    .collect();
-            let applies = limits.contains_key(GLOBAL_LIMIT) || claimer.queues.iter().any(|q| limits.contains_key(q));
-            let running: HashMap<String, i64> = if applies {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(CLAIM_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db.error(e))?;
-                sqlx::query_as(running_sql).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?.into_iter().collect()
-            } else {
-                HashMap::new()
-            };
-            let (groups, total) = plan(claimer.queues, &limits, &running, n);
-            let select = format!(
-                "SELECT {CANDIDATE_COLUMNS} FROM rustyray_jobs WHERE state = 'QUEUED' AND run_after <= {{now}} \
-                 AND queue = ? ORDER BY priority DESC, id LIMIT ? FOR UPDATE SKIP LOCKED"
-            );
-            let select = sql(kind, &select);
-            for (queue, limit) in groups {
-                let rows =
-                    sqlx::query(&select).bind(queue).bind(limit).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
-                for row in &rows {
-                    picked.push(candidate(db, row)?);
-                }
-            }
-            pick(&mut picked, total);
+            pick_candidates!(tx);
             if !picked.is_empty() {
                 let job_ids: Vec<uuid::Uuid> = picked.iter().map(|c| c.id.0).collect();
                 let attempt_ids: Vec<uuid::Uuid> = picked.iter().map(|_| uuid::Uuid::now_v7()).collect();
@@ -279,10 +276,10 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
         });
         // A row that cannot be read still becomes an attempt; the worker
         // fails it with this error instead of leaving it RUNNING.
-        let (args, options) = match (args, options) {
-            (Ok(args), Ok(options)) => (args, options),
+        let (args, options, unreadable) = match (args, options) {
+            (Ok(args), Ok(options)) => (args, options, None),
             (Err(error), _) | (_, Err(error)) => {
-                (serde_json::json!({ "__rustyray_unreadable": error.to_string() }), JobOptions::default())
+                (serde_json::Value::Null, JobOptions::default(), Some(error.to_string()))
             }
         };
         claimed.push(Claimed {
@@ -295,6 +292,7 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
             args,
             options,
             queue: c.queue,
+            unreadable,
         });
     }
     // Start them in the order they were picked: priority, then age.

@@ -27,8 +27,8 @@ use crate::error::{QueueError, Result};
 use crate::model::{JobId, JobState};
 use crate::queue::Queue;
 use crate::signal::Signal;
-use crate::store::{self, claim::Claimer};
-use record::Recorder;
+use crate::store::{self, claim::Claimed, claim::Claimer};
+use record::{Recorder, Writer};
 use runner::{Attempt, LocalRunner, Outcome, Runner, Stop};
 
 /// How to start a [`Worker`]: `Worker::builder(&q)....start().await`.
@@ -234,14 +234,15 @@ impl Drop for Worker {
 /// The worker's loop.
 async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown: watch::Receiver<bool>) {
     let mut signals = queue.signals();
-    let recorder = Recorder::start(queue.clone());
+    let writer = Writer::start(queue.clone());
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
     let lease =
         tokio::spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, cancels_tx));
     let claimer_queues = config.queues.clone();
-    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Each attempt's task ends by returning its job's id, so the set both
+    // runs the attempts and says which slot became free.
+    let mut in_flight: JoinSet<JobId> = JoinSet::new();
     let mut running: HashMap<JobId, watch::Sender<Option<Stop>>> = HashMap::new();
-    let (done_tx, mut done) = mpsc::unbounded_channel::<JobId>();
     let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval * 5 };
     let mut backoff = Duration::from_millis(50);
     let mut stopping: Option<tokio::time::Instant> = None;
@@ -249,7 +250,6 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let batch_floor = (config.concurrency / 4).max(1);
     let mut drained = true;
     loop {
-        // Claim while there is room.
         let mut wait = poll;
         // Claim in batches while busy: a claim is a round trip whatever its
         // size. When the queue ran dry last time, claim for any free slot at
@@ -262,46 +262,18 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                 initial: runner.initial_state(),
                 queues: &claimer_queues,
             };
-            match store::claim::claim(queue.db(), &claimer, config.concurrency - running.len()).await {
+            match store::claim::claim(queue.db(), &claimer, free).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(50);
-                    let full = !claimed.is_empty() && running.len() + claimed.len() >= config.concurrency;
                     let got = claimed.len();
                     drained = got < free;
                     for claimed in claimed {
                         let (stop_tx, stop_rx) = watch::channel(None);
-                        let job_id = claimed.job_id;
-                        running.insert(job_id, stop_tx);
-                        queue.signal(Signal::Moved(job_id, JobState::Running));
-                        let span = tracing::info_span!(
-                            "job_attempt",
-                            job = %job_id,
-                            attempt = claimed.attempt,
-                            function = %claimed.function,
-                            queue = %claimed.queue,
-                            worker = %config.id,
-                            runner = runner.name(),
-                        );
-                        let attempt =
-                            Attempt { claimed, queue: queue.clone(), worker_id: config.id.to_string(), stop: stop_rx };
-                        let runner = runner.clone();
-                        let recorder = recorder.clone();
-                        let done_tx = done_tx.clone();
-                        in_flight.spawn(
-                            async move {
-                                let claimed = attempt.claimed.clone();
-                                let outcome =
-                                    AssertUnwindSafe(runner.run(attempt)).catch_unwind().await.unwrap_or_else(|_| {
-                                        Outcome::failed("Panic", "the runner panicked while running the attempt")
-                                    });
-                                recorder.record(claimed, outcome).await;
-                                let _ = done_tx.send(job_id);
-                            }
-                            .instrument(span),
-                        );
+                        running.insert(claimed.job_id, stop_tx);
+                        start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                     }
-                    if got > 0 && !full {
-                        // More may be ready: look again at once.
+                    if got > 0 && drained {
+                        // Fewer than asked: the queue may hold more that became ready meanwhile.
                         wait = Duration::ZERO;
                     }
                 }
@@ -325,10 +297,16 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         };
         tokio::select! {
             biased;
-            Some(job) = done.recv() => {
-                running.remove(&job);
-                while let Ok(job) = done.try_recv() {
+            Some(finished) = in_flight.join_next() => {
+                // Attempts catch their own panics, and none is aborted: a
+                // join error cannot name its job, so it frees nothing.
+                if let Ok(job) = finished {
                     running.remove(&job);
+                }
+                while let Some(finished) = in_flight.try_join_next() {
+                    if let Ok(job) = finished {
+                        running.remove(&job);
+                    }
                 }
             }
             Some((job, _attempt)) = cancels.recv() => {
@@ -362,13 +340,61 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             _ = &mut sleep => {}
         }
     }
-    while in_flight.join_next().await.is_some() {}
-    recorder.close().await;
+    writer.close().await;
     lease.abort();
     if let Err(error) = store::lease::stop(queue.db(), &config.id).await {
         tracing::warn!(worker = %config.id, %error, "cannot mark the lease stopped");
     }
     tracing::info!(worker = %config.id, "worker stopped");
+}
+
+/// Starts one attempt: runs it through the runner (or fails it at once when
+/// its stored row could not be read), then records its outcome.
+fn start(
+    in_flight: &mut JoinSet<JobId>,
+    queue: &Queue,
+    runner: &Arc<dyn Runner>,
+    recorder: &Recorder,
+    worker_id: &Arc<str>,
+    claimed: Claimed,
+    stop: watch::Receiver<Option<Stop>>,
+) {
+    let job_id = claimed.job_id;
+    let span = tracing::info_span!(
+        "job_attempt",
+        job = %job_id,
+        attempt = claimed.attempt,
+        function = %claimed.function,
+        queue = %claimed.queue,
+        worker = %worker_id,
+        runner = runner.name(),
+    );
+    let recorder = recorder.clone();
+    let outcome = match claimed.unreadable.clone() {
+        Some(problem) => futures::future::ready(Outcome::failed("Codec", problem)).boxed(),
+        None => {
+            let attempt =
+                Attempt { claimed: claimed.clone(), queue: queue.clone(), worker_id: worker_id.to_string(), stop };
+            AssertUnwindSafe(runner.run(attempt))
+                .catch_unwind()
+                .map(|outcome| {
+                    outcome
+                        .unwrap_or_else(|_| Outcome::failed("Panic", "the runner panicked while running the attempt"))
+                })
+                .boxed()
+        }
+    };
+    let run_time = queue.inner.counters.run_time.clone();
+    in_flight.spawn(
+        async move {
+            let began = std::time::Instant::now();
+            let outcome = outcome.await;
+            run_time.observe(began.elapsed().as_secs_f64());
+            recorder.record(&claimed, outcome).await;
+            job_id
+        }
+        .instrument(span),
+    );
 }
 
 /// Renews the lease and heartbeats, forwards cancels, recovers lost attempts.
@@ -385,10 +411,8 @@ async fn lease_loop(
     // Reconciling a few times per stuck timeout is enough, and keeps the
     // writer lock (SQLite) free for claims.
     let reconcile_every = (stuck.as_micros() / every.as_micros().max(1) / 4).clamp(1, 10) as u64;
-    let mut ticks: u64 = 0;
-    loop {
+    for ticks in 0u64.. {
         tick.tick().await;
-        ticks += 1;
         match store::lease::heartbeat(queue.db(), &id).await {
             Ok(cancelled) => {
                 for cancel in cancelled {
@@ -397,7 +421,7 @@ async fn lease_loop(
             }
             Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
         }
-        if ticks % reconcile_every != 1 && reconcile_every != 1 {
+        if ticks % reconcile_every != 0 {
             continue;
         }
         match store::lease::reconcile(queue.db(), stuck_us).await {

@@ -3,7 +3,6 @@
 //! database is away) is retried with backoff, never dropped; its attempts
 //! stay RUNNING and heartbeated meanwhile, so nobody declares them lost.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -18,35 +17,44 @@ use crate::worker::runner::Outcome;
 
 const BATCH: usize = 512;
 
-/// Turns outcomes into completions and writes them in batches.
+/// Turns outcomes into completions for the writer task.
 #[derive(Clone, Debug)]
 pub(crate) struct Recorder {
     queue: Queue,
     tx: mpsc::UnboundedSender<Completion>,
-    task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+/// The task that writes completions; closing it writes what is pending.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    recorder: Recorder,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub(crate) fn start(queue: Queue) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write_loop(queue.clone(), rx));
+        Writer { recorder: Recorder { queue, tx }, task }
+    }
+
+    /// A handle attempts record their outcomes through.
+    pub(crate) fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Writes what is pending and stops (once every recorder is dropped).
+    pub(crate) async fn close(self) {
+        drop(self.recorder);
+        let _ = self.task.await;
+    }
 }
 
 impl Recorder {
-    pub(crate) fn start(queue: Queue) -> Recorder {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_loop(queue.clone(), rx));
-        Recorder { queue, tx, task: Arc::new(tokio::sync::Mutex::new(Some(task))) }
-    }
-
     /// Records how `claimed` ended.
-    pub(crate) async fn record(&self, claimed: Claimed, outcome: Outcome) {
-        if let Some(completion) = completion(&self.queue, &claimed, outcome).await {
+    pub(crate) async fn record(&self, claimed: &Claimed, outcome: Outcome) {
+        if let Some(completion) = completion(&self.queue, claimed, outcome).await {
             let _ = self.tx.send(completion);
-        }
-    }
-
-    /// Writes what is pending and stops.
-    pub(crate) async fn close(self) {
-        let Recorder { tx, task, .. } = self;
-        drop(tx);
-        let handle = task.lock().await.take();
-        if let Some(handle) = handle {
-            let _ = handle.await;
         }
     }
 }

@@ -132,9 +132,6 @@ impl Runner for LocalRunner {
 /// Runs an attempt on `runtime` until it ends or is stopped.
 pub async fn run_local(runtime: Runtime, attempt: Attempt) -> Outcome {
     let Attempt { claimed, mut stop, .. } = attempt;
-    if let Some(unreadable) = claimed.args.get("__rustyray_unreadable").and_then(|v| v.as_str()) {
-        return Outcome::failed("Codec", unreadable.to_string());
-    }
     let mut options = TaskOptions::default();
     if let Some(timeout) = claimed.options.timeout {
         options.set_timeout(timeout);
