@@ -390,7 +390,11 @@ impl Records {
         if self.finished.len() >= self.limit {
             self.finished.pop_front();
         }
-        self.finished.push_back(record);
+        // Kept in the order the tasks finished, which reports from different
+        // threads may reach the manager out of; almost always the back.
+        let at = record.finished;
+        let position = self.finished.iter().rposition(|kept| kept.finished <= at).map_or(0, |i| i + 1);
+        self.finished.insert(position, record);
     }
 
     /// The finished tasks kept, oldest first.
@@ -466,6 +470,20 @@ mod tests {
         assert_eq!(kept, vec![2, 3]);
         assert!(records.find(TaskId::from_u64(1)).is_none());
         assert_eq!(records.stats(StoreUsage::default()).succeeded, 3);
+    }
+
+    #[test]
+    fn records_are_kept_in_the_order_tasks_finished_not_reported() {
+        let mut records = records(3);
+        let slot = records.functions.slot(FunctionId::new("t::f"));
+        let start = Instant::now();
+        for (id, ms) in [(1, 10), (2, 30), (3, 20), (4, 40)] {
+            let mut r = record(id, TaskState::Succeeded);
+            r.finished = Some(start + Duration::from_millis(ms));
+            records.keep(r, slot);
+        }
+        let kept: Vec<u64> = records.finished().map(|r| r.id.as_u64()).collect();
+        assert_eq!(kept, vec![3, 2, 4]);
     }
 
     #[test]

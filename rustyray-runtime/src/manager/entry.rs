@@ -177,6 +177,14 @@ impl Entry {
             _ => None,
         };
         let blocking = spec.body.is_blocking();
+        // A task that ran to its end finished when its last attempt did: the
+        // report may reach the manager after later tasks' reports.
+        let finished = match state {
+            TaskState::Succeeded | TaskState::Failed => {
+                attempts.last().and_then(|attempt| attempt.ended).map_or(finished, |ended| ended.min(finished))
+            }
+            _ => finished,
+        };
         let TaskSpec { id, function, kind, options, parent, args, .. } = spec;
         Record {
             id,
