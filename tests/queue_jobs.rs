@@ -396,6 +396,55 @@ async fn shutdown_releases_unfinished_jobs_back_to_the_queue_uncharged() {
     }
 }
 
+/// The kinds of `job`'s events, in order.
+async fn kinds(q: &Queue, job: rustyray::queue::JobId) -> Vec<String> {
+    let events = q.events_after(0, 1000).await.unwrap();
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "events come in sequence order");
+    events.into_iter().filter(|e| e.job_id == job).map(|e| e.kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transition_writes_one_event_with_the_job_and_attempt() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let ok = add::enqueue(&q, 2, 2).await.unwrap();
+        let key = format!("events-{}", db.label);
+        let retried = flaky::options().max_retries(1).backoff(Duration::from_millis(1), Duration::from_millis(2));
+        let retried = retried.enqueue(&q, key, 1).await.unwrap();
+        let failed = boom::enqueue(&q, 1).await.unwrap();
+        let cancelled = add::options().run_after(Duration::from_secs(3600)).enqueue(&q, 0, 0).await.unwrap();
+        cancelled.cancel().await.unwrap();
+        let w = worker(&q).await;
+        within("results", async {
+            ok.result().await.unwrap();
+            retried.result().await.unwrap();
+            assert!(failed.result().await.is_err());
+        })
+        .await;
+        w.shutdown().await;
+        assert_eq!(kinds(&q, ok.id()).await, ["submitted", "started", "succeeded"], "{}", db.label);
+        assert_eq!(
+            kinds(&q, retried.id()).await,
+            ["submitted", "started", "retried", "started", "succeeded"],
+            "{}",
+            db.label
+        );
+        assert_eq!(kinds(&q, failed.id()).await, ["submitted", "started", "failed"], "{}", db.label);
+        assert_eq!(kinds(&q, cancelled.id()).await, ["submitted", "cancelled"], "{}", db.label);
+        let events = q.events_after(0, 1000).await.unwrap();
+        let failure = events.iter().find(|e| e.job_id == failed.id() && e.kind == "failed").unwrap();
+        assert_eq!((failure.attempt, failure.state, failure.function.as_str()), (1, JobState::Failed, boom::NAME));
+        assert!(failure.error.as_deref().unwrap_or_default().contains("boom on purpose"), "{failure:?}");
+        assert!(events.iter().all(|e| e.args.is_none()), "arguments are redacted unless the function opts in");
+        let unpublished = q.unpublished_events(1000).await.unwrap();
+        assert_eq!(unpublished.len(), events.len());
+        q.mark_events_published(&[unpublished[0].seq]).await.unwrap();
+        assert_eq!(q.unpublished_events(1000).await.unwrap().len(), events.len() - 1);
+        assert_eq!(q.last_event_seq().await.unwrap(), events.last().unwrap().seq);
+        assert_eq!(q.prune_events(Duration::ZERO).await.unwrap(), events.len() as u64);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_from_a_newer_version_is_refused() {
     for db in backends().await {
@@ -403,7 +452,7 @@ async fn a_database_from_a_newer_version_is_refused() {
         bump_schema(&db).await;
         match Queue::connect(&db.url).await {
             Err(QueueError::SchemaTooNew { found, supported, .. }) => {
-                assert_eq!((found, supported), (99_999, 1), "{}", db.label)
+                assert_eq!((found, supported), (99_999, 2), "{}", db.label)
             }
             other => panic!("{}: expected SchemaTooNew, got {other:?}", db.label),
         }

@@ -522,6 +522,39 @@ pub struct WorkerInfo {
     pub state: String,
 }
 
+/// A lifecycle event: one job transition, as the event outbox keeps it.
+/// The database writes it in the same transaction as the transition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique within the database and increasing: the event's id.
+    pub seq: i64,
+    /// `submitted`, `started`, `retried`, `released`, `succeeded`, `failed`,
+    /// `cancelled` or `lost`.
+    pub kind: String,
+    /// The job.
+    pub job_id: JobId,
+    /// Its function.
+    pub function: String,
+    /// Its queue.
+    pub queue: String,
+    /// The job's state after the transition.
+    pub state: JobState,
+    /// The attempt the transition concerns (0 before the first).
+    pub attempt: u32,
+    /// The failure, for `failed`, `retried` after a failure, and `lost`.
+    pub error: Option<String>,
+    /// The arguments, only for `submitted` and only when the job opted in.
+    pub args: Option<serde_json::Value>,
+    /// When (µs since the epoch).
+    pub at: Micros,
+}
+
+impl Event {
+    /// Every kind of event, in lifecycle order.
+    pub const KINDS: &'static [&'static str] =
+        &["submitted", "started", "retried", "released", "succeeded", "failed", "cancelled", "lost"];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use crate::db::{ConnectOptions, Db, Kind};
 use crate::error::{QueueError, Result};
 use crate::job::Job;
-use crate::model::{JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo};
+use crate::model::{Event, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo};
 use crate::results::{DirStore, ResultStore};
 use crate::signal::{self, Signal, Signals};
 use crate::store::{self, enqueue::NewJob};
@@ -46,6 +46,7 @@ pub(crate) struct Inner {
     pub(crate) results: Arc<dyn ResultStore>,
     pub(crate) result_limit: usize,
     pub(crate) poll_interval: Duration,
+    pub(crate) event_retention: Duration,
     pub(crate) counters: Counters,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
@@ -101,7 +102,11 @@ pub struct QueueBuilder {
     results: Option<Arc<dyn ResultStore>>,
     result_limit: usize,
     poll_interval: Duration,
+    event_retention: Duration,
 }
+
+/// How long lifecycle events are kept by default: a week.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl QueueBuilder {
     /// Most database connections this process opens (default 8).
@@ -130,6 +135,13 @@ impl QueueBuilder {
         self
     }
 
+    /// How long workers keep lifecycle events before deleting them (default
+    /// a week). A broker that stays down longer misses what was deleted.
+    pub fn event_retention(mut self, keep: Duration) -> Self {
+        self.event_retention = keep;
+        self
+    }
+
     /// Connects, creating the schema if the database is new.
     pub async fn connect(self) -> Result<Queue> {
         let db = Db::connect(&self.url, &self.connect).await?;
@@ -146,6 +158,7 @@ impl QueueBuilder {
                 results,
                 result_limit: self.result_limit,
                 poll_interval: self.poll_interval,
+                event_retention: self.event_retention,
                 counters: Counters::default(),
                 listener,
             }),
@@ -180,6 +193,7 @@ impl Queue {
             results: None,
             result_limit: DEFAULT_RESULT_LIMIT,
             poll_interval: Duration::from_millis(50),
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 
@@ -319,6 +333,39 @@ impl Queue {
     /// (`None` removes the limit; the queue `*` limits all jobs).
     pub async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> Result<()> {
         store::lease::set_limit(self.db(), queue, max_running).await
+    }
+
+    /// Up to `limit` lifecycle events after sequence number `after`, oldest
+    /// first. Arguments appear only for jobs that opted in.
+    pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        store::events::after(self.db(), after, limit).await
+    }
+
+    /// Up to `limit` events a broker has not acknowledged yet, oldest first.
+    pub async fn unpublished_events(&self, limit: u32) -> Result<Vec<Event>> {
+        store::events::unpublished(self.db(), limit).await
+    }
+
+    /// Records that a broker acknowledged events `seqs`.
+    pub async fn mark_events_published(&self, seqs: &[i64]) -> Result<()> {
+        store::events::mark_published(self.db(), seqs).await
+    }
+
+    /// The newest event's sequence number (0 when none was written).
+    pub async fn last_event_seq(&self) -> Result<i64> {
+        store::events::last_seq(self.db()).await
+    }
+
+    /// Deletes events older than `keep`; returns how many went.
+    pub async fn prune_events(&self, keep: Duration) -> Result<u64> {
+        store::events::prune(self.db(), i64::try_from(keep.as_micros()).unwrap_or(i64::MAX)).await
+    }
+
+    /// How long a round trip to the database takes now.
+    pub async fn ping(&self) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        store::ping(self.db()).await?;
+        Ok(started.elapsed())
     }
 
     /// Reads a stored result: from the row, or from the result store.

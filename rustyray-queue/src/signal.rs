@@ -23,6 +23,8 @@ pub enum Signal {
     Moved(JobId, JobState),
     /// A cancel was asked for a running job.
     CancelRequested(JobId),
+    /// Lifecycle events were written (PostgreSQL only: another process's).
+    Events,
 }
 
 /// The channel signals travel on.
@@ -40,7 +42,7 @@ pub fn listen(db: &Db, signals: &Signals) -> Option<tokio::task::JoinHandle<()>>
         loop {
             let listener = async {
                 let mut listener = PgListener::connect_with(&pool).await?;
-                listener.listen_all(["rustyray_ready", "rustyray_events", "rustyray_cancel"]).await?;
+                listener.listen_all(["rustyray_ready", "rustyray_events", "rustyray_cancel", "rustyray_feed"]).await?;
                 Ok::<_, sqlx::Error>(listener)
             }
             .await;
@@ -72,6 +74,7 @@ pub fn listen(db: &Db, signals: &Signals) -> Option<tokio::task::JoinHandle<()>>
                 let signal = match notification.channel() {
                     "rustyray_ready" => Some(Signal::Ready),
                     "rustyray_cancel" => notification.payload().parse().ok().map(Signal::CancelRequested),
+                    "rustyray_feed" => Some(Signal::Events),
                     _ => parse_moved(notification.payload()),
                 };
                 if let Some(signal) = signal {

@@ -11,6 +11,7 @@
 pub mod claim;
 pub mod complete;
 pub mod enqueue;
+pub mod events;
 pub mod lease;
 
 use std::collections::BTreeMap;
@@ -123,6 +124,14 @@ pub async fn job(db: &Db, id: JobId) -> Result<JobInfo> {
         info.attempt_list = rows.iter().map(|row| attempt_from_row(db, row)).collect::<Result<_>>()?;
         Ok(info)
     })
+}
+
+/// One round trip to the database.
+pub async fn ping(db: &Db) -> Result<()> {
+    on_db!(db, pool, _kind => {
+        sqlx::query("SELECT 1").execute(pool).await.map_err(|e| db.error(e))?;
+    });
+    Ok(())
 }
 
 /// The state of one job, cheaply.

@@ -321,7 +321,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     }
                 }
                 Ok(Signal::Ready) | Err(broadcast::error::RecvError::Lagged(_)) => drained = true,
-                Ok(Signal::Moved(..)) => {}
+                Ok(Signal::Moved(..) | Signal::Events) => {}
                 Err(broadcast::error::RecvError::Closed) => sleep.await,
             },
             changed = shutdown.changed(), if stopping.is_none() => {
@@ -423,6 +423,15 @@ async fn lease_loop(
         }
         if ticks % reconcile_every != 0 {
             continue;
+        }
+        // Old lifecycle events go now and then (every workers' pass deletes
+        // the same rows, harmlessly).
+        if ticks % (reconcile_every * 64) == 0 {
+            match queue.prune_events(queue.inner.event_retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(worker = %id, pruned, "old lifecycle events deleted"),
+                Err(error) => tracing::warn!(worker = %id, %error, "pruning lifecycle events failed"),
+            }
         }
         match store::lease::reconcile(queue.db(), stuck_us).await {
             Ok(recovered) => {
