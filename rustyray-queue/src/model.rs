@@ -11,6 +11,7 @@ use crate::error::QueueError;
 
 /// A job's id: a UUID (version 7, so ids sort by creation time).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = Uuid))]
 #[serde(transparent)]
 pub struct JobId(pub uuid::Uuid);
 
@@ -47,6 +48,7 @@ macro_rules! states {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name { $($(#[$vmeta])* $variant),* }
 
@@ -128,6 +130,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 
 /// How a job is to be run; every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct JobOptions {
     /// The queue (default `default`).
@@ -137,16 +140,21 @@ pub struct JobOptions {
     /// How many times a failed attempt is retried (default 0).
     pub max_retries: u32,
     /// Backoff between attempts: (initial, max), doubled each retry, with jitter.
+    /// In JSON: `[initial_ms, max_ms]`.
     #[serde(with = "backoff_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<u64>>))]
     pub backoff: Option<(Duration, Duration)>,
-    /// How long one attempt may run.
+    /// How long one attempt may run (milliseconds in JSON).
     #[serde(with = "opt_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub timeout: Option<Duration>,
-    /// Not before this long after enqueue.
+    /// Not before this long after enqueue (milliseconds in JSON).
     #[serde(with = "opt_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub run_after: Option<Duration>,
     /// Not before this time (wins over `run_after`).
     #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub run_at: Option<SystemTime>,
     /// A name shown in listings.
     pub name: Option<String>,
@@ -328,6 +336,7 @@ pub fn to_micros(time: SystemTime) -> Micros {
 
 /// One attempt of a job, as the attempts table holds it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptInfo {
     /// The attempt's id (a Ray job's `submission_id` derives from it).
     pub id: uuid::Uuid,
@@ -366,6 +375,7 @@ pub struct AttemptInfo {
 
 /// A job as a listing or `job.info()` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     /// The id.
     pub id: JobId,
@@ -475,6 +485,7 @@ impl JobFilter {
 
 /// Counts and run times, as `q.stats()` gives them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStats {
     /// Jobs per state, over all queues.
     pub by_state: std::collections::BTreeMap<String, u64>,
@@ -501,6 +512,7 @@ impl QueueStats {
 
 /// A live worker's lease.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// Unique per process.
     pub id: String,
@@ -525,6 +537,7 @@ pub struct WorkerInfo {
 /// A lifecycle event: one job transition, as the event outbox keeps it.
 /// The database writes it in the same transaction as the transition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Unique within the database and increasing: the event's id.
     pub seq: i64,
@@ -553,6 +566,38 @@ impl Event {
     /// Every kind of event, in lifecycle order.
     pub const KINDS: &'static [&'static str] =
         &["submitted", "started", "retried", "released", "succeeded", "failed", "cancelled", "lost"];
+}
+
+/// A running job, with the attempt running it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActiveJob {
+    /// The job.
+    pub id: JobId,
+    /// Its function.
+    pub function: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its name, when one was given.
+    pub name: Option<String>,
+    /// The attempt's id.
+    pub attempt_id: uuid::Uuid,
+    /// The attempt's number (1 for the first).
+    pub attempt: u32,
+    /// SUBMITTED (waiting for a cluster) or RUNNING.
+    pub attempt_state: AttemptState,
+    /// `local` or `ray_job`.
+    pub runner: String,
+    /// The worker that claimed it.
+    pub worker_id: Option<String>,
+    /// The Ray job running it, for the `ray_job` runner.
+    pub ray_job_id: Option<String>,
+    /// When the attempt was handed to the runner (µs since the epoch).
+    pub submitted_at: Micros,
+    /// When it started running.
+    pub started_at: Option<Micros>,
+    /// Its last heartbeat.
+    pub last_heartbeat: Micros,
 }
 
 #[cfg(test)]

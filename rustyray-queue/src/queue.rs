@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use crate::db::{ConnectOptions, Db, Kind};
 use crate::error::{QueueError, Result};
 use crate::job::Job;
-use crate::model::{Event, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo};
+use crate::model::{ActiveJob, Event, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo};
 use crate::results::{DirStore, ResultStore};
 use crate::signal::{self, Signal, Signals};
 use crate::store::{self, enqueue::NewJob};
@@ -301,6 +301,12 @@ impl Queue {
     /// Counts per state and queue, run-time mean/p50/p99, live workers.
     pub async fn stats(&self) -> Result<QueueStats> {
         store::stats(self.db(), 30_000_000).await
+    }
+
+    /// Running jobs with the attempt, worker, runner and Ray job running
+    /// each, oldest first, at most `limit`.
+    pub async fn active(&self, limit: u32) -> Result<Vec<ActiveJob>> {
+        store::active(self.db(), limit).await
     }
 
     /// The workers' leases.

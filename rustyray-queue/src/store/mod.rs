@@ -20,7 +20,7 @@ use sqlx::Row;
 
 use crate::db::{Db, Kind, on_db, sql};
 use crate::error::{QueueError, Result};
-use crate::model::{AttemptInfo, AttemptState, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats};
+use crate::model::{ActiveJob, AttemptInfo, AttemptState, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats};
 
 /// The columns a [`JobInfo`] is read from.
 pub(crate) const JOB_COLUMNS: &str = "id, function, args, queue, priority, state, name, options, attempts, \
@@ -123,6 +123,38 @@ pub async fn job(db: &Db, id: JobId) -> Result<JobInfo> {
         let rows = sqlx::query(&sql(kind, &attempts_sql)).bind(id.0).fetch_all(pool).await.map_err(|e| db.error(e))?;
         info.attempt_list = rows.iter().map(|row| attempt_from_row(db, row)).collect::<Result<_>>()?;
         Ok(info)
+    })
+}
+
+/// Running jobs with their current attempts, oldest first, at most `limit`.
+pub async fn active(db: &Db, limit: u32) -> Result<Vec<ActiveJob>> {
+    let text = "SELECT j.id, j.function, j.queue, j.name, a.id, a.attempt, a.state, a.runner, a.worker_id, \
+                a.ray_job_id, a.submitted_at, a.started_at, a.last_heartbeat \
+                FROM rustyray_jobs j JOIN rustyray_attempts a ON a.id = j.current_attempt \
+                WHERE j.state = 'RUNNING' ORDER BY a.submitted_at LIMIT ?";
+    on_db!(db, pool, kind => {
+        let rows = sqlx::query(&sql(kind, text)).bind(i64::from(limit)).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        rows.iter()
+            .map(|row| {
+                let e = |error: sqlx::Error| db.error(error);
+                let state: String = row.try_get(6).map_err(e)?;
+                Ok(ActiveJob {
+                    id: JobId(row.try_get(0).map_err(e)?),
+                    function: row.try_get(1).map_err(e)?,
+                    queue: row.try_get(2).map_err(e)?,
+                    name: row.try_get(3).map_err(e)?,
+                    attempt_id: row.try_get(4).map_err(e)?,
+                    attempt: row.try_get::<i32, _>(5).map_err(e)?.max(0) as u32,
+                    attempt_state: state.parse()?,
+                    runner: row.try_get(7).map_err(e)?,
+                    worker_id: row.try_get(8).map_err(e)?,
+                    ray_job_id: row.try_get(9).map_err(e)?,
+                    submitted_at: row.try_get(10).map_err(e)?,
+                    started_at: row.try_get(11).map_err(e)?,
+                    last_heartbeat: row.try_get(12).map_err(e)?,
+                })
+            })
+            .collect()
     })
 }
 

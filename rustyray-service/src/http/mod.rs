@@ -1,0 +1,173 @@
+//! The HTTP/JSON API: routes, the auth and limit layers around them, and the
+//! OpenAPI document generated from the handlers.
+//!
+//! Every failure is a [`ServiceError`] and leaves as `{code, message}`:
+//! malformed bodies and queries, unknown routes and methods, refused tokens,
+//! timeouts, overload and panics alike.
+
+mod events;
+pub(crate) mod jobs;
+mod status;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State as AxumState};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder as Layers;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Role;
+use crate::error::{ErrorBody, ServiceError};
+use crate::service::State;
+
+pub(crate) type Shared = Arc<State>;
+
+/// A JSON body whose rejections are [`ServiceError`]s.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ServiceError))]
+pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// A query string whose rejections are [`ServiceError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ServiceError))]
+pub(crate) struct Query<T>(pub(crate) T);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "RustyRay job service",
+        description = "Durable jobs over SQLite or PostgreSQL: submit by function name, follow, cancel, retry, watch events."
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its documentation.
+fn api() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(jobs::list, jobs::submit))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::active))
+        .routes(routes!(status::stats))
+        .routes(routes!(status::health))
+        .routes(routes!(status::metrics))
+        .routes(routes!(events::events))
+}
+
+/// The OpenAPI document.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The whole HTTP application over `state`.
+pub(crate) fn router(state: Shared) -> axum::Router {
+    let (routes, document) = api().split_for_parts();
+    let document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
+    let limits =
+        Layers::new().layer(HandleErrorLayer::new(tower_error)).load_shed().concurrency_limit(state.max_in_flight);
+    let timeout = state.request_timeout;
+    routes
+        .route(
+            OPENAPI_PATH,
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document.to_vec())
+            }),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(move |request: Request, next: Next| deadline(request, next, timeout)))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(axum::extract::DefaultBodyLimit::max(state.body_limit))
+        .layer(limits)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Checks the token: every POST (submit, cancel, retry) needs admin, every
+/// other route read; the OpenAPI document, and health and metrics where so
+/// configured, need none.
+async fn require(AxumState(state): AxumState<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let public = path == OPENAPI_PATH
+        || (state.public_health && path == status::HEALTH_PATH)
+        || (state.public_metrics && path == status::METRICS_PATH);
+    if !public {
+        let needed = if request.method() == axum::http::Method::POST { Role::Admin } else { Role::Read };
+        let header = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        if let Err(error) = state.authorize(header, needed) {
+            return error.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Ends a request that runs past the deadline with DEADLINE_EXCEEDED; event
+/// streams are exempt once their headers are out.
+async fn deadline(request: Request, next: Next, timeout: std::time::Duration) -> Response {
+    let path = request.uri().path().to_string();
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ServiceError::DeadlineExceeded(format!("{path} took longer than {timeout:?}")).into_response(),
+    }
+}
+
+/// Counts each request by its route template and status.
+async fn count(AxumState(state): AxumState<Shared>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
+    let response = next.run(request).await;
+    let labels = crate::metrics::RequestLabels { route, status: response.status().as_u16() };
+    state.metrics.requests.get_or_create(&labels).inc();
+    response
+}
+
+async fn tower_error(error: tower::BoxError) -> ServiceError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ServiceError::Overloaded("too many requests in flight: retry shortly".into())
+    } else {
+        ServiceError::Internal(format!("request failed: {error}"))
+    }
+}
+
+async fn not_found(request: Request) -> ServiceError {
+    ServiceError::NotFound(format!("no route {} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ServiceError {
+    ServiceError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    ServiceError::Internal("the request handler panicked; the service carries on".into()).into_response()
+}

@@ -1,0 +1,55 @@
+//! The network face of RustyRay's durable queue: an HTTP/JSON API (with an
+//! OpenAPI document generated from its handlers), gRPC
+//! (`rustyray.v1.JobService`, from `proto/rustyray.proto`), bearer tokens
+//! with `read` and `admin` roles, lifecycle events over server-sent events
+//! and gRPC streams, and, with the `nats` feature, published to NATS
+//! JetStream from the database's event outbox.
+//!
+//! ```no_run
+//! use rustyray_queue::Queue;
+//! use rustyray_service::{Role, Service, Tokens};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let q = Queue::connect("sqlite://jobs.db").await?;
+//! let tokens = Tokens::new().with(std::env::var("ADMIN_TOKEN")?, Role::Admin);
+//! let service = Service::builder(&q).tokens(tokens).public_health(true).build().await?;
+//! // Mount `service.router()` in an axum app, or serve HTTP and gRPC on one port:
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! service.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layers: [`Service`] (configuration and serving) over `http` (routes,
+//! auth, limits, OpenAPI) and `grpc`, which share `feed` (the event feed),
+//! `health`, `auth` and one error type, [`ServiceError`], whose [`Code`]s
+//! are the same on both protocols.
+
+#![deny(missing_docs)]
+
+mod auth;
+mod error;
+mod feed;
+mod grpc;
+mod health;
+mod http;
+mod metrics;
+#[cfg(feature = "nats")]
+mod nats;
+mod service;
+
+/// The generated gRPC types: messages, the server trait and a client.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("rustyray.v1");
+}
+
+pub use auth::{MIN_TOKEN_LEN, Role, TOKENS_ENV, TOKENS_FILE_ENV, Tokens};
+pub use error::{Code, ErrorBody, Result, ServiceError};
+pub use feed::GAP_WAIT;
+pub use health::{Check, CheckResult, Health, HealthStatus, SLOW_DATABASE};
+pub use http::jobs::{JobPage, JobStateResponse, SubmitOptions, SubmitRequest, SubmitResponse};
+#[cfg(feature = "nats")]
+pub use nats::{NatsConfig, message_id};
+pub use service::{
+    DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUEST_TIMEOUT, Service, ServiceBuilder, router,
+};

@@ -1,0 +1,169 @@
+//! Publishing lifecycle events to NATS JetStream from the database's event
+//! outbox: at least once (an event is marked published only after the
+//! broker acknowledged it, so a crash in between publishes it again), and
+//! de-duplicated by the broker through `Nats-Msg-Id`, which is the event's
+//! job and sequence number. A broker outage delays events and degrades
+//! health; it never blocks or loses job state, which lives in the database.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use rustyray_queue::{Event, Queue};
+
+use crate::metrics::ServiceMetrics;
+
+/// Where and how to publish.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// The server, `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// The JetStream stream, created if missing (default `RUSTYRAY_JOBS`).
+    pub stream: String,
+    /// Subjects are `<prefix>.<kind>` (default `rustyray.jobs`).
+    pub subject_prefix: String,
+    /// How long the broker remembers message ids to drop duplicates.
+    pub duplicate_window: Duration,
+}
+
+impl NatsConfig {
+    /// Publishes to the server at `url` with the default stream and subjects.
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsConfig {
+            url: url.into(),
+            stream: "RUSTYRAY_JOBS".into(),
+            subject_prefix: "rustyray.jobs".into(),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+
+    /// The subject of `event`.
+    pub fn subject(&self, event: &Event) -> String {
+        format!("{}.{}", self.subject_prefix, event.kind)
+    }
+}
+
+/// The id the broker de-duplicates by: unique across databases too.
+pub fn message_id(event: &Event) -> String {
+    format!("{}:{}", event.job_id, event.seq)
+}
+
+/// The publisher task's handle: whether the broker is reachable, and why not.
+#[derive(Clone, Debug)]
+pub(crate) struct Publisher {
+    status: Arc<Mutex<(bool, String)>>,
+}
+
+impl Publisher {
+    pub(crate) fn start(queue: Queue, config: NatsConfig, metrics: ServiceMetrics) -> Self {
+        let status = Arc::new(Mutex::new((false, format!("connecting to {}", config.url))));
+        tokio::spawn(run(queue, config, metrics, Arc::downgrade(&status)));
+        Publisher { status }
+    }
+
+    /// (connected, what was last seen).
+    pub(crate) fn status(&self) -> (bool, String) {
+        self.status.lock().map(|s| s.clone()).unwrap_or((false, "status unavailable".into()))
+    }
+}
+
+type Status = std::sync::Weak<Mutex<(bool, String)>>;
+
+fn set(status: &Status, connected: bool, detail: String) -> bool {
+    let Some(status) = status.upgrade() else { return false };
+    if let Ok(mut s) = status.lock() {
+        *s = (connected, detail);
+    }
+    true
+}
+
+async fn run(queue: Queue, config: NatsConfig, metrics: ServiceMetrics, status: Status) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let outcome = publish_until_error(&queue, &config, &metrics, &status).await;
+        metrics.broker_connected.set(0);
+        let Err(error) = outcome else { return };
+        metrics.publish_failures.inc();
+        tracing::warn!(broker = %config.url, %error, "event broker unavailable; events wait in the database");
+        if !set(&status, false, error) {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Connects and publishes until something fails (`Err`) or the service is
+/// gone (`Ok`).
+async fn publish_until_error(
+    queue: &Queue,
+    config: &NatsConfig,
+    metrics: &ServiceMetrics,
+    status: &Status,
+) -> Result<(), String> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&config.url)
+        .await
+        .map_err(|error| format!("connecting to {}: {error}", config.url))?;
+    let js = jetstream::new(client.clone());
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        duplicate_window: config.duplicate_window,
+        ..Default::default()
+    })
+    .await
+    .map_err(|error| format!("creating stream {}: {error}", config.stream))?;
+    metrics.broker_connected.set(1);
+    if !set(status, true, format!("publishing to {} on {}", config.stream, config.url)) {
+        return Ok(());
+    }
+    let mut signals = queue.signals();
+    loop {
+        if status.strong_count() == 0 {
+            return Ok(());
+        }
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(format!("lost the connection to {}", config.url));
+        }
+        let events = queue.unpublished_events(256).await.map_err(|error| format!("reading events: {error}"))?;
+        metrics.events_unpublished.set(events.len() as i64);
+        if events.is_empty() {
+            tokio::select! {
+                _ = signals.recv() => {}
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            continue;
+        }
+        let mut acks = Vec::with_capacity(events.len());
+        for event in &events {
+            let payload =
+                serde_json::to_vec(event).map_err(|error| format!("encoding event {}: {error}", event.seq))?;
+            let publish = PublishMessage::build().payload(payload.into()).message_id(message_id(event));
+            let ack = js
+                .send_publish(config.subject(event), publish)
+                .await
+                .map_err(|error| format!("publishing event {}: {error}", event.seq))?;
+            acks.push((event.seq, ack));
+        }
+        let mut done = Vec::with_capacity(acks.len());
+        let mut failure = None;
+        for (seq, ack) in acks {
+            match tokio::time::timeout(Duration::from_secs(5), ack).await {
+                Ok(Ok(_)) => done.push(seq),
+                Ok(Err(error)) => failure = Some(format!("event {seq} not acknowledged: {error}")),
+                Err(_) => failure = Some(format!("event {seq} not acknowledged within 5 s")),
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        // Only what the broker acknowledged is marked; the rest goes again.
+        queue.mark_events_published(&done).await.map_err(|error| format!("marking events published: {error}"))?;
+        metrics.events_published.inc_by(done.len() as u64);
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The service itself: its configuration, the state every handler shares,
+//! and serving HTTP/JSON and gRPC on one listener.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustyray_queue::Queue;
+use tokio::net::TcpListener;
+
+use crate::auth::{Role, Tokens};
+use crate::error::{Result, ServiceError};
+use crate::feed::Feed;
+use crate::health::{self, Check, Health};
+use crate::metrics::ServiceMetrics;
+
+/// Request bodies larger than this are refused by default (1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Requests running longer than this end with DEADLINE_EXCEEDED by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests in flight past this are refused with RESOURCE_EXHAUSTED by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Settings for a [`Service`].
+#[must_use = "a builder does nothing until `.build()` is awaited"]
+pub struct ServiceBuilder {
+    queue: Queue,
+    tokens: Option<Tokens>,
+    pub(crate) public_health: bool,
+    pub(crate) public_metrics: bool,
+    pub(crate) body_limit: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_in_flight: usize,
+    known_queues: Option<BTreeSet<String>>,
+    checks: Vec<Arc<dyn Check>>,
+    feed_poll: Option<Duration>,
+    #[cfg(feature = "nats")]
+    nats: Option<crate::nats::NatsConfig>,
+}
+
+impl std::fmt::Debug for ServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBuilder")
+            .field("queue", &self.queue.url())
+            .field("tokens", &self.tokens)
+            .field("public_health", &self.public_health)
+            .field("public_metrics", &self.public_metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceBuilder {
+    /// The tokens accepted (default: from `RUSTYRAY_TOKENS` and
+    /// `RUSTYRAY_TOKENS_FILE`). With none, every protected route refuses.
+    pub fn tokens(mut self, tokens: Tokens) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Serves `/api/health` without a token.
+    pub fn public_health(mut self, public: bool) -> Self {
+        self.public_health = public;
+        self
+    }
+
+    /// Serves `/metrics` without a token.
+    pub fn public_metrics(mut self, public: bool) -> Self {
+        self.public_metrics = public;
+        self
+    }
+
+    /// The largest request body accepted.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes.max(1024);
+        self
+    }
+
+    /// How long one request may take (event streams excepted).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// The queues submissions may name; any other is INVALID_ARGUMENT.
+    /// Default: any well-formed name.
+    pub fn known_queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.known_queues = Some(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds a health check (a cluster's dashboard, say); failing, it degrades.
+    pub fn check(mut self, check: impl Check) -> Self {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// How often the event feed looks for events when nothing woke it
+    /// (default 10 ms on SQLite, 250 ms on PostgreSQL, which notifies).
+    pub fn feed_poll(mut self, every: Duration) -> Self {
+        self.feed_poll = Some(every.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Publishes lifecycle events to NATS JetStream at `url`.
+    #[cfg(feature = "nats")]
+    pub fn nats(mut self, config: crate::nats::NatsConfig) -> Self {
+        self.nats = Some(config);
+        self
+    }
+
+    /// Starts the event feed (and the broker publisher); the service is ready
+    /// to be served or mounted.
+    pub async fn build(self) -> Result<Service> {
+        let tokens = match self.tokens {
+            Some(tokens) => tokens,
+            None => Tokens::from_env()?,
+        };
+        if tokens.is_empty() {
+            tracing::warn!("the service has no tokens: every protected route refuses (set RUSTYRAY_TOKENS)");
+        }
+        let poll = self.feed_poll.unwrap_or(if self.queue.is_sqlite() {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(250)
+        });
+        let feed = Feed::start(self.queue.clone(), poll).await?;
+        let metrics = ServiceMetrics::default();
+        #[cfg(feature = "nats")]
+        let broker = match self.nats {
+            Some(config) => Some(crate::nats::Publisher::start(self.queue.clone(), config, metrics.clone())),
+            None => None,
+        };
+        let state = Arc::new(State {
+            queue: self.queue,
+            tokens,
+            public_health: self.public_health,
+            public_metrics: self.public_metrics,
+            body_limit: self.body_limit,
+            request_timeout: self.request_timeout,
+            max_in_flight: self.max_in_flight,
+            known_queues: self.known_queues,
+            checks: self.checks,
+            feed,
+            started: Instant::now(),
+            metrics,
+            #[cfg(feature = "nats")]
+            broker,
+        });
+        Ok(Service { state })
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct State {
+    pub(crate) queue: Queue,
+    pub(crate) tokens: Tokens,
+    pub(crate) public_health: bool,
+    pub(crate) public_metrics: bool,
+    pub(crate) body_limit: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) known_queues: Option<BTreeSet<String>>,
+    pub(crate) checks: Vec<Arc<dyn Check>>,
+    pub(crate) feed: Feed,
+    pub(crate) started: Instant,
+    pub(crate) metrics: ServiceMetrics,
+    #[cfg(feature = "nats")]
+    pub(crate) broker: Option<crate::nats::Publisher>,
+}
+
+impl State {
+    /// The role the `Authorization` header grants, if it is at least `needed`.
+    pub(crate) fn authorize(&self, header: Option<&[u8]>, needed: Role) -> Result<Role> {
+        let outcome = self.tokens.authorize(header, needed);
+        if outcome.is_err() {
+            self.metrics.auth_failures.inc();
+        }
+        outcome
+    }
+
+    /// Refuses a queue the service was not told about.
+    pub(crate) fn check_queue(&self, queue: &str) -> Result<()> {
+        match &self.known_queues {
+            Some(known) if !known.contains(queue) => Err(ServiceError::field(
+                "options.queue",
+                format!(
+                    "`{queue}` is not a queue of this service (known: {})",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The broker's state, when one is configured.
+    pub(crate) fn broker(&self) -> Option<(bool, String)> {
+        #[cfg(feature = "nats")]
+        if let Some(broker) = &self.broker {
+            return Some(broker.status());
+        }
+        None
+    }
+
+    pub(crate) async fn health(&self) -> Health {
+        health::report(&self.queue, self.broker(), &self.checks, self.started.elapsed()).await
+    }
+}
+
+/// The job service over one queue: HTTP/JSON under `/api`, Prometheus
+/// metrics at `/metrics`, and gRPC (`rustyray.v1.JobService`), on one port.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) state: Arc<State>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("queue", &self.state.queue.url()).finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A builder for a service over `queue`.
+    pub fn builder(queue: &Queue) -> ServiceBuilder {
+        ServiceBuilder {
+            queue: queue.clone(),
+            tokens: None,
+            public_health: false,
+            public_metrics: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            known_queues: None,
+            checks: Vec::new(),
+            feed_poll: None,
+            #[cfg(feature = "nats")]
+            nats: None,
+        }
+    }
+
+    /// The HTTP/JSON routes, to mount in an axum application.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.state.clone())
+    }
+
+    /// The HTTP/JSON routes and the gRPC service together.
+    pub fn router_with_grpc(&self) -> axum::Router {
+        let grpc = crate::grpc::server(self.state.clone());
+        let grpc = tonic::service::Routes::new(grpc).prepare().into_axum_router();
+        self.router().merge(grpc)
+    }
+
+    /// The OpenAPI document of the HTTP routes.
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        crate::http::openapi()
+    }
+
+    /// Serves HTTP/JSON and gRPC on `listener` until `shutdown` completes,
+    /// then lets requests in flight finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let address = listener.local_addr().map_err(|error| ServiceError::Config(error.to_string()))?;
+        tracing::info!(%address, queue = %self.state.queue.url(), "service listening");
+        axum::serve(listener, self.router_with_grpc())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|error| ServiceError::Config(format!("serving on {address}: {error}")))
+    }
+}
+
+/// The HTTP/JSON routes over `queue`, with tokens from the environment
+/// (`RUSTYRAY_TOKENS`, `RUSTYRAY_TOKENS_FILE`), to mount in an application.
+pub async fn router(queue: &Queue) -> Result<axum::Router> {
+    Ok(Service::builder(queue).build().await?.router())
+}
