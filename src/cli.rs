@@ -57,6 +57,9 @@ pub enum Command {
         /// The job's id.
         id: String,
     },
+    /// Serve the HTTP/JSON and gRPC job API (and, with `--worker`, run jobs too).
+    #[cfg(feature = "service")]
+    Serve(ServeArgs),
     /// Run a FAILED or CANCELLED job again.
     Retry {
         /// The job's id.
@@ -131,6 +134,36 @@ pub struct EnqueueArgs {
     pub name: Option<String>,
 }
 
+/// `serve` options. Tokens come from `RUSTYRAY_TOKENS` (`role:token`,
+/// comma-separated) or the file `--tokens-file` names, never from the
+/// command line.
+#[cfg(feature = "service")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A file of tokens, one `role:token` per line (roles: read, admin).
+    #[arg(long, env = "RUSTYRAY_TOKENS_FILE")]
+    pub tokens_file: Option<std::path::PathBuf>,
+    /// Serve /api/health without a token.
+    #[arg(long)]
+    pub public_health: bool,
+    /// Serve /metrics without a token.
+    #[arg(long)]
+    pub public_metrics: bool,
+    /// The queues submissions may name (comma-separated); default: any.
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Vec<String>,
+    /// Publish lifecycle events to NATS JetStream at this URL.
+    #[cfg(feature = "nats")]
+    #[arg(long, env = "RUSTYRAY_NATS")]
+    pub nats: Option<String>,
+    /// Also run a worker in this process, with this many attempts at once.
+    #[arg(long)]
+    pub worker: Option<usize>,
+}
+
 /// `jobs` filters.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -169,13 +202,59 @@ pub async fn run_async() -> ExitCode {
 
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> ExitCode {
-    match execute(cli).await {
+    let outcome = match cli.command {
+        #[cfg(feature = "service")]
+        Command::Serve(_) => serve(cli).await.map_err(|error| error.to_string()),
+        _ => execute(cli).await.map_err(|error| error.to_string()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "service")]
+async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::service::{Service, Tokens};
+    let Command::Serve(args) = cli.command else { return Ok(()) };
+    let q = connect(cli.db.as_deref()).await?;
+    let mut tokens = Tokens::from_env()?;
+    if let Some(path) = &args.tokens_file
+        && std::env::var_os(crate::service::TOKENS_FILE_ENV).is_none()
+    {
+        tokens = Tokens::parse(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)?;
+    }
+    let mut builder =
+        Service::builder(&q).tokens(tokens).public_health(args.public_health).public_metrics(args.public_metrics);
+    if !args.queues.is_empty() {
+        builder = builder.known_queues(args.queues);
+    }
+    #[cfg(feature = "nats")]
+    if let Some(url) = args.nats {
+        builder = builder.nats(crate::service::NatsConfig::new(url));
+    }
+    let service = builder.build().await?;
+    let (runtime, worker) = match args.worker {
+        Some(concurrency) => {
+            let runtime = crate::Runtime::builder().build()?;
+            let worker = Worker::builder(&q).concurrency(concurrency).runtime(runtime.clone()).start().await?;
+            (Some(runtime), Some(worker))
+        }
+        None => (None, None),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("{}: {e}", args.listen))?;
+    eprintln!("serving {} on http://{}; Ctrl-C or SIGTERM stops it", q.url(), listener.local_addr()?);
+    service.serve(listener, wait_for_signal()).await?;
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
+    if let Some(runtime) = runtime {
+        runtime.shutdown().await;
+    }
+    Ok(())
 }
 
 async fn connect(db: Option<&str>) -> Result<Queue, QueueError> {
@@ -298,6 +377,8 @@ async fn execute(cli: Cli) -> Result<(), QueueError> {
             Ok(())
         }
         Command::Functions => Ok(()),
+        #[cfg(feature = "service")]
+        Command::Serve(_) => Ok(()),
     }
 }
 

@@ -73,6 +73,14 @@ pub mod queue {
 #[cfg(feature = "queue")]
 pub mod cli;
 
+/// The job service: HTTP/JSON and gRPC over the durable queue, with token
+/// roles and lifecycle events (SSE, gRPC streams, NATS JetStream with the
+/// `nats` feature).
+#[cfg(feature = "service")]
+pub mod service {
+    pub use rustyray_service::*;
+}
+
 /// Remote functions by name: list them, look them up.
 ///
 /// Registration relies on the linker keeping the registering code: a function

@@ -30,6 +30,8 @@ pub(crate) struct Feed {
     live: broadcast::Sender<Arc<Event>>,
     /// The newest sequence number the feed has delivered.
     delivered: Arc<AtomicI64>,
+    /// Turns true when the service stops: every watcher's stream ends.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Feed {
@@ -38,9 +40,16 @@ impl Feed {
         let from = queue.last_event_seq().await?;
         let (live, _) = broadcast::channel(4096);
         let delivered = Arc::new(AtomicI64::new(from));
-        let feed = Feed { queue: queue.clone(), live: live.clone(), delivered: delivered.clone() };
+        let closing = tokio::sync::watch::Sender::new(false);
+        let feed = Feed { queue: queue.clone(), live: live.clone(), delivered: delivered.clone(), closing };
         tokio::spawn(follow(queue, live.downgrade(), delivered, from, poll));
         Ok(feed)
+    }
+
+    /// Ends every watcher's stream, so that a graceful shutdown is not held
+    /// open by clients that would watch forever.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The newest event delivered so far.
@@ -59,6 +68,7 @@ impl Feed {
         let mut live = self.live.subscribe();
         let queue = self.queue.clone();
         let delivered = self.delivered.clone();
+        let mut closing = self.closing.subscribe();
         let mut last = after.unwrap_or_else(|| self.delivered());
         async_stream(move |yield_| async move {
             let wanted = |event: &Event| job.is_none_or(|job| event.job_id == job);
@@ -87,7 +97,11 @@ impl Feed {
                 }
                 last = last.max(ceiling);
                 loop {
-                    match live.recv().await {
+                    let next = tokio::select! {
+                        next = live.recv() => next,
+                        _ = closing.wait_for(|closed| *closed) => return,
+                    };
+                    match next {
                         Ok(event) if event.seq <= last => {}
                         Ok(event) => {
                             last = event.seq;

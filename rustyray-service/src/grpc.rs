@@ -188,15 +188,14 @@ impl JobService for Api {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         self.authorize(&request, Role::Read)?;
         let pb::WatchEventsRequest { after_seq, job_id } = request.into_inner();
-        if after_seq < 0 {
+        if after_seq.is_some_and(|after| after < 0) {
             return Err(ServiceError::field("after_seq", "an event id is 0 or more").into());
         }
         let job = match job_id.as_deref() {
             Some(job) => Some(parse_id("job_id", job)?),
             None => None,
         };
-        let after = (after_seq > 0).then_some(after_seq);
-        let stream = self.state.feed.watch(after, job).map(|item| match item {
+        let stream = self.state.feed.watch(after_seq, job).map(|item| match item {
             Ok(event) => Ok(event_of(&event)),
             Err(error) => Err(Status::from(error)),
         });

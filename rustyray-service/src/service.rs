@@ -257,8 +257,8 @@ impl Service {
     /// The HTTP/JSON routes and the gRPC service together.
     pub fn router_with_grpc(&self) -> axum::Router {
         let grpc = crate::grpc::server(self.state.clone());
-        let grpc = tonic::service::Routes::new(grpc).prepare().into_axum_router();
-        self.router().merge(grpc)
+        // gRPC calls are POSTs to `/<package>.<Service>/<Method>`.
+        self.router().route_service("/rustyray.v1.JobService/{*method}", grpc)
     }
 
     /// The OpenAPI document of the HTTP routes.
@@ -271,6 +271,12 @@ impl Service {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let address = listener.local_addr().map_err(|error| ServiceError::Config(error.to_string()))?;
         tracing::info!(%address, queue = %self.state.queue.url(), "service listening");
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("service stopping: event streams end, requests in flight finish");
+            state.feed.close();
+        };
         axum::serve(listener, self.router_with_grpc())
             .with_graceful_shutdown(shutdown)
             .await

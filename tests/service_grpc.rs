@@ -1,0 +1,165 @@
+//! The gRPC API with the generated tonic client against a real server:
+//! submit, status, service status, active jobs, cancel, watching events,
+//! and the same error codes as the HTTP/JSON API.
+
+mod queue;
+mod service;
+
+use std::time::Duration;
+
+use queue::within;
+use rustyray::queue::{Queue, Worker};
+use rustyray::service::proto::job_service_client::JobServiceClient;
+use rustyray::service::proto::{
+    CancelRequest, GetActiveJobsRequest, GetJobStatusRequest, GetStatusRequest, SubmitOptions, SubmitRequest,
+    WatchEventsRequest,
+};
+use service::{ADMIN, READ, Server};
+use tonic::Code;
+use tonic::transport::Channel;
+
+#[rustyray::remote]
+fn mul(a: i64, b: i64) -> i64 {
+    a * b
+}
+
+#[rustyray::remote]
+async fn linger(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+async fn connect(server: &Server) -> JobServiceClient<Channel> {
+    JobServiceClient::connect(server.base.clone()).await.expect("gRPC connects")
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn submit(function: &str, args: &str) -> SubmitRequest {
+    SubmitRequest { function: function.into(), args_json: args.into(), options: Some(SubmitOptions::default()) }
+}
+
+/// The code and message of a call that must fail.
+fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> (Code, String) {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(status) => (status.code(), status.message().to_string()),
+    }
+}
+
+async fn worker(q: &Queue) -> Worker {
+    Worker::builder(q).concurrency(2).heartbeat(Duration::from_millis(50)).start().await.expect("worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_then_status_watch_and_service_status() {
+    for db in queue::backends().await {
+        let q = db.queue().await;
+        let server = Server::start(&q).await;
+        let mut client = connect(&server).await;
+        let before = q.last_event_seq().await.unwrap();
+        let submitted = client.submit(with_token(submit(mul::NAME, "[6, 7]"), ADMIN)).await.unwrap().into_inner();
+        assert_eq!(submitted.state, "QUEUED");
+        // A stream's headers come with its first event: the backlog after `before` is one.
+        let mut events = client
+            .watch_events(with_token(WatchEventsRequest { after_seq: Some(before), job_id: None }, READ))
+            .await
+            .unwrap()
+            .into_inner();
+        let w = worker(&q).await;
+        let kinds = within("events", async {
+            let mut kinds = Vec::new();
+            while kinds.len() < 3 {
+                let event = events.message().await.unwrap().expect("stream open");
+                assert_eq!(event.job_id, submitted.job_id);
+                kinds.push(event.kind);
+            }
+            kinds
+        })
+        .await;
+        assert_eq!(kinds, ["submitted", "started", "succeeded"], "{}", db.label);
+        let status = client
+            .get_job_status(with_token(GetJobStatusRequest { job_id: submitted.job_id.clone() }, READ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((status.state.as_str(), status.result_json.as_deref()), ("SUCCEEDED", Some("42")));
+        assert_eq!(status.attempt_list.len(), 1);
+        let service = client.get_status(with_token(GetStatusRequest {}, READ)).await.unwrap().into_inner();
+        assert_eq!(service.status, "healthy", "{:?}", service.reasons);
+        assert_eq!(service.stats.unwrap().by_state.get("SUCCEEDED"), Some(&1));
+        w.shutdown().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_jobs_and_cancel() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let server = Server::start(&q).await;
+    let mut client = connect(&server).await;
+    let job = client.submit(with_token(submit(linger::NAME, "[60000]"), ADMIN)).await.unwrap().into_inner();
+    let w = worker(&q).await;
+    let active = within("active", async {
+        loop {
+            let jobs = client
+                .get_active_jobs(with_token(GetActiveJobsRequest { limit: 0 }, READ))
+                .await
+                .unwrap()
+                .into_inner()
+                .jobs;
+            if let Some(active) = jobs.into_iter().find(|j| j.job_id == job.job_id) {
+                break active;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!((active.runner.as_str(), active.attempt), ("local", 1));
+    assert_eq!(active.worker_id.as_deref(), Some(w.id()));
+    let cancelled = client.cancel(with_token(CancelRequest { job_id: job.job_id.clone() }, ADMIN)).await.unwrap();
+    assert!(["RUNNING", "CANCELLED"].contains(&cancelled.get_ref().state.as_str()));
+    let handle = rustyray::queue::Job::<u64>::from_id(&q, job.job_id.parse().unwrap());
+    assert_eq!(within("cancel", handle.wait()).await.unwrap(), rustyray::queue::JobState::Cancelled);
+    w.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_the_same_codes_as_http() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let server = Server::start(&q).await;
+    let mut client = connect(&server).await;
+    let (c, message) = code(client.submit(tonic::Request::new(submit(mul::NAME, "[1, 2]"))).await);
+    assert_eq!(c, Code::Unauthenticated, "{message}");
+    let (c, _) = code(client.submit(with_token(submit(mul::NAME, "[1, 2]"), READ)).await);
+    assert_eq!(c, Code::PermissionDenied);
+    let (c, message) = code(client.submit(with_token(submit("nope::gone", "[]"), ADMIN)).await);
+    assert!(c == Code::InvalidArgument && message.starts_with("function"), "{c:?} {message}");
+    let (c, message) = code(client.submit(with_token(submit(mul::NAME, "[1, \"x\"]"), ADMIN)).await);
+    assert!(c == Code::InvalidArgument && message.starts_with("args"), "{c:?} {message}");
+    let (c, message) = code(client.submit(with_token(submit(mul::NAME, "{oops"), ADMIN)).await);
+    assert!(c == Code::InvalidArgument && message.starts_with("args_json"), "{c:?} {message}");
+    let mut bad_priority = submit(mul::NAME, "[1, 2]");
+    bad_priority.options = Some(SubmitOptions { priority: 500, ..Default::default() });
+    let (c, message) = code(client.submit(with_token(bad_priority, ADMIN)).await);
+    assert!(c == Code::InvalidArgument && message.contains("priority"), "{c:?} {message}");
+    let (c, message) =
+        code(client.get_job_status(with_token(GetJobStatusRequest { job_id: "xyz".into() }, READ)).await);
+    assert!(c == Code::InvalidArgument && message.starts_with("job_id"), "{c:?} {message}");
+    let missing = uuid::Uuid::now_v7().to_string();
+    let (c, _) = code(client.get_job_status(with_token(GetJobStatusRequest { job_id: missing.clone() }, READ)).await);
+    assert_eq!(c, Code::NotFound);
+    let (c, _) = code(client.cancel(with_token(CancelRequest { job_id: missing }, ADMIN)).await);
+    assert_eq!(c, Code::NotFound);
+    let (c, _) = code(client.get_active_jobs(with_token(GetActiveJobsRequest { limit: 5000 }, READ)).await);
+    assert_eq!(c, Code::InvalidArgument);
+    assert_eq!(q.stats().await.unwrap().by_state.values().sum::<u64>(), 0, "nothing was written");
+    server.stop().await;
+}
