@@ -124,6 +124,10 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
             c.error_class = Some("Released".into());
             c.error_message = Some("released at worker shutdown; not charged".into());
         }
+        Outcome::Lost { message } => {
+            fail(&mut c, "Lost".into(), message, None);
+            c.attempt_state = AttemptState::Lost;
+        }
         Outcome::Recorded => return None,
     }
     Some(c)
