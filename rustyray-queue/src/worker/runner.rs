@@ -60,6 +60,13 @@ pub enum Outcome {
     /// The attempt's outcome was already written to the database by the
     /// process that ran it (a cluster job); nothing is left to record.
     Recorded,
+    /// The attempt could not be handed to where it runs (a cluster that
+    /// is unreachable) and never started: the job goes back to QUEUED and
+    /// the attempt is not charged.
+    Unsubmitted {
+        /// Why.
+        message: String,
+    },
     /// The attempt vanished where it ran (the cluster no longer knows its
     /// job): LOST, charged, and its job retried like after a failure.
     Lost {
