@@ -380,7 +380,7 @@ async fn follow(
             _ = tokio::time::sleep(poll) => None,
         };
         if let Some(reason) = asked {
-            stop_job(inner, id).await;
+            stop_job(inner, id, inner.stop_wait).await;
             return match reason {
                 Stop::Cancel => Outcome::Cancelled,
                 Stop::Release => Outcome::Released,
@@ -422,7 +422,10 @@ async fn follow(
         match details.status {
             JobStatus::Pending | JobStatus::Unknown => {
                 if submitted.elapsed() > inner.pending_timeout {
-                    stop_job(inner, id).await;
+                    // Ray keeps a job it never placed PENDING even once
+                    // stopped; should it start later, its attempt is no
+                    // longer SUBMITTED and it runs nothing.
+                    stop_job(inner, id, Duration::from_secs(2)).await;
                     if written(queue, claimed).await {
                         return Outcome::Recorded;
                     }
@@ -442,7 +445,7 @@ async fn follow(
                 if let Some(timeout) = claimed.options.timeout
                     && since.elapsed() > timeout + inner.timeout_slack
                 {
-                    stop_job(inner, id).await;
+                    stop_job(inner, id, inner.stop_wait).await;
                     if written(queue, claimed).await {
                         return Outcome::Recorded;
                     }
@@ -491,8 +494,8 @@ async fn conclude(inner: &Inner, queue: &Queue, claimed: &Claimed, id: &str, det
     )
 }
 
-/// Asks Ray to stop the job and waits (bounded) until it has ended.
-async fn stop_job(inner: &Inner, id: &str) {
+/// Asks Ray to stop the job and waits (bounded by `wait`) until it has ended.
+async fn stop_job(inner: &Inner, id: &str, wait: Duration) {
     match inner.client.stop(id).await {
         Ok(_) | Err(RayError::NotFound { .. }) => {}
         Err(error) => {
@@ -500,12 +503,12 @@ async fn stop_job(inner: &Inner, id: &str) {
             return;
         }
     }
-    let deadline = Instant::now() + inner.stop_wait;
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         match inner.client.job(id).await {
             Ok(details) if !details.status.is_terminal() => tokio::time::sleep(Duration::from_millis(100)).await,
             _ => return,
         }
     }
-    tracing::warn!(ray_job = %id, "the Ray job did not stop within {:?}", inner.stop_wait);
+    tracing::warn!(ray_job = %id, "the Ray job did not stop within {wait:?}");
 }
