@@ -120,8 +120,11 @@ async fn bench(jobs: usize) -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let began = Instant::now();
         let ids = noop::enqueue_many(&q, (0..jobs as u64).map(|i| (i,))).await?;
-        let worker =
-            Worker::builder(&q).concurrency(in_flight).runner(RayJobRunner::with_client(client.clone())).start().await?;
+        let worker = Worker::builder(&q)
+            .concurrency(in_flight)
+            .runner(RayJobRunner::with_client(client.clone()))
+            .start()
+            .await?;
         for job in ids {
             job.result().await?;
         }

@@ -409,7 +409,7 @@ async fn follow(
                 // write its attempt. Keep heartbeating (the worker does)
                 // and keep asking, less often.
                 failures += 1;
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(ray_job = %id, %error, "cannot read the Ray job's status; retrying");
                 }
                 if written(queue, claimed).await {

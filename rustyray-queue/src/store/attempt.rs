@@ -19,7 +19,7 @@ use crate::store::claim::Claimed;
 #[derive(Debug)]
 pub enum Begin {
     /// The attempt is now RUNNING in this process: run it.
-    Run(Claimed),
+    Run(Box<Claimed>),
     /// The attempt may not run: it is not SUBMITTED (it ran already, was
     /// lost, cancelled or released) or no longer its job's current attempt.
     NotRunnable {
@@ -41,7 +41,7 @@ pub async fn begin(db: &Db, attempt_id: uuid::Uuid) -> Result<Begin> {
     let Some((job_id, attempt)) = started else {
         return Ok(Begin::NotRunnable { state: state(db, attempt_id).await? });
     };
-    Ok(Begin::Run(claimed_for(db, JobId(job_id), attempt_id, attempt).await?))
+    Ok(Begin::Run(Box::new(claimed_for(db, JobId(job_id), attempt_id, attempt).await?)))
 }
 
 /// The claim of an existing attempt, read back from its job's row.

@@ -49,7 +49,7 @@ pub async fn run_attempt(
     heartbeat: Duration,
 ) -> Result<AttemptRun> {
     let claimed = match attempt::begin(queue.db(), attempt_id).await? {
-        Begin::Run(claimed) => claimed,
+        Begin::Run(claimed) => *claimed,
         Begin::NotRunnable { state } => return Ok(AttemptRun::NotRunnable { state }),
     };
     tracing::info!(job = %claimed.job_id, attempt = %attempt_id, function = %claimed.function, "running attempt");
