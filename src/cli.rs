@@ -69,6 +69,19 @@ pub enum Command {
     Stats,
     /// The registered remote functions.
     Functions,
+    /// Run one attempt in this process and record its outcome (the
+    /// entrypoint of a Ray job; the worker that submitted it follows it).
+    RunAttempt(RunAttemptArgs),
+}
+
+/// `run-attempt` options.
+#[derive(Debug, Args)]
+pub struct RunAttemptArgs {
+    /// The attempt's id.
+    pub attempt: String,
+    /// Heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
 }
 
 /// `worker` options.
@@ -80,9 +93,25 @@ pub struct WorkerArgs {
     /// Attempts run at once (default: the CPU count).
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// The runner: `local` (this process).
+    /// The runner: `local` (this process) or `ray-job` (each attempt a Ray
+    /// job; needs the `ray` feature and `--ray-address`).
     #[arg(long, default_value = "local")]
     pub runner: String,
+    /// The Ray dashboard, for `--runner ray-job` (`http://HOST:8265`). The
+    /// token, if the cluster wants one, comes from RAY_AUTH_TOKEN,
+    /// RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.
+    #[arg(long, env = "RUSTYRAY_RAY_ADDRESS")]
+    pub ray_address: Option<String>,
+    /// The binary Ray jobs run (default: this program).
+    #[arg(long)]
+    pub ray_binary: Option<std::path::PathBuf>,
+    /// Upload the binary to the cluster as the jobs' working_dir package
+    /// (for a cluster whose nodes do not share this filesystem).
+    #[arg(long)]
+    pub ray_upload: bool,
+    /// How long a Ray job may stay PENDING before its attempt fails, milliseconds.
+    #[arg(long, default_value_t = 600_000)]
+    pub ray_pending_timeout_ms: u64,
     /// A limit across all workers, `QUEUE=N` (repeatable).
     #[arg(long = "queue-limit", value_parser = parse_limit)]
     pub queue_limits: Vec<(String, u32)>,
@@ -379,6 +408,33 @@ async fn execute(cli: Cli) -> Result<(), QueueError> {
         Command::Functions => Ok(()),
         #[cfg(feature = "service")]
         Command::Serve(_) => Ok(()),
+        Command::RunAttempt(args) => run_attempt(&q, args).await,
+    }
+}
+
+/// Runs one attempt here; ends the process once its outcome is written, so
+/// that a body abandoned at a timeout or cancel does not keep it alive.
+async fn run_attempt(q: &Queue, args: RunAttemptArgs) -> Result<(), QueueError> {
+    use crate::queue::AttemptRun;
+    let attempt: uuid::Uuid = args.attempt.parse().map_err(|error| QueueError::Codec {
+        context: format!("reading the attempt id `{}`", args.attempt),
+        message: format!("{error}"),
+    })?;
+    let runtime = crate::Runtime::builder()
+        .build()
+        .map_err(|error| QueueError::Worker(format!("cannot start the in-process runtime: {error}")))?;
+    let heartbeat = Duration::from_millis(args.heartbeat_ms);
+    match crate::queue::run_attempt(q, attempt, runtime, heartbeat).await? {
+        AttemptRun::Recorded { job, state, error_class } => {
+            let how = error_class.map(|class| format!(" ({class})")).unwrap_or_default();
+            eprintln!("attempt {attempt} of job {job}: {}{how}", state.as_str());
+            std::process::exit(0);
+        }
+        AttemptRun::NotRunnable { state } => {
+            let state = state.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into());
+            eprintln!("attempt {attempt} is {state}, not SUBMITTED as its job's current attempt: nothing was run");
+            std::process::exit(3);
+        }
     }
 }
 
@@ -428,10 +484,18 @@ fn print_job(info: &JobInfo) {
 }
 
 async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
-    if args.runner != "local" {
-        return Err(QueueError::Worker(format!("unknown runner `{}`: this build has `local`", args.runner)));
+    let mut builder = Worker::builder(q);
+    match args.runner.as_str() {
+        "local" => {}
+        "ray-job" | "ray_job" => builder = with_ray_runner(builder, &args)?,
+        other => {
+            return Err(QueueError::Worker(format!(
+                "unknown runner `{other}`: use `local` or `ray-job`{}",
+                if cfg!(feature = "ray") { "" } else { " (ray-job needs the `ray` feature)" }
+            )));
+        }
     }
-    let mut builder = Worker::builder(q)
+    let mut builder = builder
         .queues(args.queues)
         .heartbeat(Duration::from_millis(args.heartbeat_ms))
         .stuck_timeout(Duration::from_millis(args.stuck_timeout_ms))
@@ -452,6 +516,32 @@ async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
     worker.shutdown().await;
     runtime.shutdown().await;
     Ok(())
+}
+
+#[cfg(feature = "ray")]
+fn with_ray_runner(
+    builder: crate::queue::WorkerBuilder,
+    args: &WorkerArgs,
+) -> Result<crate::queue::WorkerBuilder, QueueError> {
+    let Some(address) = args.ray_address.as_deref() else {
+        return Err(QueueError::Worker("--runner ray-job needs --ray-address http://HOST:8265".into()));
+    };
+    let mut runner = crate::ray::RayJobRunner::new(address)
+        .map_err(|error| QueueError::Worker(error.to_string()))?
+        .upload_binary(args.ray_upload)
+        .pending_timeout(Duration::from_millis(args.ray_pending_timeout_ms));
+    if let Some(binary) = &args.ray_binary {
+        if !binary.is_file() && !args.ray_upload {
+            eprintln!("note: {} is not a file here; the cluster's nodes must have it", binary.display());
+        }
+        runner = runner.binary(binary);
+    }
+    Ok(builder.runner(runner))
+}
+
+#[cfg(not(feature = "ray"))]
+fn with_ray_runner(_: crate::queue::WorkerBuilder, _: &WorkerArgs) -> Result<crate::queue::WorkerBuilder, QueueError> {
+    Err(QueueError::Worker("--runner ray-job needs the `ray` feature of rustyray".into()))
 }
 
 async fn wait_for_signal() {

@@ -70,6 +70,14 @@ pub mod queue {
     pub use rustyray_queue::*;
 }
 
+/// Durable jobs on a Ray cluster: each attempt a Ray job, through the Ray
+/// Jobs API (see the crate `rustyray-ray`). `app worker --runner ray-job
+/// --ray-address URL` uses it from the command line.
+#[cfg(feature = "ray")]
+pub mod ray {
+    pub use rustyray_ray::*;
+}
+
 #[cfg(feature = "queue")]
 pub mod cli;
 

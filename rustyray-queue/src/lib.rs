@@ -48,5 +48,6 @@ pub use queue::{DEFAULT_EVENT_RETENTION, DEFAULT_RESULT_LIMIT, Queue, QueueBuild
 pub use results::{DirStore, ResultStore};
 pub use signal::Signal;
 pub use store::claim::Claimed;
+pub use worker::remote::{AttemptRun, run_attempt};
 pub use worker::runner::{Attempt, LocalRunner, Outcome, Runner, Stop, run_local};
 pub use worker::{Worker, WorkerBuilder};

@@ -74,6 +74,14 @@ impl Queue {
             counter(&counters.lost),
         );
         registry.register(
+            "cluster_submission_failures",
+            "Submissions of attempts to a cluster that failed because it was unreachable or failing",
+            counter(&counters.cluster_submission_failures),
+        );
+        let up = Gauge::<i64>::default();
+        up.set(i64::from(!counters.cluster_down.load(Ordering::Relaxed)));
+        registry.register("cluster_up", "0 while this process's cluster runner finds its cluster down", up);
+        registry.register(
             "job_run_seconds",
             "Run time of the attempts this process ran, claim to outcome",
             counters.run_time.clone(),

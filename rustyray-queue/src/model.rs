@@ -501,6 +501,14 @@ pub struct QueueStats {
     pub run_time_p99: f64,
     /// Workers whose lease is live.
     pub workers_alive: u64,
+    /// Whether the cluster this process's runner submits to is down (its
+    /// circuit breaker is open: jobs wait QUEUED until it answers again).
+    /// Always `false` in a process without a cluster runner.
+    #[serde(default)]
+    pub cluster_down: bool,
+    /// Submissions to a cluster this process saw fail (unreachable or failing).
+    #[serde(default)]
+    pub cluster_submission_failures: u64,
 }
 
 impl QueueStats {

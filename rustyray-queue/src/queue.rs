@@ -13,7 +13,9 @@ use tokio::sync::broadcast;
 use crate::db::{ConnectOptions, Db, Kind};
 use crate::error::{QueueError, Result};
 use crate::job::Job;
-use crate::model::{ActiveJob, Event, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo};
+use crate::model::{
+    ActiveJob, AttemptState, Event, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats, WorkerInfo,
+};
 use crate::results::{DirStore, ResultStore};
 use crate::signal::{self, Signal, Signals};
 use crate::store::{self, enqueue::NewJob};
@@ -62,6 +64,8 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) cancelled: AtomicU64,
     pub(crate) lost: AtomicU64,
+    pub(crate) cluster_submission_failures: AtomicU64,
+    pub(crate) cluster_down: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Counters {
@@ -75,6 +79,8 @@ impl Default for Counters {
             retried: Default::default(),
             cancelled: Default::default(),
             lost: Default::default(),
+            cluster_submission_failures: Default::default(),
+            cluster_down: Default::default(),
         }
     }
 }
@@ -300,7 +306,40 @@ impl Queue {
 
     /// Counts per state and queue, run-time mean/p50/p99, live workers.
     pub async fn stats(&self) -> Result<QueueStats> {
-        store::stats(self.db(), 30_000_000).await
+        let mut stats = store::stats(self.db(), 30_000_000).await?;
+        let counters = &self.inner.counters;
+        stats.cluster_down = counters.cluster_down.load(Ordering::Relaxed);
+        stats.cluster_submission_failures = counters.cluster_submission_failures.load(Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    /// An attempt's state; `None` when no attempt has this id.
+    pub async fn attempt_state(&self, attempt: uuid::Uuid) -> Result<Option<AttemptState>> {
+        store::attempt::state(self.db(), attempt).await
+    }
+
+    /// Records which cluster job runs `attempt` and where its log can be
+    /// read (a cluster runner calls this once it has submitted the job).
+    pub async fn set_attempt_cluster_job(
+        &self,
+        attempt: uuid::Uuid,
+        cluster_job_id: &str,
+        log_ref: &str,
+    ) -> Result<()> {
+        store::attempt::set_cluster_job(self.db(), attempt, cluster_job_id, log_ref).await
+    }
+
+    /// Counts one submission to a cluster that failed because the cluster
+    /// could not take it (unreachable, failing); shown in [`stats`](Self::stats)
+    /// and the metrics.
+    pub fn note_cluster_submission_failure(&self) {
+        self.inner.counters.cluster_submission_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Says whether the cluster this process's runner submits to is down
+    /// (its circuit breaker open); shown in [`stats`](Self::stats) and the metrics.
+    pub fn set_cluster_down(&self, down: bool) {
+        self.inner.counters.cluster_down.store(down, Ordering::Relaxed);
     }
 
     /// Running jobs with the attempt, worker, runner and Ray job running

@@ -2,12 +2,14 @@
 //!
 //! Each file is one stage of a job's life: [`enqueue`] writes new jobs,
 //! [`claim`] hands ready jobs to a worker as attempts, [`complete`] records
-//! how attempts ended, [`lease`] keeps workers' leases and heartbeats and
+//! how attempts ended, [`attempt`] starts and follows one attempt by its
+//! id (a cluster job), [`lease`] keeps workers' leases and heartbeats and
 //! turns silent attempts into LOST ones, and this file reads jobs back.
 //! Every write that changes a job's state is guarded by the job's current
 //! attempt, so a late or duplicate writer (a worker thought dead, a second
 //! reconciler) changes nothing.
 
+pub mod attempt;
 pub mod claim;
 pub mod complete;
 pub mod enqueue;

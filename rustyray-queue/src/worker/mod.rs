@@ -9,6 +9,7 @@
 //! dropped: its attempt keeps heartbeating until it is written).
 
 mod record;
+pub mod remote;
 pub mod runner;
 
 use std::collections::HashMap;
@@ -236,8 +237,16 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let mut signals = queue.signals();
     let writer = Writer::start(queue.clone());
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
-    let lease =
-        tokio::spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, cancels_tx));
+    let (adopted_tx, mut adopted) = mpsc::unbounded_channel();
+    let adopt = runner.adopts_orphans().then(|| Adopt { runner: runner.name(), found: adopted_tx });
+    let lease = tokio::spawn(lease_loop(
+        queue.clone(),
+        config.id.clone(),
+        config.heartbeat,
+        config.stuck_timeout,
+        cancels_tx,
+        adopt,
+    ));
     let claimer_queues = config.queues.clone();
     // Each attempt's task ends by returning its job's id, so the set both
     // runs the attempts and says which slot became free.
@@ -254,8 +263,13 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         // Claim in batches while busy: a claim is a round trip whatever its
         // size. When the queue ran dry last time, claim for any free slot at
         // once, so a lone new job starts within milliseconds.
-        let free = config.concurrency - running.len();
-        if stopping.is_none() && free > 0 && (drained || free >= batch_floor) {
+        let free = config.concurrency.saturating_sub(running.len());
+        let accepting = runner.accepting();
+        if !accepting {
+            // The runner's cluster is away: leave the jobs QUEUED and ask again soon.
+            wait = poll.max(Duration::from_millis(100));
+        }
+        if accepting && stopping.is_none() && free > 0 && (drained || free >= batch_floor) {
             let claimer = Claimer {
                 worker_id: &config.id,
                 runner: runner.name(),
@@ -307,6 +321,17 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     if let Ok(job) = finished {
                         running.remove(&job);
                     }
+                }
+            }
+            Some(claimed) = adopted.recv(), if stopping.is_none() => {
+                // A dead worker's cluster attempt: follow it here. Its job runs
+                // already, so it takes a slot even when none is free.
+                let claimed: Claimed = claimed;
+                if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(claimed.job_id) {
+                    tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker");
+                    let (stop_tx, stop_rx) = watch::channel(None);
+                    slot.insert(stop_tx);
+                    start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                 }
             }
             Some((job, _attempt)) = cancels.recv() => {
@@ -397,14 +422,26 @@ fn start(
     );
 }
 
-/// Renews the lease and heartbeats, forwards cancels, recovers lost attempts.
+/// Where the lease loop sends the attempts it adopts, for runners that adopt.
+struct Adopt {
+    runner: &'static str,
+    found: mpsc::UnboundedSender<Claimed>,
+}
+
+/// Renews the lease and heartbeats, forwards cancels, adopts the cluster
+/// attempts of silent workers (before they would be found lost), recovers
+/// lost attempts.
 async fn lease_loop(
     queue: Queue,
     id: Arc<str>,
     every: Duration,
     stuck: Duration,
     cancels: mpsc::UnboundedSender<(JobId, uuid::Uuid)>,
+    adopt: Option<Adopt>,
 ) {
+    // A worker silent for half the stuck timeout has its cluster attempts
+    // adopted; the reconciler would call them lost only at the full timeout.
+    let silent_us = i64::try_from((stuck / 2).max(every * 3).as_micros()).unwrap_or(i64::MAX);
     let stuck_us = i64::try_from(stuck.as_micros()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -431,6 +468,16 @@ async fn lease_loop(
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(worker = %id, pruned, "old lifecycle events deleted"),
                 Err(error) => tracing::warn!(worker = %id, %error, "pruning lifecycle events failed"),
+            }
+        }
+        if let Some(adopt) = &adopt {
+            match store::attempt::adopt(queue.db(), &id, adopt.runner, silent_us).await {
+                Ok(found) => {
+                    for claimed in found {
+                        let _ = adopt.found.send(claimed);
+                    }
+                }
+                Err(error) => tracing::warn!(worker = %id, %error, "cannot adopt the attempts of silent workers"),
             }
         }
         match store::lease::reconcile(queue.db(), stuck_us).await {

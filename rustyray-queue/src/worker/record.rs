@@ -124,6 +124,17 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
             c.error_class = Some("Released".into());
             c.error_message = Some("released at worker shutdown; not charged".into());
         }
+        Outcome::Unsubmitted { message } => {
+            c.attempt_state = AttemptState::Cancelled;
+            c.job_state = JobState::Queued;
+            c.uncharge = true;
+            c.error_class = Some("Unsubmitted".into());
+            c.error_message = Some(format!("{message}; not charged"));
+        }
+        Outcome::Lost { message } => {
+            fail(&mut c, "Lost".into(), message, None);
+            c.attempt_state = AttemptState::Lost;
+        }
         Outcome::Recorded => return None,
     }
     Some(c)

@@ -60,6 +60,19 @@ pub enum Outcome {
     /// The attempt's outcome was already written to the database by the
     /// process that ran it (a cluster job); nothing is left to record.
     Recorded,
+    /// The attempt could not be handed to where it runs (a cluster that
+    /// is unreachable) and never started: the job goes back to QUEUED and
+    /// the attempt is not charged.
+    Unsubmitted {
+        /// Why.
+        message: String,
+    },
+    /// The attempt vanished where it ran (the cluster no longer knows its
+    /// job): LOST, charged, and its job retried like after a failure.
+    Lost {
+        /// What was found.
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -102,6 +115,23 @@ pub trait Runner: Debug + Send + Sync + 'static {
 
     /// Runs one attempt to its end (or until it is told to stop).
     fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome>;
+
+    /// Whether the worker may claim new attempts for this runner now. A
+    /// cluster runner answers `false` while its cluster is unreachable (its
+    /// circuit breaker is open), so jobs stay QUEUED and no attempt is
+    /// spent; the worker asks again at its poll interval.
+    fn accepting(&self) -> bool {
+        true
+    }
+
+    /// Whether attempts of this runner go on without their worker (a cluster
+    /// job does), so that a live worker may take over following the attempts
+    /// of a worker that died: it calls [`run`](Self::run) again for each,
+    /// which must then find the attempt's running job instead of starting a
+    /// second one.
+    fn adopts_orphans(&self) -> bool {
+        false
+    }
 }
 
 /// Runs attempts in this process, on the in-process RustyRay runtime: plain
