@@ -6,8 +6,10 @@
 //! cargo run --release --example service
 //! ```
 //!
-//! The same server as a command: `app serve --db sqlite://jobs.db --worker 4`
-//! (see README.md), with tokens from `RUSTYRAY_TOKENS`.
+//! Given arguments, it is the application's command line instead, with these
+//! functions registered: `cargo run --example service -- serve --db
+//! sqlite://jobs.db --worker 4` serves until Ctrl-C, with tokens from
+//! `RUSTYRAY_TOKENS` (see README.md).
 
 use std::time::Duration;
 
@@ -31,6 +33,10 @@ const ADMIN: &str = "example-admin-token-change-me";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().len() > 1 {
+        let code = rustyray::cli::run_async().await;
+        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+    }
     let dir = tempfile::tempdir()?;
     let q = Queue::connect(&format!("sqlite://{}/jobs.db", dir.path().display())).await?;
     let tokens = Tokens::new().with(ADMIN, Role::Admin);

@@ -196,7 +196,7 @@ pub(crate) async fn submit(
     get,
     path = "/api/jobs/{id}",
     tag = "jobs",
-    params(("id" = String, Path, description = "The job's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, body = JobInfo),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -248,7 +248,7 @@ pub(crate) async fn list(State(state): State<Shared>, Query(params): Query<ListP
     post,
     path = "/api/jobs/{id}/cancel",
     tag = "jobs",
-    params(("id" = String, Path, description = "The job's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, body = JobStateResponse),
         (status = 400, description = "Not a UUID, or the job has already ended", body = ErrorBody),
@@ -270,7 +270,7 @@ pub(crate) async fn cancel(
     post,
     path = "/api/jobs/{id}/retry",
     tag = "jobs",
-    params(("id" = String, Path, description = "The job's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, body = JobStateResponse),
         (status = 400, description = "Not a UUID, or the job has not ended", body = ErrorBody),
