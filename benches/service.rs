@@ -1,0 +1,178 @@
+//! The job service under a bounded load, loopback only: `POST /api/jobs`
+//! and `GET /api/jobs/{id}` from 64 concurrent keep-alive connections for a
+//! fixed time each, with throughput and p50/p99 latency, beside the queue's
+//! in-process enqueue rate measured in the same run; and how long a
+//! transition takes to reach an SSE client.
+//!
+//! `cargo bench --bench service` (SQLite; set `RUSTYRAY_TEST_POSTGRES` for
+//! PostgreSQL too). Prints one line per figure; BENCHMARKS.md quotes them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rustyray::queue::Queue;
+use rustyray::service::{Role, Service, Tokens};
+use serde_json::json;
+
+#[rustyray::remote]
+fn noop(i: u64) -> u64 {
+    i
+}
+
+const CONNECTIONS: usize = 64;
+const WINDOW: Duration = Duration::from_secs(3);
+const TOKEN: &str = "bench-admin-token-0123456789";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+async fn fresh(label: &str) -> (Queue, Option<tempfile::TempDir>) {
+    if label == "sqlite" {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/bench.db", dir.path().display());
+        (Queue::connect(&url).await.unwrap(), Some(dir))
+    } else {
+        let admin = std::env::var("RUSTYRAY_TEST_POSTGRES").unwrap();
+        let schema = format!("rr_bench_{}", fastrand::u32(..));
+        let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        (Queue::builder(&url).max_connections(32).connect().await.unwrap(), None)
+    }
+}
+
+/// Runs `request` from CONNECTIONS clients for WINDOW; returns (requests/s, p50 ms, p99 ms).
+async fn load<F, Fut>(request: F) -> (f64, f64, f64)
+where
+    F: Fn(reqwest::Client, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let mut latencies = Vec::new();
+            let mut i = c as u64;
+            while start.elapsed() < WINDOW {
+                let t = Instant::now();
+                assert!(request(client.clone(), i).await, "a request failed under load");
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                i += CONNECTIONS as u64;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (all.len() as f64 / elapsed, percentile(&all, 0.5), percentile(&all, 0.99))
+}
+
+async fn run(label: &str) {
+    let (q, _dir) = fresh(label).await;
+    // The in-process baseline: one enqueue at a time, 64 tasks at once.
+    let baseline = {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed() < WINDOW {
+                    noop::enqueue(&q, n).await.unwrap();
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let service = Service::builder(&q).tokens(Tokens::new().with(TOKEN, Role::Admin)).build().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Arc::new(format!("http://{}", listener.local_addr().unwrap()));
+    tokio::spawn(service.serve(listener, std::future::pending()));
+
+    let url = base.clone();
+    let (submits, s50, s99) = load(move |client, i| {
+        let url = format!("{url}/api/jobs");
+        async move {
+            let body = json!({"function": noop::NAME, "args": [i]});
+            let r = client.post(url).bearer_auth(TOKEN).json(&body).send().await;
+            r.is_ok_and(|r| r.status() == 201)
+        }
+    })
+    .await;
+    let ids: Arc<Vec<String>> = Arc::new(
+        q.jobs(rustyray::queue::JobFilter::default().limit(1000))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id.to_string())
+            .collect(),
+    );
+    let url = base.clone();
+    let (gets, g50, g99) = load(move |client, i| {
+        let url = format!("{url}/api/jobs/{}", ids[i as usize % ids.len()]);
+        async move {
+            let r = client.get(url).bearer_auth(TOKEN).send().await;
+            match r {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await;
+
+    // SSE: enqueue, then time until the `submitted` event reaches the client.
+    let client = reqwest::Client::new();
+    let response = client.get(format!("{base}/api/events")).bearer_auth(TOKEN).send().await.unwrap();
+    let mut stream = response.bytes_stream();
+    let mut delays = Vec::new();
+    for i in 0..50u64 {
+        let sent = Instant::now();
+        noop::enqueue(&q, i).await.unwrap();
+        loop {
+            let chunk = stream.next().await.unwrap().unwrap();
+            if String::from_utf8_lossy(&chunk).contains("event: submitted") {
+                break;
+            }
+        }
+        delays.push(sent.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    delays.sort_by(f64::total_cmp);
+    println!("{label}: in-process enqueue (64 tasks, one job each call): {baseline:.0}/s");
+    println!(
+        "{label}: POST /api/jobs, 64 connections: {submits:.0}/s ({:.2}x in-process), p50 {s50:.2} ms, p99 {s99:.2} ms",
+        submits / baseline
+    );
+    println!("{label}: GET /api/jobs/{{id}}, 64 connections: {gets:.0}/s, p50 {g50:.2} ms, p99 {g99:.2} ms");
+    println!(
+        "{label}: SSE, enqueue to event at the client: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99)
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        run("sqlite").await;
+        if std::env::var("RUSTYRAY_TEST_POSTGRES").is_ok_and(|v| !v.is_empty()) {
+            run("postgres").await;
+        }
+    });
+}
