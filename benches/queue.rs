@@ -5,6 +5,8 @@
 //! `cargo bench --bench queue` (SQLite; set `RUSTYRAY_TEST_POSTGRES` for
 //! PostgreSQL too). Prints one line per figure; BENCHMARKS.md quotes them.
 
+mod queue_db;
+
 use std::time::{Duration, Instant};
 
 use rustyray::queue::{JobState, Queue, Worker};
@@ -27,19 +29,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn fresh(label: &str) -> (Queue, String, Option<tempfile::TempDir>) {
-    if label == "sqlite" {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/bench.db", dir.path().display());
-        (Queue::connect(&url).await.unwrap(), url, Some(dir))
-    } else {
-        let admin = std::env::var("RUSTYRAY_TEST_POSTGRES").unwrap();
-        let schema = format!("rr_bench_{}", fastrand::u32(..));
-        let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
-        (Queue::connect(&url).await.unwrap(), url, None)
-    }
+    let (url, dir) = queue_db::fresh_url(label).await;
+    (Queue::connect(&url).await.unwrap(), url, dir)
 }
 
 async fn enqueue_rate(label: &str) -> f64 {

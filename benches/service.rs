@@ -7,6 +7,8 @@
 //! `cargo bench --bench service` (SQLite; set `RUSTYRAY_TEST_POSTGRES` for
 //! PostgreSQL too). Prints one line per figure; BENCHMARKS.md quotes them.
 
+mod queue_db;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,19 +31,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn fresh(label: &str) -> (Queue, Option<tempfile::TempDir>) {
-    if label == "sqlite" {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/bench.db", dir.path().display());
-        (Queue::connect(&url).await.unwrap(), Some(dir))
-    } else {
-        let admin = std::env::var("RUSTYRAY_TEST_POSTGRES").unwrap();
-        let schema = format!("rr_bench_{}", fastrand::u32(..));
-        let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
-        (Queue::builder(&url).max_connections(32).connect().await.unwrap(), None)
-    }
+    let (url, dir) = queue_db::fresh_url(label).await;
+    (Queue::builder(&url).max_connections(32).connect().await.unwrap(), dir)
 }
 
 /// Runs `request` from CONNECTIONS clients for WINDOW; returns (requests/s, p50 ms, p99 ms).

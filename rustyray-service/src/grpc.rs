@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use rustyray_queue::{Event, JobInfo, JobState};
@@ -105,9 +104,6 @@ impl JobService for Api {
             record_args: false,
         }
         .into_job_options()?;
-        if options.timeout == Some(Duration::ZERO) {
-            return Err(ServiceError::field("options.timeout_ms", "must be longer than zero").into());
-        }
         self.state.check_queue(options.queue_name())?;
         self.state.queue.check_call(&function, &args, &options).map_err(ServiceError::from)?;
         let id = self.state.queue.enqueue_by_name(&function, args, options).await.map_err(ServiceError::from)?;

@@ -56,7 +56,7 @@ impl ServiceMetrics {
             );
             registry.register(
                 "events_unpublished",
-                "Events waiting for the broker, at the last look",
+                "Events waiting for the broker in the publisher's last read (at most 256)",
                 self.events_unpublished.clone(),
             );
             registry
