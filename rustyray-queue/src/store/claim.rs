@@ -15,6 +15,7 @@ use sqlx::Row;
 use crate::db::{Db, Kind, Pool, sql};
 use crate::error::{QueueError, Result};
 use crate::model::{AttemptState, JobId, JobOptions};
+use crate::store::json_text;
 
 /// The advisory lock that serializes limited claims on PostgreSQL.
 const CLAIM_LOCK: i64 = 0x7275_7374_7952_6179; // "rustyRay"
@@ -179,42 +180,60 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
         Pool::Sqlite(pool) => {
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             pick_candidates!(tx);
-            let mark = sql(
-                kind,
-                "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
-                 current_attempt = ?, worker_id = ?, started_at = COALESCE(started_at, {now}) \
-                 WHERE id = ? AND state = 'QUEUED' RETURNING runs, attempts",
-            );
-            let insert = sql(
-                kind,
-                "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, \
-                 started_at, last_heartbeat) \
-                 VALUES (?, ?, ?, ?, ?, ?, {now}, CASE WHEN ? = 'RUNNING' THEN {now} END, {now})",
-            );
-            for job in &picked {
-                let attempt_id = uuid::Uuid::now_v7();
-                let row = sqlx::query(&mark)
-                    .bind(attempt_id)
+            if !picked.is_empty() {
+                // One statement per step for the whole batch: the pairs
+                // (job, new attempt) travel as one JSON array. The unary `+`
+                // keeps SQLite from walking the state index for every pair:
+                // each pair finds its job by primary key.
+                let pairs: Vec<[String; 2]> = picked
+                    .iter()
+                    .map(|c| [c.id.0.simple().to_string(), uuid::Uuid::now_v7().simple().to_string()])
+                    .collect();
+                let pairs = json_text(&pairs)?;
+                let mark = sql(
+                    kind,
+                    "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
+                     current_attempt = unhex(c.value ->> '$[1]'), worker_id = ?, \
+                     started_at = COALESCE(started_at, {now}) \
+                     FROM json_each(?) AS c \
+                     WHERE rustyray_jobs.id = unhex(c.value ->> '$[0]') AND +rustyray_jobs.state = 'QUEUED' \
+                     RETURNING id, current_attempt, runs, attempts",
+                );
+                let rows = sqlx::query(&mark)
                     .bind(claimer.worker_id)
-                    .bind(job.id.0)
-                    .fetch_optional(&mut *tx)
+                    .bind(&pairs)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| db.error(e))?;
-                let Some(row) = row else { continue };
-                let runs: i32 = row.try_get(0).map_err(|e| db.error(e))?;
-                let charged: i32 = row.try_get(1).map_err(|e| db.error(e))?;
+                for row in rows {
+                    let e = |error: sqlx::Error| db.error(error);
+                    marked.push((
+                        JobId(row.try_get(0).map_err(e)?),
+                        row.try_get(1).map_err(e)?,
+                        row.try_get(2).map_err(e)?,
+                        row.try_get(3).map_err(e)?,
+                    ));
+                }
+                // The jobs just marked are those whose current attempt is the new one.
+                let insert = sql(
+                    kind,
+                    "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, \
+                     started_at, last_heartbeat) \
+                     SELECT j.current_attempt, j.id, j.runs, ?, ?, ?, {now}, CASE WHEN ? = 'RUNNING' THEN {now} END, \
+                            {now} \
+                     FROM json_each(?) AS c \
+                     JOIN rustyray_jobs j ON j.id = unhex(c.value ->> '$[0]') \
+                                         AND j.current_attempt = unhex(c.value ->> '$[1]')",
+                );
                 sqlx::query(&insert)
-                    .bind(attempt_id)
-                    .bind(job.id.0)
-                    .bind(runs)
                     .bind(claimer.runner)
                     .bind(claimer.initial.as_str())
                     .bind(claimer.worker_id)
                     .bind(claimer.initial.as_str())
+                    .bind(&pairs)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| db.error(e))?;
-                marked.push((job.id, attempt_id, runs, charged));
             }
             tx.commit().await.map_err(|e| db.error(e))?;
         }

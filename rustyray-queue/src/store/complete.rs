@@ -8,6 +8,7 @@ use sqlx::Row;
 use crate::db::{Db, Pool, sql};
 use crate::error::Result;
 use crate::model::{AttemptState, JobId, JobState};
+use crate::store::json_text;
 
 /// How one attempt ended and what becomes of its job.
 #[derive(Clone, Debug)]
@@ -49,17 +50,68 @@ impl Completion {
     }
 }
 
-const SQLITE_ATTEMPT: &str = "UPDATE rustyray_attempts SET state = ?, finished_at = {now}, \
-     started_at = COALESCE(started_at, {now}), error_class = ?, error_message = ?, backtrace = ?, result_ref = ?, \
-     charged = ? WHERE id = ? AND state IN ('SUBMITTED', 'RUNNING')";
+// SQLite takes the batch as one JSON array of objects (`json_each`): one
+// statement per table for the whole batch, each row found by primary key
+// (the unary `+` keeps SQLite off the state index, which would scan).
+const SQLITE_ATTEMPTS: &str = "UPDATE rustyray_attempts SET state = c.value ->> '$.attempt_state', \
+     finished_at = {now}, started_at = COALESCE(started_at, {now}), error_class = c.value ->> '$.error_class', \
+     error_message = c.value ->> '$.error_message', backtrace = c.value ->> '$.backtrace', \
+     result_ref = c.value ->> '$.result_ref', charged = NOT (c.value ->> '$.uncharge') \
+     FROM json_each(?) AS c \
+     WHERE rustyray_attempts.id = unhex(c.value ->> '$.attempt_id') \
+       AND +rustyray_attempts.state IN ('SUBMITTED', 'RUNNING') \
+     RETURNING id";
 
-const SQLITE_JOB: &str = "UPDATE rustyray_jobs SET \
-     state = CASE WHEN ? = 'QUEUED' AND cancel_requested THEN 'CANCELLED' ELSE ? END, \
-     run_after = CASE WHEN ? = 'QUEUED' THEN {now} + ? ELSE run_after END, \
-     finished_at = CASE WHEN ? = 'QUEUED' AND NOT cancel_requested THEN NULL ELSE {now} END, \
-     result = ?, result_ref = ?, last_error = COALESCE(?, last_error), attempts = attempts - ?, \
-     current_attempt = NULL, worker_id = NULL \
-     WHERE id = ? AND current_attempt = ? RETURNING state";
+const SQLITE_JOBS: &str = "UPDATE rustyray_jobs SET \
+     state = CASE WHEN c.value ->> '$.job_state' = 'QUEUED' AND rustyray_jobs.cancel_requested THEN 'CANCELLED' \
+             ELSE c.value ->> '$.job_state' END, \
+     run_after = CASE WHEN c.value ->> '$.job_state' = 'QUEUED' THEN {now} + (c.value ->> '$.delay_us') \
+                 ELSE rustyray_jobs.run_after END, \
+     finished_at = CASE WHEN c.value ->> '$.job_state' = 'QUEUED' AND NOT rustyray_jobs.cancel_requested THEN NULL \
+                   ELSE {now} END, \
+     result = c.value ->> '$.result', result_ref = c.value ->> '$.result_ref', \
+     last_error = COALESCE(c.value ->> '$.last_error', rustyray_jobs.last_error), \
+     attempts = rustyray_jobs.attempts - (c.value ->> '$.uncharge'), current_attempt = NULL, worker_id = NULL \
+     FROM json_each(?) AS c \
+     WHERE rustyray_jobs.id = unhex(c.value ->> '$.job_id') \
+       AND rustyray_jobs.current_attempt = unhex(c.value ->> '$.attempt_id') \
+     RETURNING id, state";
+
+/// One completion as SQLite reads it from the batch's JSON.
+#[derive(serde::Serialize)]
+struct SqliteRow<'a> {
+    job_id: String,
+    attempt_id: String,
+    attempt_state: &'static str,
+    job_state: &'static str,
+    delay_us: i64,
+    result: Option<&'a str>,
+    result_ref: Option<&'a str>,
+    error_class: Option<&'a str>,
+    error_message: Option<&'a str>,
+    backtrace: Option<&'a str>,
+    last_error: Option<String>,
+    uncharge: i32,
+}
+
+impl<'a> SqliteRow<'a> {
+    fn new(c: &'a Completion) -> Self {
+        SqliteRow {
+            job_id: c.job_id.0.simple().to_string(),
+            attempt_id: c.attempt_id.simple().to_string(),
+            attempt_state: c.attempt_state.as_str(),
+            job_state: c.job_state.as_str(),
+            delay_us: c.delay_us,
+            result: c.result.as_deref(),
+            result_ref: c.result_ref.as_deref(),
+            error_class: c.error_class.as_deref(),
+            error_message: c.error_message.as_deref(),
+            backtrace: c.backtrace.as_deref(),
+            last_error: c.last_error(),
+            uncharge: i32::from(c.uncharge),
+        }
+    }
+}
 
 const POSTGRES_BATCH: &str = "WITH d AS ( \
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], \
@@ -92,44 +144,27 @@ pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobSt
     let mut moved = Vec::with_capacity(batch.len());
     match &db.pool {
         Pool::Sqlite(pool) => {
-            let attempt_sql = sql(kind, SQLITE_ATTEMPT);
-            let job_sql = sql(kind, SQLITE_JOB);
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
-            for c in batch {
-                let n = sqlx::query(&attempt_sql)
-                    .bind(c.attempt_state.as_str())
-                    .bind(c.error_class.as_deref())
-                    .bind(c.error_message.as_deref())
-                    .bind(c.backtrace.as_deref())
-                    .bind(c.result_ref.as_deref())
-                    .bind(!c.uncharge)
-                    .bind(c.attempt_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db.error(e))?
-                    .rows_affected();
-                if n == 0 {
-                    continue;
-                }
-                let state = c.job_state.as_str();
-                let row = sqlx::query(&job_sql)
-                    .bind(state)
-                    .bind(state)
-                    .bind(state)
-                    .bind(c.delay_us)
-                    .bind(state)
-                    .bind(c.result.as_deref())
-                    .bind(c.result_ref.as_deref())
-                    .bind(c.last_error())
-                    .bind(i32::from(c.uncharge))
-                    .bind(c.job_id.0)
-                    .bind(c.attempt_id)
-                    .fetch_optional(&mut *tx)
+            let rows: Vec<SqliteRow<'_>> = batch.iter().map(SqliteRow::new).collect();
+            let ended: Vec<uuid::Uuid> = sqlx::query_scalar(&sql(kind, SQLITE_ATTEMPTS))
+                .bind(json_text(&rows)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db.error(e))?;
+            // Only the jobs whose attempt this batch ended move on.
+            let ended: std::collections::HashSet<uuid::Uuid> = ended.into_iter().collect();
+            let rows: Vec<&SqliteRow<'_>> =
+                rows.iter().zip(batch).filter(|(_, c)| ended.contains(&c.attempt_id)).map(|(row, _)| row).collect();
+            if !rows.is_empty() {
+                let moved_rows = sqlx::query(&sql(kind, SQLITE_JOBS))
+                    .bind(json_text(&rows)?)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| db.error(e))?;
-                if let Some(row) = row {
-                    let state: String = row.try_get(0).map_err(|e| db.error(e))?;
-                    moved.push((c.job_id, state.parse()?));
+                for row in moved_rows {
+                    let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
+                    let state: String = row.try_get(1).map_err(|e| db.error(e))?;
+                    moved.push((JobId(id), state.parse()?));
                 }
             }
             tx.commit().await.map_err(|e| db.error(e))?;

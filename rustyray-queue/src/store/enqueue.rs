@@ -4,6 +4,10 @@
 use crate::db::{Db, Pool, sql};
 use crate::error::Result;
 use crate::model::{JobId, JobOptions, to_micros};
+use crate::store::json_text;
+
+/// Jobs per SQLite statement: one JSON parameter each.
+const SQLITE_CHUNK: usize = 2048;
 
 /// A job about to be written.
 #[derive(Debug)]
@@ -41,29 +45,36 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
     }
     match &db.pool {
         Pool::Sqlite(pool) => {
+            // The rows travel as JSON arrays, many per statement (`json_each`).
             let kind = db.kind();
             let text = sql(
                 kind,
                 "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, options, \
-                 max_attempts, created_at) VALUES (?, ?, ?, ?, ?, 'QUEUED', COALESCE(?, {now} + ?), ?, ?, ?, {now})",
+                 max_attempts, created_at) \
+                 SELECT unhex(j.value ->> '$[0]'), j.value ->> '$[1]', j.value ->> '$[2]', j.value ->> '$[3]', \
+                        j.value ->> '$[4]', 'QUEUED', COALESCE(j.value ->> '$[5]', {now} + (j.value ->> '$[6]')), \
+                        j.value ->> '$[7]', j.value ->> '$[8]', j.value ->> '$[9]', {now} \
+                 FROM json_each(?) AS j",
             );
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
-            for job in jobs {
-                let (options, delay, at, queue) = job.columns()?;
-                sqlx::query(&text)
-                    .bind(job.id.0)
-                    .bind(&job.function)
-                    .bind(&job.args)
-                    .bind(queue)
-                    .bind(job.options.priority)
-                    .bind(at)
-                    .bind(delay)
-                    .bind(job.options.name.as_deref())
-                    .bind(options)
-                    .bind(job.max_attempts())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db.error(e))?;
+            for chunk in jobs.chunks(SQLITE_CHUNK) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for job in chunk {
+                    let (options, delay, at, queue) = job.columns()?;
+                    rows.push((
+                        job.id.0.simple().to_string(),
+                        job.function.as_str(),
+                        job.args.as_str(),
+                        queue,
+                        job.options.priority,
+                        at,
+                        delay,
+                        job.options.name.as_deref(),
+                        options,
+                        job.max_attempts(),
+                    ));
+                }
+                sqlx::query(&text).bind(json_text(&rows)?).execute(&mut *tx).await.map_err(|e| db.error(e))?;
             }
             tx.commit().await.map_err(|e| db.error(e))?;
         }

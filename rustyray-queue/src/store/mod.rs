@@ -32,6 +32,15 @@ pub(crate) const JOB_COLUMNS: &str = "id, function, args, queue, priority, state
 const ATTEMPT_COLUMNS: &str = "id, attempt, runner, state, charged, worker_id, ray_job_id, submitted_at, started_at, \
      finished_at, last_heartbeat, error_class, error_message, backtrace, result_ref, log_ref";
 
+/// A batch of rows as one JSON array, the way SQLite statements take many
+/// rows in one parameter (`json_each(?)`), as PostgreSQL takes arrays.
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows).map_err(|error| QueueError::Codec {
+        context: "encoding a batch of rows for SQLite".into(),
+        message: error.to_string(),
+    })
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str, job: JobId) -> Result<T> {
     serde_json::from_str(text).map_err(|error| QueueError::Codec {
         context: format!("reading the stored {what} of job {job}"),
