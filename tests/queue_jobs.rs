@@ -119,6 +119,28 @@ async fn many_jobs_enqueued_in_one_transaction_all_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_metrics_include_the_runtime_its_workers_run_on() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let rt = rustyray::Runtime::builder().build().unwrap();
+        let w = Worker::builder(&q).runtime(rt.clone()).start().await.unwrap();
+        let jobs = add::enqueue_many(&q, (0..5).map(|i| (i, 1))).await.unwrap();
+        for job in &jobs {
+            within("result", job.result()).await.unwrap();
+        }
+        w.shutdown().await;
+        let metrics = q.metrics_text().await.unwrap();
+        // One exposition: the runtime's task families, then the queue's, one `# EOF`.
+        let line = "rustyray_tasks_total{function=\"queue_jobs::add\",state=\"succeeded\"} 5";
+        assert!(metrics.lines().any(|l| l == line), "{}: `{line}` missing from\n{metrics}", db.label);
+        assert!(metrics.lines().any(|l| l == "rustyray_job_submissions_total 5"), "{}: {metrics}", db.label);
+        assert_eq!(metrics.matches("# EOF").count(), 1, "{}: {metrics}", db.label);
+        assert!(metrics.ends_with("# EOF\n"), "{}", db.label);
+        drop(rt);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn higher_priority_runs_first_then_older_first() {
     for db in backends().await {
         let q = db.queue().await;

@@ -87,11 +87,48 @@ impl Queue {
             counters.run_time.clone(),
         );
 
-        let mut text = String::new();
+        let mut text = self.runtime_metrics_text()?;
         encode(&mut text, &registry).map_err(|error| QueueError::Codec {
             context: "encoding the metrics".into(),
             message: error.to_string(),
         })?;
         Ok(text)
+    }
+
+    /// Remembers the in-process runtime a worker of this process runs on,
+    /// so that its task metrics are reported with the queue's.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn note_runtime(&self, runtime: &rustyray_runtime::Runtime) {
+        let collector = runtime.metrics_collector();
+        let mut runtimes = self.inner.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        runtimes.retain(rustyray_runtime::MetricsCollector::is_alive);
+        if !runtimes.iter().any(|known| known.same_runtime(&collector)) {
+            runtimes.push(collector);
+        }
+    }
+
+    /// The metrics of the runtime this process's workers run on, without the
+    /// closing `# EOF` (the queue's own follow). When workers run on several
+    /// runtimes, the first still alive is reported: one family per name.
+    #[cfg(feature = "metrics")]
+    fn runtime_metrics_text(&self) -> Result<String> {
+        let collector = {
+            let runtimes = self.inner.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            runtimes.iter().find(|c| c.is_alive()).cloned()
+        };
+        let Some(collector) = collector else { return Ok(String::new()) };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(collector));
+        let mut text = String::new();
+        encode(&mut text, &registry).map_err(|error| QueueError::Codec {
+            context: "encoding the runtime's metrics".into(),
+            message: error.to_string(),
+        })?;
+        Ok(text.trim_end().strip_suffix("# EOF").map(str::to_string).unwrap_or(text))
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn runtime_metrics_text(&self) -> Result<String> {
+        Ok(String::new())
     }
 }

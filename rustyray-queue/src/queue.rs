@@ -50,6 +50,10 @@ pub(crate) struct Inner {
     pub(crate) poll_interval: Duration,
     pub(crate) event_retention: Duration,
     pub(crate) counters: Counters,
+    /// The in-process runtimes this process's workers run on, reported with
+    /// the queue's metrics (weakly held: a runtime that is gone drops out).
+    #[cfg(feature = "metrics")]
+    pub(crate) runtimes: std::sync::Mutex<Vec<rustyray_runtime::MetricsCollector>>,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -166,6 +170,8 @@ impl QueueBuilder {
                 poll_interval: self.poll_interval,
                 event_retention: self.event_retention,
                 counters: Counters::default(),
+                #[cfg(feature = "metrics")]
+                runtimes: Default::default(),
                 listener,
             }),
         })

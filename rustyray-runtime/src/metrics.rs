@@ -173,8 +173,21 @@ mod exposition {
     /// does that with a registry of its own.
     ///
     /// It does not keep the runtime alive: once the runtime is gone it reports nothing.
+    #[derive(Clone)]
     pub struct MetricsCollector {
         pub(crate) shared: Weak<Shared>,
+    }
+
+    impl MetricsCollector {
+        /// Whether both collect the same runtime's metrics.
+        pub fn same_runtime(&self, other: &MetricsCollector) -> bool {
+            self.shared.ptr_eq(&other.shared)
+        }
+
+        /// Whether the runtime is still there to report on.
+        pub fn is_alive(&self) -> bool {
+            self.shared.strong_count() > 0
+        }
     }
 
     impl fmt::Debug for MetricsCollector {

@@ -135,6 +135,10 @@ impl WorkerBuilder {
                 Arc::new(LocalRunner::new(runtime))
             }
         };
+        #[cfg(feature = "metrics")]
+        if let Some(runtime) = runner.runtime() {
+            self.queue.note_runtime(runtime);
+        }
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let pid = std::process::id();
         let id = self.id.unwrap_or_else(|| {

@@ -132,6 +132,12 @@ pub trait Runner: Debug + Send + Sync + 'static {
     fn adopts_orphans(&self) -> bool {
         false
     }
+
+    /// The in-process runtime the runner runs attempts on, if it uses one:
+    /// its metrics are reported with the queue's.
+    fn runtime(&self) -> Option<&Runtime> {
+        None
+    }
 }
 
 /// Runs attempts in this process, on the in-process RustyRay runtime: plain
@@ -151,6 +157,10 @@ impl LocalRunner {
 impl Runner for LocalRunner {
     fn name(&self) -> &'static str {
         "local"
+    }
+
+    fn runtime(&self) -> Option<&Runtime> {
+        Some(&self.runtime)
     }
 
     fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome> {
