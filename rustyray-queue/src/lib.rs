@@ -29,6 +29,7 @@
 
 mod db;
 mod error;
+mod group_commit;
 mod job;
 mod metrics;
 mod model;

@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) poll_interval: Duration,
     pub(crate) event_retention: Duration,
     pub(crate) counters: Counters,
+    /// Enqueues waiting to share the next transaction.
+    pub(crate) commits: crate::group_commit::GroupCommit,
     /// The in-process runtimes this process's workers run on, reported with
     /// the queue's metrics (weakly held: a runtime that is gone drops out).
     #[cfg(feature = "metrics")]
@@ -170,6 +172,7 @@ impl QueueBuilder {
                 poll_interval: self.poll_interval,
                 event_retention: self.event_retention,
                 counters: Counters::default(),
+                commits: Default::default(),
                 #[cfg(feature = "metrics")]
                 runtimes: Default::default(),
                 listener,
@@ -268,8 +271,9 @@ impl Queue {
     }
 
     async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        match store::enqueue::insert(self.db(), &jobs).await {
-            Ok(()) => {
+        let count = jobs.len() as u64;
+        match crate::group_commit::GroupCommit::insert(self, jobs).await {
+            (jobs, Ok(())) => {
                 self.inner.counters.submitted.fetch_add(jobs.len() as u64, Ordering::Relaxed);
                 for job in &jobs {
                     tracing::debug!(job = %job.id, function = %job.function, queue = job.options.queue_name(), "enqueued");
@@ -278,8 +282,8 @@ impl Queue {
                 self.signal(Signal::Ready);
                 Ok(jobs.into_iter().map(|job| job.id).collect())
             }
-            Err(error) => {
-                self.inner.counters.submission_failures.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            (_, Err(error)) => {
+                self.inner.counters.submission_failures.fetch_add(count, Ordering::Relaxed);
                 Err(error)
             }
         }
