@@ -43,9 +43,34 @@ pub enum Pool {
 pub struct Db {
     /// The connections.
     pub pool: Pool,
+    /// Read-only connections to a SQLite file, for statements that only
+    /// read: WAL lets them run beside the one writer instead of queueing
+    /// behind it. `None` for PostgreSQL (its pool serves both) and for an
+    /// in-memory SQLite database (one connection is the database).
+    pub reader: Option<SqlitePool>,
     /// The URL without its password, for messages.
     pub url: Arc<str>,
 }
+
+/// Like [`on_db`], for statements that only read: on a SQLite file `$pool`
+/// is a read-only connection, which does not wait for the writer.
+macro_rules! on_db_read {
+    ($db:expr, $pool:ident, $kind:ident => $body:expr) => {
+        match (&$db.pool, &$db.reader) {
+            (_, Some($pool)) | ($crate::db::Pool::Sqlite($pool), None) => {
+                #[allow(unused_variables)]
+                let $kind = $crate::db::Kind::Sqlite;
+                $body
+            }
+            ($crate::db::Pool::Postgres($pool), None) => {
+                #[allow(unused_variables)]
+                let $kind = $crate::db::Kind::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db_read;
 
 /// Runs `$body` with `$pool` bound to the backend's pool and `$kind` to its [`Kind`].
 macro_rules! on_db {
@@ -115,11 +140,18 @@ pub struct ConnectOptions {
     pub acquire_timeout: Duration,
     /// Connections to a SQLite file (default 1).
     pub sqlite_connections: u32,
+    /// Read-only connections to a SQLite file, for reads (default 4).
+    pub sqlite_readers: u32,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { max_connections: 8, acquire_timeout: Duration::from_secs(30), sqlite_connections: 1 }
+        ConnectOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_connections: 1,
+            sqlite_readers: 4,
+        }
     }
 }
 
@@ -131,6 +163,7 @@ impl Db {
         let invalid = |reason: String| QueueError::InvalidUrl { url: redacted.to_string(), reason };
         let database =
             |error: sqlx::Error| QueueError::Database { url: redacted.to_string(), message: error.to_string() };
+        let mut reader_options = None;
         let pool = if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let connect = SqliteConnectOptions::from_str(url)
@@ -140,6 +173,9 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
+            if !in_memory && options.sqlite_readers > 0 {
+                reader_options = Some(connect.clone().read_only(true));
+            }
             let pool = SqlitePoolOptions::new()
                 // One connection: SQLite has one writer anyway, and writers of
                 // one process queueing for the pool wait far less than
@@ -162,8 +198,17 @@ impl Db {
         } else {
             return Err(invalid("the scheme is neither sqlite: nor postgres:".into()));
         };
-        let db = Db { pool, url: redacted };
+        let mut db = Db { pool, reader: None, url: redacted };
         db.migrate().await?;
+        // Readers open once the schema is there; they connect lazily.
+        if let Some(connect) = reader_options {
+            db.reader = Some(
+                SqlitePoolOptions::new()
+                    .max_connections(options.sqlite_readers)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(connect),
+            );
+        }
         Ok(db)
     }
 
@@ -227,5 +272,29 @@ mod tests {
         let pg = sql(Kind::Postgres, text);
         assert!(pg.starts_with("UPDATE t SET a = $1, b = CAST(EXTRACT"), "{pg}");
         assert!(pg.ends_with("WHERE c = $2"), "{pg}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_do_not_wait_for_an_open_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/jobs.db", dir.path().display());
+        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let Pool::Sqlite(writer) = &db.pool else { panic!("a SQLite pool") };
+        // The one writer connection sits in an open write transaction.
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO rustyray_limits (queue, max_running) VALUES ('q', 1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // A read still answers, from the last committed state (a generous
+        // deadline: without readers it would wait for the writer forever).
+        let stats = tokio::time::timeout(Duration::from_secs(60), crate::store::stats(&db, 1_000_000)).await;
+        let stats = stats.expect("the read did not wait for the writer").unwrap();
+        assert_eq!(stats.workers_alive, 0);
+        let limits: i64 = on_db_read!(db, pool, _kind => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM rustyray_limits").fetch_one(pool).await.unwrap()
+        });
+        assert_eq!(limits, 0, "uncommitted rows are not seen");
+        tx.commit().await.unwrap();
     }
 }

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Db, Pool, on_db, sql};
+use crate::db::{Db, Pool, on_db, on_db_read, sql};
 use crate::error::{QueueError, Result};
 use crate::model::{Event, JobId};
 
@@ -48,7 +48,7 @@ where
 pub async fn after(db: &Db, after: i64, limit: u32) -> Result<Vec<Event>> {
     let text = format!("SELECT {COLUMNS} FROM rustyray_events WHERE seq > ? ORDER BY seq LIMIT ?");
     let text = sql(db.kind(), &text);
-    on_db!(db, pool, _kind => {
+    on_db_read!(db, pool, _kind => {
         let rows = sqlx::query(&text).bind(after).bind(i64::from(limit)).fetch_all(pool).await.map_err(|e| db.error(e))?;
         rows.iter().map(|row| event_from_row(db, row)).collect()
     })
@@ -58,7 +58,7 @@ pub async fn after(db: &Db, after: i64, limit: u32) -> Result<Vec<Event>> {
 pub async fn unpublished(db: &Db, limit: u32) -> Result<Vec<Event>> {
     let text = format!("SELECT {COLUMNS} FROM rustyray_events WHERE published_at IS NULL ORDER BY seq LIMIT ?");
     let text = sql(db.kind(), &text);
-    on_db!(db, pool, _kind => {
+    on_db_read!(db, pool, _kind => {
         let rows = sqlx::query(&text).bind(i64::from(limit)).fetch_all(pool).await.map_err(|e| db.error(e))?;
         rows.iter().map(|row| event_from_row(db, row)).collect()
     })
@@ -86,7 +86,7 @@ pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<()> {
 /// The newest event's sequence number (0 when there is none).
 pub async fn last_seq(db: &Db) -> Result<i64> {
     let text = "SELECT COALESCE(MAX(seq), 0) FROM rustyray_events";
-    on_db!(db, pool, _kind => {
+    on_db_read!(db, pool, _kind => {
         let seq: i64 = sqlx::query_scalar(text).fetch_one(pool).await.map_err(|e| db.error(e))?;
         Ok(seq)
     })

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Db, on_db, sql};
+use crate::db::{Db, on_db, on_db_read, sql};
 use crate::error::Result;
 use crate::model::{JobId, JobOptions, JobState, WorkerInfo};
 
@@ -83,7 +83,7 @@ pub async fn stop(db: &Db, worker: &str) -> Result<()> {
 pub async fn workers(db: &Db) -> Result<Vec<WorkerInfo>> {
     let text = "SELECT id, host, pid, queues, concurrency, runner, started_at, last_heartbeat, state \
                 FROM rustyray_workers ORDER BY last_heartbeat DESC LIMIT 1000";
-    on_db!(db, pool, kind => {
+    on_db_read!(db, pool, kind => {
         let rows = sqlx::query(&sql(kind, text)).fetch_all(pool).await.map_err(|e| db.error(e))?;
         rows.iter()
             .map(|row| {

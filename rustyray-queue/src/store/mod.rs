@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use crate::db::{Db, Kind, on_db, sql};
+use crate::db::{Db, Kind, on_db, on_db_read, sql};
 use crate::error::{QueueError, Result};
 use crate::model::{ActiveJob, AttemptInfo, AttemptState, JobFilter, JobId, JobInfo, JobOptions, JobState, QueueStats};
 
@@ -127,7 +127,7 @@ where
 pub async fn job(db: &Db, id: JobId) -> Result<JobInfo> {
     let job_sql = format!("SELECT {JOB_COLUMNS} FROM rustyray_jobs WHERE id = ?");
     let attempts_sql = format!("SELECT {ATTEMPT_COLUMNS} FROM rustyray_attempts WHERE job_id = ? ORDER BY attempt");
-    on_db!(db, pool, kind => {
+    on_db_read!(db, pool, kind => {
         let row = sqlx::query(&sql(kind, &job_sql)).bind(id.0).fetch_optional(pool).await.map_err(|e| db.error(e))?;
         let Some(row) = row else { return Err(QueueError::JobNotFound(id)) };
         let mut info = job_from_row(db, &row)?;
@@ -143,7 +143,7 @@ pub async fn active(db: &Db, limit: u32) -> Result<Vec<ActiveJob>> {
                 a.ray_job_id, a.submitted_at, a.started_at, a.last_heartbeat \
                 FROM rustyray_jobs j JOIN rustyray_attempts a ON a.id = j.current_attempt \
                 WHERE j.state = 'RUNNING' ORDER BY a.submitted_at LIMIT ?";
-    on_db!(db, pool, kind => {
+    on_db_read!(db, pool, kind => {
         let rows = sqlx::query(&sql(kind, text)).bind(i64::from(limit)).fetch_all(pool).await.map_err(|e| db.error(e))?;
         rows.iter()
             .map(|row| {
@@ -228,7 +228,7 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
         clauses.join(" AND ")
     );
     let _ = kind;
-    on_db!(db, pool, kind => {
+    on_db_read!(db, pool, kind => {
         let text = sql(kind, &text);
         let mut q = sqlx::query(&text);
         if let Some(state) = filter.state {
@@ -263,7 +263,7 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
 pub async fn stats(db: &Db, alive_within_us: i64) -> Result<QueueStats> {
     let mut stats = QueueStats::default();
     type Counts = Vec<(String, String, i64)>;
-    let (counts, lost, durations, alive): (Counts, i64, Vec<i64>, i64) = on_db!(db, pool, kind => {
+    let (counts, lost, durations, alive): (Counts, i64, Vec<i64>, i64) = on_db_read!(db, pool, kind => {
         let counts = sqlx::query_as(&sql(kind, "SELECT queue, state, COUNT(*) FROM rustyray_jobs GROUP BY queue, state"))
             .fetch_all(pool).await.map_err(|e| db.error(e))?;
         let lost = sqlx::query_scalar(&sql(kind, "SELECT COUNT(*) FROM rustyray_attempts WHERE state = 'LOST'"))
