@@ -381,3 +381,65 @@ async fn an_actor_exits_when_its_last_handle_is_dropped() {
     let info = rt.actors().into_iter().find(|a| a.id == id).unwrap();
     assert_eq!(info.state, ActorState::Dead);
 }
+
+/// Set by [`Keeper`]'s `Drop` once it has read the runtime's statistics.
+static KEEPER_DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Keeper {
+    rt: Option<Runtime>,
+}
+
+#[rustyray::actor]
+impl Keeper {
+    pub fn new() -> Self {
+        Keeper { rt: Runtime::current() }
+    }
+
+    pub fn ping(&self) -> bool {
+        self.rt.is_some()
+    }
+}
+
+impl Drop for Keeper {
+    /// Calls back into the runtime, as a user's `Drop` may: it must not run
+    /// where the runtime holds the task manager's lock.
+    fn drop(&mut self) {
+        if let Some(rt) = &self.rt {
+            let _ = rt.stats();
+            KEEPER_DROPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_killed_actors_state_is_dropped_where_its_drop_may_call_the_runtime() {
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dropped = tokio.block_on(async {
+        let rt = runtime();
+        rt.scope(async {
+            let keeper = Keeper::remote();
+            assert!(keeper.ping().get().await.unwrap(), "the constructor found its runtime");
+            // Let the idle actor park its state (it keeps its thread for a
+            // moment after a call), so the kill drops the parked state. Had
+            // it not parked yet, its own thread drops the state instead and
+            // the test passes without saying anything.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rustyray::kill(&keeper);
+            // A state dropped under the manager's lock deadlocks the manager
+            // in `stats()`: the flag is then never set. The timeout only
+            // keeps that from hanging the test run.
+            let set = async {
+                while !KEEPER_DROPPED.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), set).await.is_ok()
+        })
+        .await
+    });
+    // A deadlocked manager never lets the tokio runtime shut down cleanly.
+    tokio.shutdown_background();
+    assert!(dropped, "the killed actor's state was dropped and its Drop could read the runtime's stats");
+}
