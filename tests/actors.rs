@@ -319,27 +319,35 @@ async fn named_actors_are_found_by_name() {
     .await;
 }
 
+/// Counts its `&self` async calls in flight, and the most there ever were.
 #[rustyray::actor]
 #[derive(Default)]
 pub struct Gate {
-    opened: bool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
 }
 
 #[rustyray::actor]
 impl Gate {
     pub fn new() -> Self {
-        Gate { opened: false }
+        Gate::default()
     }
 
-    pub async fn wait_open(&self, gate: u64) -> u64 {
-        // Several of these interleave under max_concurrency.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    /// Enters, then waits (yielding, so other calls may interleave) until
+    /// `together` calls have been in flight at once; returns `gate`.
+    pub async fn wait_together(&self, gate: u64, together: usize) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        while self.peak.load(SeqCst) < together {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.in_flight.fetch_sub(1, SeqCst);
         gate
     }
 
-    pub fn open(&mut self) -> bool {
-        self.opened = true;
-        self.opened
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -347,19 +355,21 @@ impl Gate {
 async fn shared_async_calls_interleave_up_to_max_concurrency() {
     let rt = runtime();
     rt.scope(async {
-        let g = Gate::options().max_concurrency(8).remote();
-        let started = std::time::Instant::now();
-        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| g.wait_open(i)).collect();
-        assert_eq!(rustyray::get_all(&waits).await.unwrap(), (0..8).collect::<Vec<_>>());
-        let interleaved = started.elapsed();
-        assert!(g.open().get().await.unwrap());
-        // One at a time, eight 30 ms sleeps take at least 240 ms.
-        let serial = Gate::remote();
-        let started = std::time::Instant::now();
-        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| serial.wait_open(i)).collect();
-        rustyray::get_all(&waits).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(240));
-        assert!(interleaved < started.elapsed(), "interleaved calls overlapped");
+        let all = async {
+            // Every call waits until four were in flight at once: they finish
+            // only if four interleave, and the peak says no more ever did.
+            let g = Gate::options().max_concurrency(4).remote();
+            let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| g.wait_together(i, 4)).collect();
+            assert_eq!(rustyray::get_all(&waits).await.unwrap(), (0..8).collect::<Vec<_>>());
+            assert_eq!(g.peak().get().await.unwrap(), 4, "at most max_concurrency calls interleave");
+            // By default one call runs at a time.
+            let serial = Gate::remote();
+            let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| serial.wait_together(i, 1)).collect();
+            rustyray::get_all(&waits).await.unwrap();
+            assert_eq!(serial.peak().get().await.unwrap(), 1, "calls ran one at a time");
+        };
+        // The timeout only keeps a hang (calls that never interleave) from stalling the run.
+        tokio::time::timeout(Duration::from_secs(60), all).await.expect("the calls interleaved");
     })
     .await;
 }
