@@ -453,3 +453,47 @@ fn a_killed_actors_state_is_dropped_where_its_drop_may_call_the_runtime() {
     tokio.shutdown_background();
     assert!(dropped, "the killed actor's state was dropped and its Drop could read the runtime's stats");
 }
+
+/// An actor whose methods return and take its own type, and one method
+/// visible in the crate only.
+#[rustyray::actor]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    x: i64,
+    y: i64,
+}
+
+#[rustyray::actor]
+impl Point {
+    pub fn new(x: i64, y: i64) -> Self {
+        Point { x, y }
+    }
+
+    pub fn snapshot(&self) -> Self {
+        self.clone()
+    }
+
+    pub fn moved_by(&mut self, by: Self) -> Result<Self, String> {
+        self.x += by.x;
+        self.y += by.y;
+        Ok(self.clone())
+    }
+
+    pub(crate) fn sum(&self) -> i64 {
+        self.x + self.y
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_may_take_and_return_self_and_be_visible_in_the_crate_only() {
+    let rt = runtime();
+    rt.scope(async {
+        let p = Point::remote(1, 2);
+        let moved: Point = p.moved_by(Point { x: 10, y: 20 }).get().await.unwrap();
+        assert_eq!((moved.x, moved.y), (11, 22));
+        let now: Point = p.snapshot().get().await.unwrap();
+        assert_eq!((now.x, now.y), (11, 22));
+        assert_eq!(p.sum().get().await.unwrap(), 33);
+    })
+    .await;
+}
