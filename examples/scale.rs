@@ -76,7 +76,8 @@ async fn main() -> rustyray::Result<()> {
     let baseline = status_mib("VmRSS");
     println!("baseline: heap in use {:.1} MiB, resident set {baseline:.0} MiB", heap_in_use_mib());
 
-    // 1. A million tasks queued at once (plain bodies: at most 2 run at a time).
+    // 1. A million tasks queued at once (plain bodies: at most one per core
+    //    runs at a time, as `init()` uses every core).
     let started = Instant::now();
     let refs: Vec<ObjectRef<u64>> = (0..million).map(inc::remote).collect();
     let submitted = started.elapsed();

@@ -319,27 +319,35 @@ async fn named_actors_are_found_by_name() {
     .await;
 }
 
+/// Counts its `&self` async calls in flight, and the most there ever were.
 #[rustyray::actor]
 #[derive(Default)]
 pub struct Gate {
-    opened: bool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
 }
 
 #[rustyray::actor]
 impl Gate {
     pub fn new() -> Self {
-        Gate { opened: false }
+        Gate::default()
     }
 
-    pub async fn wait_open(&self, gate: u64) -> u64 {
-        // Several of these interleave under max_concurrency.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    /// Enters, then waits (yielding, so other calls may interleave) until
+    /// `together` calls have been in flight at once; returns `gate`.
+    pub async fn wait_together(&self, gate: u64, together: usize) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        while self.peak.load(SeqCst) < together {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.in_flight.fetch_sub(1, SeqCst);
         gate
     }
 
-    pub fn open(&mut self) -> bool {
-        self.opened = true;
-        self.opened
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -347,19 +355,21 @@ impl Gate {
 async fn shared_async_calls_interleave_up_to_max_concurrency() {
     let rt = runtime();
     rt.scope(async {
-        let g = Gate::options().max_concurrency(8).remote();
-        let started = std::time::Instant::now();
-        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| g.wait_open(i)).collect();
-        assert_eq!(rustyray::get_all(&waits).await.unwrap(), (0..8).collect::<Vec<_>>());
-        let interleaved = started.elapsed();
-        assert!(g.open().get().await.unwrap());
-        // One at a time, eight 30 ms sleeps take at least 240 ms.
-        let serial = Gate::remote();
-        let started = std::time::Instant::now();
-        let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| serial.wait_open(i)).collect();
-        rustyray::get_all(&waits).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(240));
-        assert!(interleaved < started.elapsed(), "interleaved calls overlapped");
+        let all = async {
+            // Every call waits until four were in flight at once: they finish
+            // only if four interleave, and the peak says no more ever did.
+            let g = Gate::options().max_concurrency(4).remote();
+            let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| g.wait_together(i, 4)).collect();
+            assert_eq!(rustyray::get_all(&waits).await.unwrap(), (0..8).collect::<Vec<_>>());
+            assert_eq!(g.peak().get().await.unwrap(), 4, "at most max_concurrency calls interleave");
+            // By default one call runs at a time.
+            let serial = Gate::remote();
+            let waits: Vec<ObjectRef<u64>> = (0..8).map(|i| serial.wait_together(i, 1)).collect();
+            rustyray::get_all(&waits).await.unwrap();
+            assert_eq!(serial.peak().get().await.unwrap(), 1, "calls ran one at a time");
+        };
+        // The timeout only keeps a hang (calls that never interleave) from stalling the run.
+        tokio::time::timeout(Duration::from_secs(60), all).await.expect("the calls interleaved");
     })
     .await;
 }
@@ -380,4 +390,110 @@ async fn an_actor_exits_when_its_last_handle_is_dropped() {
     rt.wait_idle().await;
     let info = rt.actors().into_iter().find(|a| a.id == id).unwrap();
     assert_eq!(info.state, ActorState::Dead);
+}
+
+/// Set by [`Keeper`]'s `Drop` once it has read the runtime's statistics.
+static KEEPER_DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Keeper {
+    rt: Option<Runtime>,
+}
+
+#[rustyray::actor]
+impl Keeper {
+    pub fn new() -> Self {
+        Keeper { rt: Runtime::current() }
+    }
+
+    pub fn ping(&self) -> bool {
+        self.rt.is_some()
+    }
+}
+
+impl Drop for Keeper {
+    /// Calls back into the runtime, as a user's `Drop` may: it must not run
+    /// where the runtime holds the task manager's lock.
+    fn drop(&mut self) {
+        if let Some(rt) = &self.rt {
+            let _ = rt.stats();
+            KEEPER_DROPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_killed_actors_state_is_dropped_where_its_drop_may_call_the_runtime() {
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dropped = tokio.block_on(async {
+        let rt = runtime();
+        rt.scope(async {
+            let keeper = Keeper::remote();
+            assert!(keeper.ping().get().await.unwrap(), "the constructor found its runtime");
+            // Let the idle actor park its state (it keeps its thread for a
+            // moment after a call), so the kill drops the parked state. Had
+            // it not parked yet, its own thread drops the state instead and
+            // the test passes without saying anything.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rustyray::kill(&keeper);
+            // A state dropped under the manager's lock deadlocks the manager
+            // in `stats()`: the flag is then never set. The timeout only
+            // keeps that from hanging the test run.
+            let set = async {
+                while !KEEPER_DROPPED.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), set).await.is_ok()
+        })
+        .await
+    });
+    // A deadlocked manager never lets the tokio runtime shut down cleanly.
+    tokio.shutdown_background();
+    assert!(dropped, "the killed actor's state was dropped and its Drop could read the runtime's stats");
+}
+
+/// An actor whose methods return and take its own type, and one method
+/// visible in the crate only.
+#[rustyray::actor]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    x: i64,
+    y: i64,
+}
+
+#[rustyray::actor]
+impl Point {
+    pub fn new(x: i64, y: i64) -> Self {
+        Point { x, y }
+    }
+
+    pub fn snapshot(&self) -> Self {
+        self.clone()
+    }
+
+    pub fn moved_by(&mut self, by: Self) -> Result<Self, String> {
+        self.x += by.x;
+        self.y += by.y;
+        Ok(self.clone())
+    }
+
+    pub(crate) fn sum(&self) -> i64 {
+        self.x + self.y
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_may_take_and_return_self_and_be_visible_in_the_crate_only() {
+    let rt = runtime();
+    rt.scope(async {
+        let p = Point::remote(1, 2);
+        let moved: Point = p.moved_by(Point { x: 10, y: 20 }).get().await.unwrap();
+        assert_eq!((moved.x, moved.y), (11, 22));
+        let now: Point = p.snapshot().get().await.unwrap();
+        assert_eq!((now.x, now.y), (11, 22));
+        assert_eq!(p.sum().get().await.unwrap(), 33);
+    })
+    .await;
 }

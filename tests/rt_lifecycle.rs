@@ -277,11 +277,14 @@ async fn higher_priority_runs_first_and_fifo_within_a_priority() {
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+/// Enters, then waits until three of these have run at once.
 #[rustyray::remote]
 async fn io_work() -> u32 {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     PEAK.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    while PEAK.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     RUNNING.fetch_sub(1, Ordering::SeqCst);
     1
 }
@@ -290,9 +293,12 @@ async fn io_work() -> u32 {
 async fn a_queue_limit_caps_its_tasks_concurrency() {
     let rt = Runtime::builder().num_cpus(2).queue_limit("io", 3).build().unwrap();
     rt.scope(async {
+        // The tasks finish only once three ran at once; the peak says no
+        // more ever did. The timeout only keeps a hang from stalling the run.
         let refs: Vec<ObjectRef<u32>> = (0..30).map(|_| io_work::options().queue("io").remote()).collect();
-        assert_eq!(rustyray::get_all(&refs).await.unwrap().len(), 30);
-        assert_eq!(PEAK.load(Ordering::SeqCst), 3);
+        let all = tokio::time::timeout(Duration::from_secs(60), rustyray::get_all(&refs)).await;
+        assert_eq!(all.expect("three tasks of the queue ran at once").unwrap().len(), 30);
+        assert_eq!(PEAK.load(Ordering::SeqCst), 3, "the queue's limit capped its tasks");
     })
     .await;
 }
@@ -328,14 +334,31 @@ async fn custom_resources_are_held_while_running_and_impossible_demands_fail_at_
     .await;
 }
 
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static IN_FLIGHT_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// A plain task that enters, then waits until two tasks ran at once.
+#[rustyray::remote]
+fn in_flight_work() {
+    let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
+    IN_FLIGHT_PEAK.fetch_max(now, Ordering::SeqCst);
+    while IN_FLIGHT_PEAK.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_flight_limit_caps_all_tasks() {
     let rt = Runtime::builder().num_cpus(8).max_in_flight(2).build().unwrap();
     rt.scope(async {
-        let refs: Vec<ObjectRef<()>> = (0..6).map(|_| hold_cpu::remote(20)).collect();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(rt.load().1 <= 2);
-        rustyray::get_all(&refs).await.unwrap();
+        // CPUs enough for all six: only the in-flight limit holds them back.
+        // They finish only once two ran at once; the peak says no more ever
+        // did. The timeout only keeps a hang from stalling the run.
+        let refs: Vec<ObjectRef<()>> = (0..6).map(|_| in_flight_work::remote()).collect();
+        let all = tokio::time::timeout(Duration::from_secs(60), rustyray::get_all(&refs)).await;
+        all.expect("two tasks ran at once").unwrap();
+        assert_eq!(IN_FLIGHT_PEAK.load(Ordering::SeqCst), 2, "no more than two tasks ran at once");
     })
     .await;
 }

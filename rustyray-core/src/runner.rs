@@ -20,9 +20,12 @@ use crate::spec::TaskSpec;
 
 /// What a task runner provides to the rest of RustyRay.
 ///
-/// Every method must return quickly and never panic: submission and
-/// cancellation are fire-and-forget, and their failures are written into the
-/// affected objects.
+/// No method may panic. Every method returns quickly except the two that
+/// block by design, on behalf of a caller that asked to wait:
+/// [`run_inline`](Self::run_inline) runs a task on the calling thread, and
+/// [`block_on_object`](Self::block_on_object) waits for an object.
+/// Submission and cancellation are fire-and-forget, and their failures are
+/// written into the affected objects.
 pub trait Runner: Send + Sync + 'static {
     /// Accepts a task. The outcome, success or failure, is written to `spec.output`.
     fn submit(&self, spec: TaskSpec);

@@ -4,7 +4,7 @@
 //! A spec names its function, carries its options, lists the objects it waits
 //! for, holds the body to run once they are ready, and owns the cell its result
 //! goes to. Bodies are type-erased closures built by generated code; they are
-//! `FnMut` so a failed attempt can run again.
+//! `Fn` (shared, called once per attempt) so a failed attempt can run again.
 
 use std::any::Any;
 use std::fmt;

@@ -4,10 +4,12 @@
 //! `TypeRemote` (what `ActorHandle<Type>` dereferences to) and the `Actor`
 //! implementation. On the impl block, it keeps the methods and adds
 //! `Type::remote(..)` / `Type::options()` from the `new` constructor, and one
-//! method on `TypeRemote` per `pub` method taking `&self` or `&mut self`.
+//! method on `TypeRemote` per `pub` (or `pub(crate)`, `pub(super)`, ...)
+//! method taking `&self` or `&mut self`, with that method's visibility and
+//! parameter names. Private functions stay plain ones.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, Item, ItemImpl, ReceiverKind, ReturnType, Type, Visibility};
 
@@ -79,8 +81,35 @@ fn type_def(
     })
 }
 
-/// Names an `ActorHandle` method a user method would be hidden behind.
-const HANDLE_METHODS: &[&str] = &["id", "ready", "kill", "actor_ref", "clone"];
+/// Methods an `ActorHandle` answers to before its `Deref` to the generated
+/// surface is tried, with where each comes from: its own methods, and those
+/// of the traits it implements (or that cover every type) that code commonly
+/// has in scope. A remote method of one of these names would never be called
+/// (`handle.eq(x)` compares handles), so it is refused at compile time.
+const HANDLE_METHODS: &[(&str, &str)] = &[
+    ("id", "`ActorHandle` has a method of that name"),
+    ("ready", "`ActorHandle` has a method of that name"),
+    ("kill", "`ActorHandle` has a method of that name"),
+    ("actor_ref", "`ActorHandle` has a method of that name"),
+    ("clone", "`ActorHandle` implements `Clone`"),
+    ("clone_from", "`ActorHandle` implements `Clone`"),
+    ("eq", "`ActorHandle` implements `PartialEq`"),
+    ("ne", "`ActorHandle` implements `PartialEq`"),
+    ("fmt", "`ActorHandle` implements `Debug` (wherever that trait is in scope)"),
+    ("deref", "`ActorHandle` implements `Deref` (wherever that trait is in scope)"),
+    ("serialize", "`ActorHandle` implements serde's `Serialize` (wherever that trait is in scope)"),
+    ("get_size", "`ActorHandle` implements `GetSize` (wherever that trait is in scope)"),
+    ("get_heap_size", "`ActorHandle` implements `GetSize` (wherever that trait is in scope)"),
+    ("get_size_with_tracker", "`ActorHandle` implements `GetSize` (wherever that trait is in scope)"),
+    ("get_heap_size_with_tracker", "`ActorHandle` implements `GetSize` (wherever that trait is in scope)"),
+    ("into", "every type implements `Into` (the prelude's)"),
+    ("try_into", "every type implements `TryInto` (the prelude's)"),
+    ("to_owned", "every `Clone` type implements `ToOwned` (the prelude's)"),
+    ("clone_into", "every `Clone` type implements `ToOwned` (the prelude's)"),
+    ("borrow", "every type implements `Borrow` (wherever that trait is in scope)"),
+    ("borrow_mut", "every type implements `BorrowMut` (wherever that trait is in scope)"),
+    ("type_id", "every type implements `Any` (wherever that trait is in scope)"),
+];
 
 /// The impl block: keep it, add the constructor and the remote methods.
 fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
@@ -109,7 +138,10 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
     let mut methods = Vec::new();
     for impl_item in &item.items {
         let ImplItem::Fn(func) = impl_item else { continue };
-        if !matches!(func.vis, Visibility::Public(_)) {
+        // A private function stays a plain one (a helper of the methods);
+        // `pub` and restricted ones (`pub(crate)`, `pub(super)`, `pub(in ..)`)
+        // are on the remote surface, with the same visibility.
+        if matches!(func.vis, Visibility::Inherited) {
             continue;
         }
         match func.sig.receiver() {
@@ -123,13 +155,13 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
                          actor; return what you need instead",
                     ));
                 }
-                if HANDLE_METHODS.contains(&func.sig.ident.to_string().as_str()) {
+                let ident = func.sig.ident.to_string();
+                if let Some((_, why)) = HANDLE_METHODS.iter().find(|(name, _)| *name == ident) {
                     return Err(syn::Error::new(
                         func.sig.ident.span(),
                         format!(
-                            "an actor method cannot be named `{}`: `ActorHandle` has a method of that name, which \
-                             would hide it; rename the method",
-                            func.sig.ident
+                            "an actor method cannot be named `{ident}`: {why}, which `handle.{ident}(..)` \
+                             would call instead of the actor's method; rename the method"
                         ),
                     ));
                 }
@@ -188,9 +220,11 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
     };
     let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
     let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
     let args_ty = quote!((#(#stored,)*));
     let remote_params = remote_params(&params);
+    let vis = &constructor.vis;
     let build = if fallible {
         quote! {
             match <#self_ty>::new(#(#passes),*) {
@@ -230,30 +264,47 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
             /// parameter's type.
             #[track_caller]
             #[allow(clippy::too_many_arguments)]
-            pub fn remote(#(#remote_params),*) -> ::rustyray::ActorHandle<Self> {
-                ::rustyray::ActorBuilder::<Self, #args_ty>::new().remote(#(#idents),*)
+            #vis fn remote(#(#remote_params),*) -> ::rustyray::ActorHandle<Self> {
+                ::rustyray::ActorBuilder::<Self, #args_ty>::new().remote(#(#names),*)
             }
 
             /// Actor options (`name`, `max_restarts`, `max_concurrency`, ...);
             /// end the chain with `.remote(args..)`.
-            pub fn options() -> ::rustyray::ActorBuilder<Self, #args_ty> {
+            #vis fn options() -> ::rustyray::ActorBuilder<Self, #args_ty> {
                 ::rustyray::ActorBuilder::new()
             }
         }
     })
 }
 
+/// `sig` with every `Self` in its parameter and return types replaced by `self_ty`.
+fn spell_out_self(sig: &syn::Signature, self_ty: &Type) -> syn::Result<syn::Signature> {
+    let with = self_ty.to_token_stream();
+    let spell = |ty: &Type| syn::parse2::<Type>(signature::replace_self(ty.to_token_stream(), &with));
+    let mut sig = sig.clone();
+    for input in &mut sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            *typed.ty = spell(&typed.ty)?;
+        }
+    }
+    if let ReturnType::Type(_, ty) = &mut sig.output {
+        **ty = spell(ty)?;
+    }
+    Ok(sig)
+}
+
 fn is_self(ty: &Type) -> bool {
     matches!(ty, Type::Path(path) if path.path.is_ident("Self"))
 }
 
+/// The parameters of a generated `remote(..)` method, under the user's names.
 fn remote_params(params: &[Param]) -> Vec<TokenStream> {
     params
         .iter()
         .map(|p| {
-            let ident = &p.ident;
+            let name = &p.name;
             let stored = &p.stored;
-            quote!(#ident: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
+            quote!(#name: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
         })
         .collect()
 }
@@ -261,7 +312,10 @@ fn remote_params(params: &[Param]) -> Vec<TokenStream> {
 /// One remote method on the surface (wraps its arguments and submits an actor
 /// task), and the compile-time checks of its types.
 fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Result<(TokenStream, TokenStream)> {
-    let sig = &func.sig;
+    // The generated method lives on `TypeRemote` and its checks in free
+    // functions, where `Self` would mean something else or nothing: the
+    // signature is read with `Self` spelled out as the actor's type.
+    let sig = &spell_out_self(&func.sig, self_ty)?;
     signature::check_common(sig, WHAT)?;
     let exclusive = match sig.receiver().map(|r| &r.kind) {
         Some(ReceiverKind::Reference(_, _, mutability)) => mutability.is_some(),
@@ -273,10 +327,12 @@ fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Res
     let method_path = format!("{type_name}::{name}");
     let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
     let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
     let args_ty = quote!((#(#stored,)*));
     let out_ty = &output.ty;
     let remote_params = remote_params(&params);
+    let vis = &func.vis;
     let state = if exclusive {
         quote!(::rustyray::__private::state_mut::<#self_ty>(state)?)
     } else {
@@ -326,8 +382,8 @@ fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Res
         #[doc = #doc]
         #[track_caller]
         #[allow(clippy::too_many_arguments)]
-        pub fn #name(&self, #(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
-            let args = (#(::core::convert::Into::into(#idents),)*);
+        #vis fn #name(&self, #(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
+            let args = (#(::core::convert::Into::into(#names),)*);
             let deps = <#args_ty as ::rustyray::__private::ArgTuple>::dependencies(&args);
             let slot = ::rustyray::__private::ArgSlot::new(args);
             let body = #body;

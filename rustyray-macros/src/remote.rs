@@ -58,15 +58,20 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         "Remote-call handle of [`{name_str}`](fn@{name_str}): `{name_str}::remote(..)` runs it as a task \
          and returns an `ObjectRef` at once."
     );
+    // The generated signatures show the user's parameter names; `enqueue`'s
+    // own `queue` parameter comes first, so a parameter of that name keeps
+    // the generated ones there.
+    let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
     let remote_params = params.iter().map(|p| {
-        let ident = &p.ident;
+        let name = &p.name;
         let stored = &p.stored;
-        quote!(#ident: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
+        quote!(#name: impl ::core::convert::Into<::rustyray::TaskArg<#stored>>)
     });
-    let enqueue_params = params.iter().map(|p| {
-        let ident = &p.ident;
+    let enqueue_names: Vec<&syn::Ident> =
+        if names.iter().any(|name| *name == "queue") { idents.clone() } else { names.clone() };
+    let enqueue_params = params.iter().zip(&enqueue_names).map(|(p, name)| {
         let stored = &p.stored;
-        quote!(#ident: #stored)
+        quote!(#name: #stored)
     });
     let enqueue_doc = format!(
         "Enqueues `{name_str}` as a durable job in `queue` (the durable queue's `Queue`): the arguments are \
@@ -96,7 +101,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #[track_caller]
             #[allow(clippy::too_many_arguments)]
             pub fn remote(#(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
-                ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#idents),*)
+                ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#names),*)
             }
 
             #[doc = #enqueue_doc]
@@ -110,7 +115,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             where
                 #args_ty: ::rustyray::__private::JobArgs<__Q>,
             {
-                ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_tuple(queue, (#(#idents,)*))
+                ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_tuple(queue, (#(#enqueue_names,)*))
             }
 
             /// Enqueues one durable job per argument tuple, all in one transaction.

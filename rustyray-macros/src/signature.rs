@@ -18,6 +18,10 @@ pub enum Passing {
 pub struct Param {
     /// The generated binding for the argument.
     pub ident: syn::Ident,
+    /// The parameter's name as the user wrote it (the generated binding when
+    /// the parameter is a pattern, not a name): what generated signatures
+    /// show, in rustdoc and editors.
+    pub name: syn::Ident,
     /// The type the argument is stored as.
     pub stored: TokenStream,
     /// How the parameter receives it.
@@ -104,6 +108,10 @@ pub fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>, what: &str) -> syn::R
         let ty = &*typed.ty;
         reject_impl_trait(ty, what)?;
         let ident = format_ident!("__rustyray_arg{}", index);
+        let name = match &*typed.pat {
+            syn::Pat::Ident(pat) if pat.subpat.is_none() => pat.ident.clone(),
+            _ => ident.clone(),
+        };
         let param = match ty {
             Type::Reference(TypeReference { mutability: Some(token), .. }) => {
                 return Err(syn::Error::new(
@@ -126,12 +134,13 @@ pub fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>, what: &str) -> syn::R
                 let inner = reference.elem.clone();
                 Param {
                     ident,
+                    name,
                     stored: quote!(<#inner as ::std::borrow::ToOwned>::Owned),
                     passing: Passing::Borrowed(inner),
                     span: ty.span(),
                 }
             }
-            _ => Param { ident, stored: ty.to_token_stream(), passing: Passing::Owned, span: ty.span() },
+            _ => Param { ident, name, stored: ty.to_token_stream(), passing: Passing::Owned, span: ty.span() },
         };
         params.push(param);
     }
@@ -228,7 +237,7 @@ pub fn size_registrations<'a>(
 }
 
 /// `tokens` with every `Self` replaced by `with`.
-fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
+pub fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
     tokens
         .into_iter()
         .flat_map(|tree| -> TokenStream {

@@ -467,8 +467,9 @@ impl Runtime {
     /// [Perfetto](https://ui.perfetto.dev) or `chrome://tracing`. One lane
     /// per worker slot, a slice per attempt, an arrow per dependency.
     pub fn timeline(&self) -> String {
-        let core = self.shared.core.lock();
-        core.timeline()
+        // Copy under the manager's lock; build the JSON after releasing it.
+        let snapshot = self.shared.core.lock().timeline();
+        snapshot.render()
     }
 
     /// Writes [`timeline`](Self::timeline) to `path`.

@@ -76,6 +76,23 @@ struct Slice<'a> {
     tid: u32,
 }
 
+/// The tasks a timeline shows, copied out of the task manager, so that the
+/// JSON is built without holding the manager's lock.
+pub(crate) struct Snapshot {
+    pub(crate) records: Vec<Record>,
+    /// Each actor's type name.
+    pub(crate) classes: rustc_hash::FxHashMap<ActorId, &'static str>,
+    pub(crate) origin: Instant,
+    pub(crate) now: Instant,
+}
+
+impl Snapshot {
+    /// The Chrome trace-event JSON of the snapshot.
+    pub(crate) fn render(&self) -> String {
+        build(&self.records, self.origin, self.now, |actor| self.classes.get(&actor).copied())
+    }
+}
+
 /// Builds the Chrome trace of `records`, timed from `origin`; `now` ends the
 /// slices of attempts still running; `class` names an actor's type.
 pub(crate) fn build(

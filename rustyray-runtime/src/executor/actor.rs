@@ -228,18 +228,19 @@ impl ActorSlot {
         self.wake();
     }
 
-    /// Ends the actor: no call starts any more, and its state is dropped
-    /// (now if idle, else when the running call returns). Returns the calls
-    /// that had not started.
-    pub(crate) fn kill(&self) -> Vec<Start> {
-        let (waiting, parked) = {
+    /// Ends the actor: no call starts any more. Returns the calls that had
+    /// not started, and the state if the actor was idle (else its thread
+    /// drops the state when the running call returns). The caller drops the
+    /// state where a user's `Drop` may run: not on the manager's thread, nor
+    /// under its lock, since that `Drop` may call back into the runtime.
+    pub(crate) fn kill(&self) -> (Vec<Start>, Option<ActorInstance>) {
+        let ended = {
             let mut inner = self.inner.lock();
             inner.killed = true;
             (inner.calls.drain(..).collect(), inner.parked.take())
         };
-        drop(parked);
         self.wake();
-        waiting
+        ended
     }
 
     /// The actor thread's side, idle: waits up to `linger` for a call (or

@@ -19,7 +19,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use rustyray_core::{ActorConfig, ActorId, Attempt, Error, ObjectCell, TaskBody, TaskError, TaskId, TaskKind};
+use rustyray_core::{
+    ActorConfig, ActorId, ActorInstance, Attempt, Error, ObjectCell, TaskBody, TaskError, TaskId, TaskKind,
+};
 
 use super::Finished;
 use super::entry::Entry;
@@ -94,6 +96,9 @@ pub(crate) struct Actors {
     /// has open. Kept apart from the calls' entries, so that the end of a
     /// wait is matched to its start even if the call ended meanwhile.
     waiting_calls: FxHashMap<TaskId, (ActorId, u32)>,
+    /// The states of actors killed while idle, to be dropped once the
+    /// manager has let go of its lock (see [`Core::take_dead_states`]).
+    dead_states: Vec<ActorInstance>,
 }
 
 impl Actors {
@@ -108,6 +113,7 @@ impl Actors {
             died: 0,
             restarts: Vec::new(),
             waiting_calls: FxHashMap::default(),
+            dead_states: Vec::new(),
         }
     }
 
@@ -520,7 +526,9 @@ impl Core {
         entry.death.get_or_insert(reason);
         let died = entry.died();
         let mut doomed: Vec<TaskId> = entry.waiting.drain(..).collect();
-        for start in entry.slot.kill() {
+        let (waiting, state) = entry.slot.kill();
+        self.actors.dead_states.extend(state);
+        for start in waiting {
             entry.released.remove(&start.task);
             // A direct call the manager has not heard of yet fails here; its
             // late submission finds the actor dead.
@@ -560,6 +568,13 @@ impl Core {
                 self.actors.dead.push_back(entry.info());
             }
         }
+    }
+
+    /// The states of the actors that ended while idle since the last call,
+    /// for the manager to drop once it has released its lock: a state's
+    /// `Drop` is the user's code, and may call back into the runtime.
+    pub(super) fn take_dead_states(&mut self) -> Vec<ActorInstance> {
+        std::mem::take(&mut self.actors.dead_states)
     }
 
     /// Kills every actor (shutdown).

@@ -847,12 +847,15 @@ impl Core {
     }
 
     /// The Chrome trace of the tasks kept and live.
-    pub(crate) fn timeline(&self) -> String {
+    /// What the timeline shows, copied out under the manager's lock; the
+    /// JSON is built from it after the lock is released
+    /// ([`Snapshot::render`](crate::timeline::Snapshot::render)).
+    pub(crate) fn timeline(&self) -> crate::timeline::Snapshot {
         let mut records: Vec<crate::state::Record> = self.records.finished().cloned().collect();
         records.extend(self.tasks.values().map(|entry| entry.record(None)));
         let classes: FxHashMap<rustyray_core::ActorId, &'static str> =
             self.actors.infos().into_iter().map(|info| (info.id, info.class)).collect();
-        crate::timeline::build(&records, self.clock.origin(), Instant::now(), |actor| classes.get(&actor).copied())
+        crate::timeline::Snapshot { records, classes, origin: self.clock.origin(), now: Instant::now() }
     }
 
     /// Wakes those waiting for idleness, if no task is unfinished.

@@ -24,7 +24,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use rustyray_core::{ActorConfig, ActorId, Error, ObjectId, TaskError, TaskId};
+use rustyray_core::{ActorConfig, ActorId, ActorInstance, Error, ObjectId, TaskError, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::executor::{Handoff, Report, Start};
@@ -148,19 +148,23 @@ impl Manager {
             })
             .await;
             let Some(shared) = self.shared.upgrade() else { break };
-            let mut core = self.core.lock();
-            core.tick();
-            // Timers first: a timeout that fired is settled before the attempt's
-            // own outcome (possibly in this batch) is looked at.
-            for timer in timers.drain(..) {
-                core.on_timer(timer);
-            }
-            for msg in messages.drain(..) {
-                core.handle(&shared, msg);
-            }
-            core.dispatch(&shared);
-            core.notify_idle();
-            if !open || core.is_shut_down() {
+            let (dead_states, stop) = {
+                let mut core = self.core.lock();
+                core.tick();
+                // Timers first: a timeout that fired is settled before the attempt's
+                // own outcome (possibly in this batch) is looked at.
+                for timer in timers.drain(..) {
+                    core.on_timer(timer);
+                }
+                for msg in messages.drain(..) {
+                    core.handle(&shared, msg);
+                }
+                core.dispatch(&shared);
+                core.notify_idle();
+                (core.take_dead_states(), !open || core.is_shut_down())
+            };
+            drop_states(shared.handle(), dead_states);
+            if stop {
                 break;
             }
         }
@@ -181,7 +185,7 @@ impl Drop for Manager {
         if let Some(shared) = &shared {
             shared.mark_shut_down();
         }
-        {
+        let dead_states = {
             let mut core = self.core.lock();
             if !core.is_shut_down() {
                 core.shutdown();
@@ -190,10 +194,31 @@ impl Drop for Manager {
                 refuse(msg);
             }
             core.notify_idle();
-        }
+            core.take_dead_states()
+        };
         if let Some(shared) = shared {
             shared.directory().clear();
+            drop_states(shared.handle(), dead_states);
+        } else {
+            drop_states_here(dead_states);
         }
+    }
+}
+
+/// Drops the states of killed actors on a blocking thread: a state's `Drop`
+/// is the user's code, which may block or call back into the runtime, so it
+/// runs neither on the manager's thread nor under its lock. (If the tokio
+/// runtime is shutting down, tokio drops the job, and so the states, here.)
+fn drop_states(handle: &tokio::runtime::Handle, states: Vec<ActorInstance>) {
+    if !states.is_empty() {
+        drop(handle.spawn_blocking(move || drop_states_here(states)));
+    }
+}
+
+/// Drops actor states where we are, a panicking `Drop` caught.
+fn drop_states_here(states: Vec<ActorInstance>) {
+    for state in states {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(state)));
     }
 }
 
