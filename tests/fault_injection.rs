@@ -88,7 +88,7 @@ fn attempt(key: u64) -> u32 {
 
 /// The timeout of the tasks that time out: long enough that an attempt
 /// meant to succeed does, even on a loaded machine.
-const TIMEOUT: Duration = Duration::from_millis(300);
+const TIMEOUT: Duration = Duration::from_millis(1000);
 
 #[rustyray::remote]
 async fn faulty_async(key: u64, fault: u8, failing: u32, _gate: bool) -> Result<u64, String> {
