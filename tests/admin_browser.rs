@@ -278,6 +278,7 @@ async fn the_admin_page_in_a_real_browser() {
     let server = Server::start(&q).await;
     let runtime = rustyray::Runtime::builder().num_cpus(2).build().unwrap();
     let worker = Worker::builder(&q)
+        .queues(["default", "io"])
         .concurrency(4)
         .heartbeat(Duration::from_millis(100))
         .runner(WithBacktraces(runtime))

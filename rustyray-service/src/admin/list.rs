@@ -190,7 +190,7 @@ fn summary(stats: Option<&QueueStats>, failed: Option<String>, health: &Health) 
                 ul.counts {
                     @for state in JobState::ALL {
                         li {
-                            a.count class={ "state-" (state.as_str().to_ascii_lowercase()) }
+                            a class={ "count state-" (state.as_str().to_ascii_lowercase()) }
                                 href={ (super::PREFIX) "?state=" (state.as_str()) } data-count=(state.as_str()) {
                                 span.n { (stats.count(*state)) }
                                 span.label { (state.as_str()) }
@@ -208,7 +208,7 @@ fn summary(stats: Option<&QueueStats>, failed: Option<String>, health: &Health) 
             @if let Some(failed) = failed {
                 p.msg.error role="alert" { "Counts unavailable: " (failed) }
             }
-            div.health class={ "health-" (verdict) } {
+            div class={ "health health-" (verdict) } {
                 span.verdict { "Service " strong { (verdict) } }
                 ul.checks {
                     @for check in &health.checks {

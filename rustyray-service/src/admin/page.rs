@@ -75,12 +75,12 @@ pub(crate) fn flash(flash: Option<&Flash>) -> Markup {
 /// A job state as a coloured badge (colour is never the only cue: the
 /// state's name is the badge's text).
 pub(crate) fn job_badge(state: JobState) -> Markup {
-    html! { span.badge class={ "state-" (state.as_str().to_ascii_lowercase()) } { (state.as_str()) } }
+    html! { span class={ "badge state-" (state.as_str().to_ascii_lowercase()) } { (state.as_str()) } }
 }
 
 /// An attempt state as a badge.
 pub(crate) fn attempt_badge(state: AttemptState) -> Markup {
-    html! { span.badge class={ "state-" (state.as_str().to_ascii_lowercase()) } { (state.as_str()) } }
+    html! { span class={ "badge state-" (state.as_str().to_ascii_lowercase()) } { (state.as_str()) } }
 }
 
 /// The headers of every admin page.
