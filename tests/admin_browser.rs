@@ -311,6 +311,10 @@ async fn the_admin_page_in_a_real_browser() {
     screenshot(c, "list.png").await;
     c.set_window_size(390, 844).await.unwrap();
     screenshot(c, "list-phone.png").await;
+    let wide = "return document.documentElement.scrollWidth > document.documentElement.clientWidth;";
+    assert_eq!(c.execute(wide, vec![]).await.unwrap(), json!(false), "nothing runs off a phone's screen");
+    c.execute("document.getElementById('bulk').scrollIntoView();", vec![]).await.unwrap();
+    screenshot(c, "list-phone-rows.png").await;
     c.set_window_size(1280, 1000).await.unwrap();
 
     // Filter: FAILED jobs of queue io.
@@ -340,7 +344,11 @@ async fn the_admin_page_in_a_real_browser() {
     let font = trace.css_value("font-family").await.unwrap();
     assert!(font.contains("mono"), "{font}");
     assert!(text_of(c, "#args").await.unwrap().contains("import"), "an admin sees recorded arguments");
+    // Tall enough to show the page from its title down to the backtrace.
+    c.set_window_size(1280, 1700).await.unwrap();
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     screenshot(c, "failed-job.png").await;
+    c.set_window_size(1280, 1000).await.unwrap();
 
     // Retry, confirm, and watch it succeed without a reload.
     click(c, "#retry").await;
