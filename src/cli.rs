@@ -57,7 +57,8 @@ pub enum Command {
         /// The job's id.
         id: String,
     },
-    /// Serve the HTTP/JSON and gRPC job API (and, with `--worker`, run jobs too).
+    /// Serve the HTTP/JSON and gRPC job API and the admin page at /admin
+    /// (and, with `--worker`, run jobs too).
     #[cfg(feature = "service")]
     Serve(ServeArgs),
     /// Run a FAILED or CANCELLED job again.
@@ -275,7 +276,11 @@ async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         None => (None, None),
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("{}: {e}", args.listen))?;
-    eprintln!("serving {} on http://{}; Ctrl-C or SIGTERM stops it", q.url(), listener.local_addr()?);
+    let address = listener.local_addr()?;
+    eprintln!(
+        "serving {} on http://{address} (admin page: http://{address}/admin); Ctrl-C or SIGTERM stops it",
+        q.url()
+    );
     service.serve(listener, wait_for_signal()).await?;
     if let Some(worker) = worker {
         worker.shutdown().await;

@@ -19,13 +19,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same router serves an admin web page at `/admin` (a job list with
+//! filters and live updates, each job's attempts with their errors and
+//! backtraces, retry and cancel for admin tokens), where a token is given
+//! once on a sign-in form and a session cookie does the rest.
+//!
 //! Layers: [`Service`] (configuration and serving) over `http` (routes,
-//! auth, limits, OpenAPI) and `grpc`, which share `feed` (the event feed),
+//! auth, limits, OpenAPI), `admin` (the web page) and `grpc`, which share
+//! `feed` (the event feed),
 //! `health`, `auth` and one error type, [`ServiceError`], whose [`Code`]s
 //! are the same on both protocols.
 
 #![deny(missing_docs)]
 
+mod admin;
 mod auth;
 mod error;
 mod feed;

@@ -35,6 +35,7 @@ pub struct ServiceBuilder {
     known_queues: Option<BTreeSet<String>>,
     checks: Vec<Arc<dyn Check>>,
     feed_poll: Option<Duration>,
+    admin_session_ttl: Duration,
     #[cfg(feature = "nats")]
     nats: Option<crate::nats::NatsConfig>,
 }
@@ -112,6 +113,13 @@ impl ServiceBuilder {
         self
     }
 
+    /// How long a sign-in to the admin page lasts (default 8 hours); past
+    /// it, the page asks for a token again.
+    pub fn admin_session_ttl(mut self, ttl: Duration) -> Self {
+        self.admin_session_ttl = ttl;
+        self
+    }
+
     /// Publishes lifecycle events to NATS JetStream at `url`.
     #[cfg(feature = "nats")]
     pub fn nats(mut self, config: crate::nats::NatsConfig) -> Self {
@@ -152,6 +160,7 @@ impl ServiceBuilder {
             known_queues: self.known_queues,
             checks: self.checks,
             feed,
+            admin: crate::admin::Sessions::new(self.admin_session_ttl),
             started: Instant::now(),
             metrics,
             #[cfg(feature = "nats")]
@@ -173,6 +182,7 @@ pub(crate) struct State {
     pub(crate) known_queues: Option<BTreeSet<String>>,
     pub(crate) checks: Vec<Arc<dyn Check>>,
     pub(crate) feed: Feed,
+    pub(crate) admin: crate::admin::Sessions,
     pub(crate) started: Instant,
     pub(crate) metrics: ServiceMetrics,
     #[cfg(feature = "nats")]
@@ -218,7 +228,8 @@ impl State {
 }
 
 /// The job service over one queue: HTTP/JSON under `/api`, Prometheus
-/// metrics at `/metrics`, and gRPC (`rustyray.v1.JobService`), on one port.
+/// metrics at `/metrics`, the admin web page at `/admin`, and gRPC
+/// (`rustyray.v1.JobService`), on one port.
 #[derive(Clone)]
 pub struct Service {
     pub(crate) state: Arc<State>,
@@ -244,12 +255,14 @@ impl Service {
             known_queues: None,
             checks: Vec::new(),
             feed_poll: None,
+            admin_session_ttl: crate::admin::DEFAULT_TTL,
             #[cfg(feature = "nats")]
             nats: None,
         }
     }
 
-    /// The HTTP/JSON routes, to mount in an axum application.
+    /// The HTTP/JSON routes and the admin page (`/admin`), to mount in an
+    /// axum application.
     pub fn router(&self) -> axum::Router {
         crate::http::router(self.state.clone())
     }

@@ -103,6 +103,8 @@ pub(crate) fn router(state: Shared) -> axum::Router {
             }),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require))
+        // The admin pages check their session themselves, not a bearer token.
+        .merge(crate::admin::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(request, next, timeout)))
@@ -160,12 +162,25 @@ async fn tower_error(error: tower::BoxError) -> ServiceError {
     }
 }
 
-async fn not_found(request: Request) -> ServiceError {
-    ServiceError::NotFound(format!("no route {} {}", request.method(), request.uri().path()))
+/// Whether `path` is one of the admin pages', which answer in HTML.
+fn admin_path(path: &str) -> bool {
+    path == crate::admin::PREFIX || path.starts_with("/admin/")
 }
 
-async fn method_not_allowed(request: Request) -> ServiceError {
-    ServiceError::MethodNotAllowed(format!("{} is not allowed on {}", request.method(), request.uri().path()))
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path();
+    if admin_path(path) {
+        return crate::admin::page::no_such_page(path);
+    }
+    ServiceError::NotFound(format!("no route {} {path}", request.method())).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path();
+    if admin_path(path) {
+        return crate::admin::page::no_such_page(path);
+    }
+    ServiceError::MethodNotAllowed(format!("{} is not allowed on {path}", request.method())).into_response()
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
