@@ -94,6 +94,22 @@ where
     })
 }
 
+/// A marked job as both backends return it: (job, new attempt, runs, charged attempts).
+fn marked_row<R: Row>(db: &Db, row: &R) -> Result<(JobId, uuid::Uuid, i32, i32)>
+where
+    usize: sqlx::ColumnIndex<R>,
+    uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let e = |error: sqlx::Error| db.error(error);
+    Ok((
+        JobId(row.try_get(0).map_err(e)?),
+        row.try_get(1).map_err(e)?,
+        row.try_get(2).map_err(e)?,
+        row.try_get(3).map_err(e)?,
+    ))
+}
+
 /// The groups to select from: each limited queue with its free slots, then
 /// the unlimited queues together; and the free slots over all queues.
 fn plan(
@@ -205,14 +221,8 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| db.error(e))?;
-                for row in rows {
-                    let e = |error: sqlx::Error| db.error(error);
-                    marked.push((
-                        JobId(row.try_get(0).map_err(e)?),
-                        row.try_get(1).map_err(e)?,
-                        row.try_get(2).map_err(e)?,
-                        row.try_get(3).map_err(e)?,
-                    ));
+                for row in &rows {
+                    marked.push(marked_row(db, row)?);
                 }
                 // The jobs just marked are those whose current attempt is the new one.
                 let insert = sql(
@@ -267,14 +277,8 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| db.error(e))?;
-                for row in rows {
-                    let e = |error: sqlx::Error| db.error(error);
-                    marked.push((
-                        JobId(row.try_get(0).map_err(e)?),
-                        row.try_get(1).map_err(e)?,
-                        row.try_get(2).map_err(e)?,
-                        row.try_get(3).map_err(e)?,
-                    ));
+                for row in &rows {
+                    marked.push(marked_row(db, row)?);
                 }
             }
             tx.commit().await.map_err(|e| db.error(e))?;
