@@ -185,9 +185,13 @@ static DROPPED: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
 async fn hang_until_dropped() -> u32 {
     let flag = DROPPED.lock().unwrap().clone().unwrap();
     let _guard = SetOnDrop(flag);
+    HANGING.fetch_add(1, Ordering::SeqCst);
     std::future::pending::<()>().await;
     0
 }
+
+/// Children whose bodies have begun (and hold their drop guard).
+static HANGING: AtomicUsize = AtomicUsize::new(0);
 
 #[rustyray::remote]
 async fn parent_of_hangers(children: u32) -> u32 {
@@ -222,7 +226,9 @@ async fn cancel_is_immediate_for_refs_and_reaches_dependents_and_children() {
         let flag = Arc::new(AtomicBool::new(false));
         *DROPPED.lock().unwrap() = Some(flag.clone());
         let parent = parent_of_hangers::remote(3);
-        while rt.tasks_where(&TaskFilter { state: Some(TaskState::Running), ..Default::default() }).len() < 4 {
+        // Wait until every child's body has begun: a task counted as running
+        // may not have been polled yet, and an unpolled body holds no guard.
+        while HANGING.load(Ordering::SeqCst) < 3 {
             tokio::task::yield_now().await;
         }
         rustyray::cancel(&parent);
