@@ -50,10 +50,11 @@
 #![deny(missing_docs)]
 
 pub use rustyray_core::{
-    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,
-    ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor, kill,
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, ConcurrencyGroup, Error, FunctionId, GetSize, ObjectId,
+    ObjectRef, ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor,
+    kill,
 };
-pub use rustyray_macros::{actor, remote};
+pub use rustyray_macros::{actor, method, remote};
 #[cfg(feature = "metrics")]
 pub use rustyray_runtime::MetricsCollector;
 #[cfg(feature = "progress")]

@@ -74,7 +74,22 @@ pub struct ActorOptions {
     /// How many times a call is retried after the actor died under it and was
     /// restarted.
     pub max_task_retries: u32,
-    /// How many `&self` async calls may interleave (default 1).
+    /// How many `&self` async calls of the default concurrency group may
+    /// interleave (default 1).
+    pub max_concurrency: usize,
+    /// The actor's named concurrency groups, each with its own limit
+    /// (declared on its impl block with `#[actor(concurrency_groups(..))]`).
+    pub concurrency_groups: Vec<ConcurrencyGroup>,
+}
+
+/// A named group of an actor's `async fn(&self)` methods with its own limit
+/// on interleaved calls, as Ray's `concurrency_groups`: calls of one group
+/// never wait for a full other group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConcurrencyGroup {
+    /// The group's name, as the methods tag it.
+    pub name: &'static str,
+    /// How many of its calls may run at once (at least 1).
     pub max_concurrency: usize,
 }
 
@@ -86,6 +101,7 @@ impl Default for ActorOptions {
             max_restarts: 0,
             max_task_retries: 0,
             max_concurrency: 1,
+            concurrency_groups: Vec::new(),
         }
     }
 }
@@ -382,6 +398,46 @@ impl<A, Args> ActorBuilder<A, Args> {
         } else {
             self.options.max_concurrency = calls;
         }
+        self
+    }
+
+    /// Sets the limit of the concurrency group `group`, which the actor's
+    /// impl block declares (`#[actor(concurrency_groups(group = N))]`), to
+    /// `calls` for this actor. An undeclared group or a limit of 0 makes the
+    /// creation fail with [`Error::InvalidOption`].
+    pub fn concurrency_group(mut self, group: &str, calls: usize) -> Self {
+        let declared: Vec<&str> = self.options.concurrency_groups.iter().map(|g| g.name).collect();
+        match self.options.concurrency_groups.iter_mut().find(|g| g.name == group) {
+            None => {
+                let reason = if declared.is_empty() {
+                    format!("the actor declares no concurrency groups, so there is no group `{group}`")
+                } else {
+                    format!("no concurrency group `{group}` is declared; declared: {}", declared.join(", "))
+                };
+                self.options
+                    .task
+                    .invalid
+                    .get_or_insert_with(|| Box::new(Error::InvalidOption { option: "concurrency_group", reason }));
+            }
+            Some(_) if calls == 0 => {
+                self.options.task.invalid.get_or_insert_with(|| {
+                    Box::new(Error::InvalidOption {
+                        option: "concurrency_group",
+                        reason: format!("group `{group}` must allow at least 1 call"),
+                    })
+                });
+            }
+            Some(declared) => declared.max_concurrency = calls,
+        }
+        self
+    }
+
+    /// The concurrency groups the actor's impl block declares, with their
+    /// default limits; called by the code `#[actor]` generates.
+    #[doc(hidden)]
+    pub fn declare_concurrency_groups(mut self, groups: &[(&'static str, usize)]) -> Self {
+        self.options.concurrency_groups =
+            groups.iter().map(|&(name, max_concurrency)| ConcurrencyGroup { name, max_concurrency }).collect();
         self
     }
 

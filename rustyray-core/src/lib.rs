@@ -28,8 +28,8 @@ pub mod size;
 pub mod spec;
 
 pub use actor::{
-    Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote, WeakActorRef,
-    get_actor, kill,
+    Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote,
+    ConcurrencyGroup, WeakActorRef, get_actor, kill,
 };
 pub use arg::{ArgSlot, TaskArg};
 pub use call::{ArgTuple, ArgValue, RemoteArg, RemoteFunction, RemoteOutput, TaskBuilder};

@@ -153,8 +153,10 @@ pub enum ActorMethod {
     Ref(RefBody),
     /// `async fn m(&mut self, ..)`: exclusive, async.
     AsyncMut(AsyncMutBody),
-    /// `async fn m(&self, ..)`: shared, async; several may interleave.
-    AsyncRef(AsyncRefBody),
+    /// `async fn m(&self, ..)`: shared, async; several may interleave, up to
+    /// the limit of its concurrency group (`None`: the actor's default group,
+    /// limited by `max_concurrency`).
+    AsyncRef(AsyncRefBody, Option<&'static str>),
 }
 
 impl ActorMethod {
@@ -176,12 +178,21 @@ impl ActorMethod {
         TaskBody::Method(ActorMethod::AsyncMut(Arc::new(f)))
     }
 
-    /// A `&self` async method.
+    /// A `&self` async method, in the actor's default concurrency group.
     pub fn shared_async<F>(f: F) -> TaskBody
     where
         F: for<'a> Fn(Attempt, &'a (dyn Any + Send)) -> LocalBodyFuture<'a> + Send + Sync + 'static,
     {
-        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(f)))
+        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(f), None))
+    }
+
+    /// A `&self` async method in the named concurrency group, which the
+    /// actor declares with its limit (`ActorOptions::concurrency_groups`).
+    pub fn shared_async_in<F>(group: &'static str, f: F) -> TaskBody
+    where
+        F: for<'a> Fn(Attempt, &'a (dyn Any + Send)) -> LocalBodyFuture<'a> + Send + Sync + 'static,
+    {
+        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(f), Some(group)))
     }
 
     /// Whether the method needs the state to itself.

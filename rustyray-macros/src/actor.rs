@@ -13,21 +13,24 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, Item, ItemImpl, ReceiverKind, ReturnType, Type, Visibility};
 
+use crate::groups::Declared;
 use crate::signature::{self, Param};
 
 const WHAT: &str = "an actor method";
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
+    let item = syn::parse2::<Item>(item)?;
+    if !attr.is_empty() && !matches!(item, Item::Impl(_)) {
         return Err(syn::Error::new(
             attr.span(),
-            "#[actor] takes no arguments; set actor options per actor with `Type::options()`",
+            "#[actor] on the type takes no arguments; declare concurrency groups on the impl block \
+             (`#[actor(concurrency_groups(name = N))]`) and set other options per actor with `Type::options()`",
         ));
     }
-    match syn::parse2::<Item>(item)? {
+    match item {
         Item::Struct(item) => type_def(&item.ident, &item.vis, &item.generics, quote!(#item)),
         Item::Enum(item) => type_def(&item.ident, &item.vis, &item.generics, quote!(#item)),
-        Item::Impl(item) => impl_block(item),
+        Item::Impl(item) => impl_block(item, &Declared::parse(attr)?),
         other => Err(syn::Error::new(
             other.span(),
             "#[actor] goes on a struct (or enum) and on its impl block, which holds `new` and the methods",
@@ -112,7 +115,7 @@ const HANDLE_METHODS: &[(&str, &str)] = &[
 ];
 
 /// The impl block: keep it, add the constructor and the remote methods.
-fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
+fn impl_block(mut item: ItemImpl, declared: &Declared) -> syn::Result<TokenStream> {
     if let Some((path, _)) = &item.trait_ {
         return Err(syn::Error::new(
             path.span(),
@@ -134,9 +137,23 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
     let self_ty = &item.self_ty;
     let remote = format_ident!("{}Remote", type_name);
 
+    // Concurrency-group attributes come off every function first, so the
+    // emitted impl block carries none.
+    let mut groups = Vec::new();
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(func) = impl_item else { continue };
+        let group = declared.take_method_group(func)?;
+        if group.is_some() && matches!(func.vis, Visibility::Inherited) {
+            return Err(syn::Error::new(
+                func.sig.ident.span(),
+                "a private function is not an actor method, so it has no concurrency group: make it `pub`",
+            ));
+        }
+        groups.push(group);
+    }
     let mut constructor = None;
     let mut methods = Vec::new();
-    for impl_item in &item.items {
+    for (impl_item, group) in item.items.iter().filter(|i| matches!(i, ImplItem::Fn(_))).zip(groups) {
         let ImplItem::Fn(func) = impl_item else { continue };
         // A private function stays a plain one (a helper of the methods);
         // `pub` and restricted ones (`pub(crate)`, `pub(super)`, `pub(in ..)`)
@@ -165,7 +182,7 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
                         ),
                     ));
                 }
-                methods.push(func);
+                methods.push((func, group));
             }
         }
     }
@@ -176,9 +193,13 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
         ));
     };
 
-    let constructor_code = constructor_impl(self_ty, constructor)?;
-    let (method_checks, method_code): (Vec<TokenStream>, Vec<TokenStream>) =
-        methods.iter().map(|m| method(self_ty, &type_name, m)).collect::<syn::Result<Vec<_>>>()?.into_iter().unzip();
+    let constructor_code = constructor_impl(self_ty, constructor, declared)?;
+    let (method_checks, method_code): (Vec<TokenStream>, Vec<TokenStream>) = methods
+        .iter()
+        .map(|(m, group)| method(self_ty, &type_name, m, group.as_deref()))
+        .collect::<syn::Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     let actor_check = quote_spanned!(self_ty.span()=>
         const _: () = {
             #[allow(dead_code)]
@@ -202,7 +223,7 @@ fn impl_block(item: ItemImpl) -> syn::Result<TokenStream> {
 }
 
 /// `Type::remote(..)`, `Type::options()` and the constructor body.
-fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<TokenStream> {
+fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn, declared: &Declared) -> syn::Result<TokenStream> {
     let sig = &constructor.sig;
     signature::check_common(sig, "an actor constructor")?;
     if sig.asyncness.is_some() {
@@ -240,6 +261,7 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
         quote!(::core::result::Result::Ok(::std::boxed::Box::new(<#self_ty>::new(#(#passes),*)) as ::rustyray::__private::ActorInstance))
     };
     let describe = signature::describe_fn(&params, &args_ty);
+    let groups = declared.to_tokens();
     let sizes = signature::size_registrations(stored.iter().copied(), Some(self_ty));
     Ok(quote! {
         #sizes
@@ -265,13 +287,13 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
             #[track_caller]
             #[allow(clippy::too_many_arguments)]
             #vis fn remote(#(#remote_params),*) -> ::rustyray::ActorHandle<Self> {
-                ::rustyray::ActorBuilder::<Self, #args_ty>::new().remote(#(#names),*)
+                Self::options().remote(#(#names),*)
             }
 
             /// Actor options (`name`, `max_restarts`, `max_concurrency`, ...);
             /// end the chain with `.remote(args..)`.
             #vis fn options() -> ::rustyray::ActorBuilder<Self, #args_ty> {
-                ::rustyray::ActorBuilder::new()
+                ::rustyray::ActorBuilder::new().declare_concurrency_groups(#groups)
             }
         }
     })
@@ -311,7 +333,12 @@ fn remote_params(params: &[Param]) -> Vec<TokenStream> {
 
 /// One remote method on the surface (wraps its arguments and submits an actor
 /// task), and the compile-time checks of its types.
-fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Result<(TokenStream, TokenStream)> {
+fn method(
+    self_ty: &Type,
+    type_name: &syn::Ident,
+    func: &ImplItemFn,
+    group: Option<&str>,
+) -> syn::Result<(TokenStream, TokenStream)> {
     // The generated method lives on `TypeRemote` and its checks in free
     // functions, where `Self` would mean something else or nothing: the
     // signature is read with `Self` spelled out as the actor's type.
@@ -340,9 +367,13 @@ fn method(self_ty: &Type, type_name: &syn::Ident, func: &ImplItemFn) -> syn::Res
     };
     let body = if sig.asyncness.is_some() {
         let ret = output.convert(quote!(this.#name(#(#passes),*).await));
-        let constructor = if exclusive { quote!(exclusive_async) } else { quote!(shared_async) };
+        let (constructor, group) = match (exclusive, group) {
+            (true, _) => (quote!(exclusive_async), quote!()),
+            (false, None) => (quote!(shared_async), quote!()),
+            (false, Some(group)) => (quote!(shared_async_in), quote!(#group,)),
+        };
         quote! {
-            ::rustyray::__private::ActorMethod::#constructor(move |attempt, state| {
+            ::rustyray::__private::ActorMethod::#constructor(#group move |attempt, state| {
                 let args = slot.take(attempt);
                 ::std::boxed::Box::pin(async move {
                     let (#(#idents,)*) = args?;

@@ -5,6 +5,7 @@
 //! message that says what to do instead.
 
 mod actor;
+mod groups;
 mod remote;
 mod signature;
 
@@ -27,4 +28,24 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
     actor::expand(attr.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Tags a method of an `#[actor]` impl block: `#[rustyray::method(concurrency_group
+/// = "io")]` on an `async fn(&self)` method puts its calls in the named
+/// concurrency group, which the impl block declares with its limit
+/// (`#[actor(concurrency_groups(io = 2))]`). `#[actor]` reads and removes it;
+/// anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn method(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "`#[rustyray::method]` goes on a method inside an `#[rustyray::actor]` impl block, which must come \
+         before it (the impl block's `#[actor]` reads it)",
+    )
+    .into_compile_error()
+    .into_iter()
+    .chain(item)
+    .collect::<proc_macro2::TokenStream>()
+    .into()
 }

@@ -22,9 +22,11 @@
 //! line, and a call sent through the manager ([`ActorSlot::route`]) holds
 //! direct calls back until the manager has released it.
 //!
-//! `&mut self` calls run alone. Up to `max_concurrency` `&self` async calls
-//! may interleave; a call that needs the state to itself waits until they are
-//! done. A panic in a method is a crash: the state is dropped, the slot halts
+//! `&mut self` calls run alone. `&self` async calls may interleave, up to the
+//! limit of their concurrency group ([`Limits`]: the default group's is
+//! `max_concurrency`); a call whose group is full lets later calls of other
+//! groups start, and calls of one group start in order. A call that needs the
+//! state to itself waits until the interleaved ones are done. A panic in a method is a crash: the state is dropped, the slot halts
 //! (no further calls start) and the manager decides on a restart.
 
 use std::collections::VecDeque;
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustyray_core::{ActorInstance, ActorMethod, TaskBody, TaskId};
+use rustyray_core::{ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
 use tokio::sync::Notify;
 
 use super::thread::run;
@@ -46,7 +48,8 @@ pub(crate) struct ActorSlot {
     pub(super) arrived: Notify,
     /// Wakes the actor's thread while it lingers, waiting for a call.
     arrived_idle: Condvar,
-    pub(super) max_concurrency: usize,
+    /// How many `&self` async calls of each concurrency group may interleave.
+    pub(super) limits: Limits,
     /// How often a call lost in a crash is retried (for direct calls' attempts).
     max_task_retries: u32,
     /// Whether the actor holds CPUs, which its calls give back while they wait.
@@ -73,13 +76,13 @@ struct SlotInner {
 }
 
 impl ActorSlot {
-    pub(crate) fn new(max_concurrency: usize, max_task_retries: u32, holds_cpus: bool) -> Arc<Self> {
+    pub(crate) fn new(options: &ActorOptions, holds_cpus: bool) -> Arc<Self> {
         Arc::new(ActorSlot {
             inner: Mutex::default(),
             arrived: Notify::new(),
             arrived_idle: Condvar::new(),
-            max_concurrency,
-            max_task_retries,
+            limits: Limits::new(options),
+            max_task_retries: options.max_task_retries,
             holds_cpus,
         })
     }
@@ -258,12 +261,25 @@ impl ActorSlot {
     }
 
     /// The next call, if it may join the `&self` async calls in flight.
-    pub(super) fn next_shared(&self) -> Option<Start> {
+    pub(super) fn next_shared(&self, room: impl Fn(usize) -> bool) -> Option<(Start, usize)> {
         let mut inner = self.inner.lock();
-        let joins = !inner.halted
-            && !inner.killed
-            && inner.calls.front().is_some_and(|call| matches!(call.body, TaskBody::Method(ActorMethod::AsyncRef(_))));
-        if joins { inner.calls.pop_front() } else { None }
+        if inner.halted || inner.killed {
+            return None;
+        }
+        // The first `&self` async call whose group has room; a call of any
+        // other kind ends the search (it waits for the interleaved calls, and
+        // nothing overtakes it).
+        let mut pick = None;
+        for (at, call) in inner.calls.iter().enumerate() {
+            let TaskBody::Method(ActorMethod::AsyncRef(_, group)) = &call.body else { break };
+            let group = self.limits.index(*group);
+            if room(group) {
+                pick = Some((at, group));
+                break;
+            }
+        }
+        let (at, group) = pick?;
+        inner.calls.remove(at).map(|call| (call, group))
     }
 
     pub(super) fn take_parked(&self) -> Option<ActorInstance> {
@@ -274,5 +290,72 @@ impl ActorSlot {
         let mut inner = self.inner.lock();
         inner.halted = true;
         inner.direct = false;
+    }
+}
+
+/// The limits on an actor's interleaved `&self` async calls, by concurrency
+/// group: index 0 is the default group (`max_concurrency`), then the named
+/// groups in the order the actor declares them.
+pub(crate) struct Limits {
+    named: Box<[(&'static str, usize)]>,
+    default: usize,
+}
+
+impl Limits {
+    fn new(options: &ActorOptions) -> Self {
+        Limits {
+            named: options.concurrency_groups.iter().map(|g| (g.name, g.max_concurrency)).collect(),
+            default: options.max_concurrency,
+        }
+    }
+
+    /// How many groups there are, the default one included.
+    pub(super) fn len(&self) -> usize {
+        self.named.len() + 1
+    }
+
+    /// The index of the group a method names (`None`: the default group).
+    /// The generated code names only declared groups; any other name falls
+    /// back to the default group.
+    pub(super) fn index(&self, group: Option<&str>) -> usize {
+        group.and_then(|name| self.named.iter().position(|(n, _)| *n == name)).map_or(0, |at| at + 1)
+    }
+
+    /// How many calls of group `index` may run at once.
+    pub(super) fn limit(&self, index: usize) -> usize {
+        index.checked_sub(1).and_then(|at| self.named.get(at)).map_or(self.default, |(_, calls)| *calls)
+    }
+
+    /// Whether `&self` async calls ever run together.
+    pub(super) fn interleave(&self) -> bool {
+        self.default > 1 || !self.named.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustyray_core::ConcurrencyGroup;
+
+    use super::*;
+
+    #[test]
+    fn groups_are_indexed_after_the_default_one() {
+        let options = ActorOptions {
+            max_concurrency: 3,
+            concurrency_groups: vec![
+                ConcurrencyGroup { name: "io", max_concurrency: 2 },
+                ConcurrencyGroup { name: "health", max_concurrency: 1 },
+            ],
+            ..ActorOptions::default()
+        };
+        let limits = Limits::new(&options);
+        assert_eq!(limits.len(), 3);
+        assert_eq!(limits.index(None), 0);
+        assert_eq!(limits.index(Some("io")), 1);
+        assert_eq!(limits.index(Some("health")), 2);
+        assert_eq!(limits.index(Some("unknown")), 0);
+        assert_eq!((limits.limit(0), limits.limit(1), limits.limit(2)), (3, 2, 1));
+        assert!(limits.interleave());
+        assert!(!Limits::new(&ActorOptions::default()).interleave());
     }
 }

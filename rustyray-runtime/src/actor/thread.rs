@@ -127,7 +127,7 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
                     ActorMethod::Ref(body) => {
                         run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &**state))
                     }
-                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_) => {
+                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(..) => {
                         let handle = exec.handle().clone();
                         let (crash, next) = handle.block_on(run_async(exec, slot, start, state, &mut reporter));
                         taken = next;
@@ -156,7 +156,7 @@ fn call_context(exec: &Exec, slot: &ActorSlot, start: &Start) -> TaskContext {
 }
 
 fn is_async_method(start: &Start) -> bool {
-    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_)))
+    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(..)))
 }
 
 /// Runs a plain method on this thread, as a plain task body runs; returns
@@ -204,7 +204,7 @@ async fn run_async(
         let TaskBody::Method(method) = &start.body else { return (None, Some(start)) };
         let method = method.clone();
         let crash = match method {
-            ActorMethod::AsyncRef(_) if slot.max_concurrency > 1 => {
+            ActorMethod::AsyncRef(..) if slot.limits.interleave() => {
                 run_shared_phase(exec, slot, start, &**state, reporter).await
             }
             ActorMethod::AsyncMut(body) => {
@@ -213,7 +213,7 @@ async fn run_async(
                 let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
                 settle(start, outcome, started, reporter)
             }
-            ActorMethod::AsyncRef(body) => {
+            ActorMethod::AsyncRef(body, _) => {
                 let ctx = call_context(exec, slot, &start);
                 let (attempt, started) = (start.attempt, Instant::now());
                 let outcome = drive(ctx, start.span.clone(), || body(attempt, &**state)).await;
@@ -234,7 +234,7 @@ async fn run_async(
 /// What a crash leaves to report: the call that panicked and the calls in flight.
 type Crash = (Finished, Vec<(TaskId, u32)>);
 
-/// Runs `&self` async calls together, up to the actor's concurrency, until
+/// Runs `&self` async calls together, each group up to its limit, until
 /// none is in flight and the next call (if any) is not one; returns the
 /// crash if one panicked.
 async fn run_shared_phase(
@@ -247,11 +247,14 @@ async fn run_shared_phase(
     let mut in_flight = FuturesUnordered::new();
     // Which calls are in flight, to report those a crash stops.
     let mut running: Vec<(TaskId, u32)> = Vec::new();
-    let launch = |start: Start, running: &mut Vec<(TaskId, u32)>| {
-        let TaskBody::Method(ActorMethod::AsyncRef(body)) = &start.body else {
+    // How many calls of each concurrency group are in flight.
+    let mut busy = vec![0usize; slot.limits.len()];
+    let launch = |start: Start, group: usize, running: &mut Vec<(TaskId, u32)>, busy: &mut [usize]| {
+        let TaskBody::Method(ActorMethod::AsyncRef(body, _)) = &start.body else {
             return None;
         };
         running.push((start.task, start.attempt.number));
+        busy[group] += 1;
         let body = body.clone();
         let ctx = call_context(exec, slot, &start);
         let attempt = start.attempt;
@@ -259,22 +262,24 @@ async fn run_shared_phase(
         Some(async move {
             let started = Instant::now();
             let outcome = drive(ctx, span, || body(attempt, state)).await;
-            (start, outcome, started)
+            (start, group, outcome, started)
         })
     };
-    in_flight.extend(launch(first, &mut running));
+    let first_group = match &first.body {
+        TaskBody::Method(ActorMethod::AsyncRef(_, group)) => slot.limits.index(*group),
+        _ => 0,
+    };
+    in_flight.extend(launch(first, first_group, &mut running, &mut busy));
     loop {
-        while in_flight.len() < slot.max_concurrency
-            && let Some(next) = slot.next_shared()
-        {
-            in_flight.extend(launch(next, &mut running));
+        while let Some((next, group)) = slot.next_shared(|group| busy[group] < slot.limits.limit(group)) {
+            in_flight.extend(launch(next, group, &mut running, &mut busy));
         }
         if in_flight.is_empty() {
             return None;
         }
-        let room = in_flight.len() < slot.max_concurrency;
         tokio::select! {
-            Some((start, outcome, started)) = in_flight.next() => {
+            Some((start, group, outcome, started)) = in_flight.next() => {
+                busy[group] -= 1;
                 running.retain(|(task, _)| *task != start.task);
                 let finished = report(start, outcome, started, Handoff::None);
                 if matches!(finished.outcome, Err(ref error) if matches!(**error, TaskError::Panicked { .. })) {
@@ -284,7 +289,8 @@ async fn run_shared_phase(
                 }
                 reporter.finished(finished);
             }
-            _ = slot.arrived.notified(), if room => {}
+            // A new call may fit in a group with room.
+            _ = slot.arrived.notified() => {}
         }
     }
 }

@@ -42,9 +42,7 @@ impl Core {
         let id = config.id;
         // Listed by the runtime handle unless the actor was rejected; a
         // rejected actor's slot never runs anything.
-        let slot = self.directory.slot(id).unwrap_or_else(|| {
-            ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries, entry.holds_cpus())
-        });
+        let slot = self.directory.slot(id).unwrap_or_else(|| ActorSlot::new(&config.options, entry.holds_cpus()));
         let actor = ActorEntry {
             constructor: entry.spec.body.clone(),
             creation: entry.spec.id,

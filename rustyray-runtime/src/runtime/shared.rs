@@ -96,7 +96,7 @@ impl Runner for Shared {
             self.directory.register(config.id, config.options.name.as_deref(), &actor).err()
         };
         let entry = Entry::new(spec);
-        let slot = ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries, entry.holds_cpus());
+        let slot = ActorSlot::new(&config.options, entry.holds_cpus());
         if rejected.is_none() {
             self.directory.insert_slot(config.id, slot);
         }
