@@ -146,7 +146,7 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
                     reporter.flush();
                 }
             }
-            TaskBody::Blocking(_) | TaskBody::Async(_) => {}
+            TaskBody::Plain(_) | TaskBody::Async(_) => {}
         }
     }
 }
