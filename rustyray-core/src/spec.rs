@@ -157,6 +157,17 @@ pub enum ActorMethod {
     AsyncRef(AsyncRefBody),
 }
 
+impl fmt::Debug for ActorMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActorMethod::Mut(_) => "ActorMethod::Mut",
+            ActorMethod::Ref(_) => "ActorMethod::Ref",
+            ActorMethod::AsyncMut(_) => "ActorMethod::AsyncMut",
+            ActorMethod::AsyncRef(_) => "ActorMethod::AsyncRef",
+        })
+    }
+}
+
 impl ActorMethod {
     /// A `&mut self` plain method.
     pub fn exclusive(f: impl Fn(Attempt, &mut (dyn Any + Send)) -> BodyResult + Send + Sync + 'static) -> TaskBody {
