@@ -165,7 +165,7 @@ impl fmt::Debug for ActorMethod {
             ActorMethod::Mut(_) => "ActorMethod::Mut",
             ActorMethod::Ref(_) => "ActorMethod::Ref",
             ActorMethod::AsyncMut(_) => "ActorMethod::AsyncMut",
-            ActorMethod::AsyncRef(_) => "ActorMethod::AsyncRef",
+            ActorMethod::AsyncRef(..) => "ActorMethod::AsyncRef",
         })
     }
 }
