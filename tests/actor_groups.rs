@@ -21,9 +21,8 @@ pub struct Server {
     io_started: Mutex<Vec<u64>>,
 }
 
-#[rustyray::actor(concurrency_groups(compute = 1, io = 2, health = 1))]
-impl Server {
-    pub fn new() -> Self {
+impl Default for Server {
+    fn default() -> Self {
         Server {
             gate: Semaphore::new(0),
             give_up: tokio::time::Instant::now() + Duration::from_secs(90),
@@ -31,6 +30,13 @@ impl Server {
             io_peak: AtomicUsize::new(0),
             io_started: Mutex::new(Vec::new()),
         }
+    }
+}
+
+#[rustyray::actor(concurrency_groups(compute = 1, io = 2, health = 1))]
+impl Server {
+    pub fn new() -> Self {
+        Server::default()
     }
 
     /// A long computation: finishes when the gate lets it.

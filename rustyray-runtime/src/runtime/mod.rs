@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 use rustyray_core::context::{self, Scoped, TaskContext};
 use rustyray_core::{
-    Deps, Error, FunctionId, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
+    BuildError, Deps, FunctionId, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
 };
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -89,7 +89,7 @@ impl Runtime {
     }
 
     /// Stops the runtime: unfinished tasks fail with
-    /// [`Error::RuntimeShutdown`] (async bodies are dropped; plain bodies that
+    /// [`Error::RuntimeShutdown`](rustyray_core::Error::RuntimeShutdown) (async bodies are dropped; plain bodies that
     /// are running cannot be interrupted and are abandoned), and later
     /// submissions fail with it at once.
     pub async fn shutdown(&self) {
@@ -120,7 +120,7 @@ impl Runtime {
     }
 
     /// Stores `value` in this runtime's object store. After a shutdown the
-    /// returned ref is failed with [`Error::RuntimeShutdown`], as every
+    /// returned ref is failed with [`Error::RuntimeShutdown`](rustyray_core::Error::RuntimeShutdown), as every
     /// submission then is.
     pub fn put<T: Any + Send + Sync>(&self, value: T) -> ObjectRef<T> {
         object::put_in(self.runner(), value)
@@ -130,8 +130,8 @@ impl Runtime {
     /// arguments (the encoding of the parameter tuple); the result is the
     /// codec encoding of the function's return value.
     ///
-    /// An unknown name fails with [`Error::FunctionNotFound`] (listing near
-    /// matches) and malformed arguments with [`Error::Codec`]; both come back
+    /// An unknown name fails with [`Error::FunctionNotFound`](rustyray_core::Error::FunctionNotFound) (listing near
+    /// matches) and malformed arguments with [`Error::Codec`](rustyray_core::Error::Codec); both come back
     /// from `get` like any task failure, as does everything else.
     #[track_caller]
     pub fn call_by_name(&self, name: &str, args: &[u8]) -> ObjectRef<Vec<u8>> {
@@ -332,15 +332,15 @@ static INIT: Mutex<()> = Mutex::new(());
 /// the current tokio runtime. Free functions use it wherever no task or scope
 /// names another runtime.
 ///
-/// Fails with [`Error::AlreadyInitialized`] while a default runtime is alive
+/// Fails with [`BuildError::AlreadyInitialized`] while a default runtime is alive
 /// (use [`Runtime::current`], or build more with [`Runtime::builder`]); a
 /// default that was shut down, or whose tokio runtime ended, is replaced.
-pub fn init() -> Result<Runtime> {
+pub fn init() -> Result<Runtime, BuildError> {
     let _serialized = INIT.lock();
     if let Some(existing) = context::default_runner().and_then(Runtime::from_runner)
         && !existing.is_shut_down()
     {
-        return Err(Error::AlreadyInitialized);
+        return Err(BuildError::AlreadyInitialized);
     }
     let runtime = Runtime::builder().build()?;
     context::set_default_runner(Some(runtime.runner()));
