@@ -28,8 +28,10 @@
 
 #![deny(missing_docs)]
 
+mod accounting;
+mod actor;
 mod api;
-mod directory;
+mod config;
 pub mod events;
 mod executor;
 mod manager;
@@ -37,10 +39,11 @@ pub mod metrics;
 mod panic;
 #[cfg(feature = "progress")]
 pub mod progress;
+mod protocol;
 mod runtime;
 mod scheduler;
 pub mod state;
-mod store;
+mod task;
 mod timeline;
 mod timer;
 

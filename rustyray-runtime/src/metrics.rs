@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use rustyray_core::FunctionId;
 use smallvec::SmallVec;
 
-use crate::store::StoreUsage;
+use crate::accounting::StoreUsage;
 
 /// Upper bounds, in seconds, of the latency histograms' buckets: from 10 µs
 /// (a trivial task's overhead) to 100 s.
@@ -137,6 +137,13 @@ pub(crate) struct ActorCounts {
     pub(crate) restarts: Vec<(&'static str, u64)>,
 }
 
+/// Where a scrape gets its snapshot: the runtime, held weakly by collectors.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) trait Source: Send + Sync {
+    /// What a scrape reports now.
+    fn snapshot(&self) -> Snapshot;
+}
+
 /// Everything a scrape reports, copied out of the manager at once.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Snapshot {
@@ -164,8 +171,7 @@ mod exposition {
     use prometheus_client::metrics::gauge::ConstGauge;
     use prometheus_client::registry::Unit;
 
-    use super::{BUCKETS, Histogram, Snapshot};
-    use crate::runtime::Shared;
+    use super::{BUCKETS, Histogram, Snapshot, Source};
 
     /// A `prometheus-client` [`Collector`] for one runtime's metrics, computed
     /// at each scrape. Register it in your own registry to serve RustyRay's
@@ -175,31 +181,31 @@ mod exposition {
     /// It does not keep the runtime alive: once the runtime is gone it reports nothing.
     #[derive(Clone)]
     pub struct MetricsCollector {
-        pub(crate) shared: Weak<Shared>,
+        pub(crate) source: Weak<dyn Source>,
     }
 
     impl MetricsCollector {
         /// Whether both collect the same runtime's metrics.
         pub fn same_runtime(&self, other: &MetricsCollector) -> bool {
-            self.shared.ptr_eq(&other.shared)
+            self.source.ptr_eq(&other.source)
         }
 
         /// Whether the runtime is still there to report on.
         pub fn is_alive(&self) -> bool {
-            self.shared.strong_count() > 0
+            self.source.strong_count() > 0
         }
     }
 
     impl fmt::Debug for MetricsCollector {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("MetricsCollector").field("alive", &(self.shared.strong_count() > 0)).finish()
+            f.debug_struct("MetricsCollector").field("alive", &(self.source.strong_count() > 0)).finish()
         }
     }
 
     impl Collector for MetricsCollector {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-            match self.shared.upgrade() {
-                Some(shared) => encode(&shared.metrics_snapshot(), &mut encoder),
+            match self.source.upgrade() {
+                Some(source) => encode(&source.snapshot(), &mut encoder),
                 None => Ok(()),
             }
         }

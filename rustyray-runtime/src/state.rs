@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustyray_core::{Error, FunctionId, TaskError, TaskId, TaskKind};
 
+use crate::accounting::StoreUsage;
 use crate::events::{EventKind, Events};
 use crate::metrics::{FunctionMetrics, Functions};
-use crate::store::StoreUsage;
 
 /// Where a task is in its lifecycle:
 /// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`.

@@ -18,42 +18,58 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use futures::FutureExt;
 use rustyray_core::context::{self, Scoped, TaskContext};
-use rustyray_core::{Attempt, BodyResult, ObjectCell, TaskBody, TaskId};
-use tokio::task::AbortHandle;
+use rustyray_core::{BodyResult, TaskBody, TaskId};
 use tracing::Instrument;
 
-mod actor;
+use rustyray_core::Runner;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
 
-pub(crate) use actor::ActorSlot;
+use crate::protocol::{Finished, Handoff, Msg, Report};
+use crate::task::Start;
 
-use crate::manager::{Finished, Msg};
-use crate::runtime::Shared;
+/// What the executor needs of its runtime: the runner bodies see as their
+/// context, the manager's channel to report on, and the tokio runtime to run
+/// on. Cheap to clone; each running attempt holds one.
+#[derive(Clone)]
+pub(crate) struct Exec {
+    /// The runtime, as the task context names it.
+    pub(crate) runner: Arc<dyn Runner>,
+    tx: mpsc::UnboundedSender<Msg>,
+    handle: Handle,
+}
 
-/// One attempt to run.
-pub(crate) struct Start {
-    pub(crate) task: TaskId,
-    pub(crate) attempt: Attempt,
-    pub(crate) body: TaskBody,
-    pub(crate) output: Arc<ObjectCell>,
-    /// Whether the task holds resources to give back while it waits.
-    pub(crate) releases_on_wait: bool,
-    /// Set by the manager when it gives up on this attempt (timed out, retry
-    /// started): a late success must not be written then.
-    pub(crate) abandon: Option<Arc<AtomicBool>>,
-    /// Whether the manager left it in a runner's mailbox ahead of time: it
-    /// holds no CPU until the runner reports starting it.
-    pub(crate) lookahead: bool,
-    /// Whether it has a timeout (its start must be reported without delay).
-    pub(crate) timed: bool,
-    /// The attempt's `tracing` span, entered while the body runs.
-    pub(crate) span: tracing::Span,
+impl Exec {
+    pub(crate) fn new(runner: Arc<dyn Runner>, tx: mpsc::UnboundedSender<Msg>, handle: Handle) -> Self {
+        Exec { runner, tx, handle }
+    }
+
+    /// Tells the manager; gives the message back if the manager is gone.
+    pub(crate) fn send(&self, msg: Msg) -> Result<(), Msg> {
+        self.tx.send(msg).map_err(|error| error.0)
+    }
+
+    /// The manager's channel.
+    pub(crate) fn sender(&self) -> &mpsc::UnboundedSender<Msg> {
+        &self.tx
+    }
+
+    /// The tokio runtime attempts run on.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The context a body of `start` runs in.
+    pub(crate) fn context(&self, start: &Start, releases_on_wait: bool, blocking_thread: bool) -> TaskContext {
+        TaskContext { runner: self.runner.clone(), task: Some(start.task), releases_on_wait, blocking_thread }
+    }
 }
 
 /// Where the manager leaves a runner its next attempts, in order.
@@ -124,26 +140,11 @@ impl Mailbox {
     }
 }
 
-/// What a runner does once its attempt has ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Handoff {
-    /// The attempt ran without a runner (an async body, or inline).
-    None,
-    /// The runner starts this lookahead next, which takes over the CPU.
-    Next(TaskId, u32),
-    /// The runner gives the CPU back and goes on with an attempt that was
-    /// handed to it with a CPU of its own.
-    Released,
-    /// The runner's mailbox was empty: it holds no CPU now, and waits a
-    /// moment for a new attempt before it returns its thread.
-    Idle,
-}
-
 /// Starts a plain attempt; given a mailbox, it runs on a runner.
-pub(crate) fn start_plain(shared: &Arc<Shared>, start: Start, mailbox: Option<Arc<Mailbox>>) {
-    let shared_for_thread = shared.clone();
+pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox>>) {
+    let exec_for_thread = exec.clone();
     // The join handle is not needed: outcomes come back as messages.
-    drop(shared.handle().spawn_blocking(move || run_plain(&shared_for_thread, start, mailbox)));
+    drop(exec.handle().spawn_blocking(move || run_plain(&exec_for_thread, start, mailbox)));
 }
 
 /// How long one poll batch may keep polling before it hands the rest of its
@@ -154,27 +155,13 @@ const POLL_BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(
 /// Bodies that finish on that first poll (most trivial ones do) cost no task
 /// of their own; the others continue as tokio tasks of their own. What
 /// happened to each comes back in one [`Msg::Reports`] message.
-pub(crate) fn start_async(shared: &Arc<Shared>, starts: Vec<Start>) {
-    drop(shared.handle().spawn(poll_batch(shared.clone(), starts)));
-}
-
-/// What happened to attempts, reported in batches.
-pub(crate) enum Report {
-    /// It ended (or was skipped because it was already cancelled).
-    Finished(Finished),
-    /// It continues as its own tokio task, which `abort` stops.
-    Spawned { task: TaskId, attempt: u32, abort: AbortHandle },
-    /// An actor method panicked: the actor lost its state, and with it the
-    /// calls still in flight (task, attempt).
-    Crashed(Finished, Vec<(TaskId, u32)>),
-    /// A runner that had reported itself idle found a lookahead in its
-    /// mailbox and started it.
-    Resumed { task: TaskId, attempt: u32, started: Instant },
+pub(crate) fn start_async(exec: &Exec, starts: Vec<Start>) {
+    drop(exec.handle().spawn(poll_batch(exec.clone(), starts)));
 }
 
 type BoxedAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = BodyResult> + Send>>;
 
-async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
+async fn poll_batch(exec: Exec, starts: Vec<Start>) {
     let began = Instant::now();
     // One clock read per attempt: each starts when the one before it ended.
     let mut started = began;
@@ -195,7 +182,7 @@ async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
             }));
             continue;
         }
-        let mut attempt = attempt_future(&shared, &start);
+        let mut attempt = attempt_future(&exec, &start);
         let polled = futures::poll!(attempt.as_mut());
         let ended = Instant::now();
         match polled {
@@ -204,8 +191,7 @@ async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
             }
             std::task::Poll::Pending => {
                 let (task, number) = (start.task, start.attempt.number);
-                let abort =
-                    shared.handle().spawn(continue_async(shared.clone(), start, attempt, started)).abort_handle();
+                let abort = exec.handle().spawn(continue_async(exec.clone(), start, attempt, started)).abort_handle();
                 reports.push(Report::Spawned { task, attempt: number, abort });
             }
         }
@@ -216,25 +202,20 @@ async fn poll_batch(shared: Arc<Shared>, starts: Vec<Start>) {
     }
     let rest: Vec<Start> = starts.collect();
     if !rest.is_empty() {
-        start_async(&shared, rest);
+        start_async(&exec, rest);
     }
-    let _ = shared.send(Msg::Reports(reports));
+    let _ = exec.send(Msg::Reports(reports));
 }
 
 /// An async attempt as a future: the body's future, in the task's context,
 /// with panics caught.
-fn attempt_future(shared: &Arc<Shared>, start: &Start) -> BoxedAttempt {
+fn attempt_future(exec: &Exec, start: &Start) -> BoxedAttempt {
     let TaskBody::Async(body) = &start.body else {
         return Box::pin(std::future::ready(Err(rustyray_core::TaskError::Error(rustyray_core::Error::NotReady {
             object: start.output.id(),
         }))));
     };
-    let ctx = TaskContext {
-        runner: shared.clone(),
-        task: Some(start.task),
-        releases_on_wait: start.releases_on_wait,
-        blocking_thread: false,
-    };
+    let ctx = exec.context(start, start.releases_on_wait, false);
     // Building the future only takes the arguments; the function runs when
     // it is polled, inside the task's context.
     let span = start.span.clone();
@@ -253,9 +234,9 @@ fn attempt_future(shared: &Arc<Shared>, start: &Start) -> BoxedAttempt {
 }
 
 /// The rest of an async attempt that did not finish on its first poll.
-async fn continue_async(shared: Arc<Shared>, start: Start, attempt: BoxedAttempt, started: Instant) {
+async fn continue_async(exec: Exec, start: Start, attempt: BoxedAttempt, started: Instant) {
     let outcome = attempt.await;
-    let _ = shared.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
+    let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
 }
 
 /// Runs plain attempts on this thread: `start`, then whatever the manager
@@ -275,12 +256,12 @@ async fn continue_async(shared: Arc<Shared>, start: Start, attempt: BoxedAttempt
 /// (or to run a task inline) sends them first, see [`flush_held_reports`], so
 /// the manager knows which attempt runs on this thread before it hears that
 /// the attempt waits.
-fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
+fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
     let mut oldest = Instant::now();
     // The most attempts seen waiting in the mailbox since the last report.
     let mut peak = 0;
     loop {
-        let (outcome, started) = attempt_blocking(shared, &start);
+        let (outcome, started) = attempt_blocking(exec, &start);
         let (next, waiting) = match &mailbox {
             Some(mailbox) => mailbox.next(),
             None => (None, 0),
@@ -306,7 +287,7 @@ fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox
         // timeout needs the manager to know now that it started.
         let urgent = ran > BATCH_BELOW || next.as_ref().is_some_and(|next| next.timed);
         if urgent || next.is_none() || waiting * 2 < peak || age > REPORT_AGE {
-            flush_held_reports(shared);
+            flush_held_reports(exec.sender());
             peak = waiting;
         }
         start = match (next, &mailbox) {
@@ -318,7 +299,7 @@ fn run_plain(shared: &Arc<Shared>, mut start: Start, mailbox: Option<Arc<Mailbox
                         // idle: tell it the attempt starts (and takes a CPU).
                         let resumed =
                             Report::Resumed { task: next.task, attempt: next.attempt.number, started: Instant::now() };
-                        let _ = shared.send(Msg::Reports(vec![resumed]));
+                        let _ = exec.send(Msg::Reports(vec![resumed]));
                     }
                     next
                 }
@@ -339,10 +320,10 @@ thread_local! {
 /// manager must first learn that the attempt started (it may have been
 /// handed over in a held report), or the wait would be news about an attempt
 /// it does not know runs, and the CPU would stay held while the body waits.
-pub(crate) fn flush_held_reports(shared: &Shared) {
+pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
     let reports = HELD_REPORTS.with_borrow_mut(std::mem::take);
     if !reports.is_empty() {
-        let _ = shared.send(Msg::Reports(reports));
+        let _ = tx.send(Msg::Reports(reports));
     }
 }
 
@@ -356,13 +337,13 @@ const BATCH_BELOW: std::time::Duration = std::time::Duration::from_micros(100);
 const REPORT_AGE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Runs a plain attempt on the calling thread, which waits for it (inline).
-pub(crate) fn run_inline(shared: &Arc<Shared>, start: Start) {
-    let (outcome, started) = attempt_blocking(shared, &start);
-    let _ = shared.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
+pub(crate) fn run_inline(exec: &Exec, start: Start) {
+    let (outcome, started) = attempt_blocking(exec, &start);
+    let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
 }
 
 /// Runs a plain body on this thread, in its task's context, catching panics.
-fn attempt_blocking(shared: &Arc<Shared>, start: &Start) -> (BodyResult, Instant) {
+fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
     let started = Instant::now();
     if start.output.is_ready() {
         // Cancelled from its ref before it started: the body need not run.
@@ -374,12 +355,7 @@ fn attempt_blocking(shared: &Arc<Shared>, start: &Start) -> (BodyResult, Instant
             started,
         );
     };
-    let ctx = TaskContext {
-        runner: shared.clone(),
-        task: Some(start.task),
-        releases_on_wait: start.releases_on_wait,
-        blocking_thread: true,
-    };
+    let ctx = exec.context(start, start.releases_on_wait, true);
     let _entered = context::enter(ctx);
     let _span = start.span.enter();
     let outcome =

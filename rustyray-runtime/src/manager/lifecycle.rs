@@ -10,27 +10,28 @@
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
-use rustyray_core::{Attempt, Error, ObjectCell, ObjectId, TaskError, TaskId, TaskKind};
+use rustyray_core::{Error, ObjectCell, ObjectId, TaskError, TaskId, TaskKind};
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::oneshot;
 
-use super::actors::Actors;
-use super::entry::{Abandoned, Entry, Maybe, Running};
-use super::runners::{RunnerId, Runners};
-use super::{Finished, Msg, Timer};
-use crate::executor::{self, Handoff, Report, Start};
+use super::Timer;
+use super::runners::Runners;
+use crate::actor::{Actors, Directory};
+use crate::config::Config;
+use crate::events::EventKind;
+use crate::executor::{self, Exec};
+use crate::protocol::{Claim, Finished, Handoff, Msg, NewActor, Report};
+use crate::task::{Abandoned, Entry, Maybe, Running, Start, WorkerId as RunnerId};
 
 /// The most async attempts one poll batch takes.
 const POLL_BATCH: usize = 32;
-use crate::events::EventKind;
-use crate::runtime::{Config, Shared};
+use crate::accounting::StoreUsage;
 use crate::scheduler::{Held, Scheduler};
 use crate::state::{AttemptOutcome, AttemptRecord, Clock, Records, TaskFilter, TaskInfo, TaskState};
-use crate::store::StoreUsage;
 use crate::timer::Timers;
 
 /// Tasks waiting for one object.
@@ -59,6 +60,8 @@ pub(crate) struct Core {
     idle_waiters: Vec<oneshot::Sender<()>>,
     runners: Runners,
     pub(super) actors: Actors,
+    /// The runtime's actors by id and name, and their slots.
+    pub(super) directory: Arc<Directory>,
 }
 
 fn final_state(error: &Error) -> TaskState {
@@ -70,7 +73,7 @@ fn final_state(error: &Error) -> TaskState {
 }
 
 impl Core {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config, directory: Arc<Directory>) -> Self {
         let clock = Clock::new();
         Core {
             tasks: FxHashMap::default(),
@@ -87,12 +90,18 @@ impl Core {
             idle_waiters: Vec::new(),
             runners: Runners::default(),
             actors: Actors::new(config.max_finished_records),
+            directory,
         }
     }
 
     /// Tells the core which runtime it belongs to.
-    pub(crate) fn set_owner(&mut self, shared: &Arc<Shared>) {
-        self.owner = Arc::as_ptr(shared) as *const () as usize;
+    pub(crate) fn set_owner(&mut self, runtime: &Arc<dyn rustyray_core::Runner>) {
+        self.owner = Arc::as_ptr(runtime) as *const () as usize;
+    }
+
+    /// The runtime's actor directory.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// Reads the clock for the batch about to be applied.
@@ -109,16 +118,16 @@ impl Core {
         cell.owner().is_some_and(|owner| Arc::as_ptr(owner) as *const () as usize == self.owner)
     }
 
-    pub(super) fn handle(&mut self, shared: &Arc<Shared>, msg: Msg) {
+    pub(super) fn handle(&mut self, exec: &Exec, msg: Msg) {
         match msg {
-            Msg::Submit(spec) => self.submit(shared, spec),
+            Msg::Submit(spec) => self.submit(exec, spec),
             Msg::Finished(finished) => self.finished(*finished),
             Msg::Reports(reports) => {
                 for report in reports {
                     match report {
                         Report::Finished(finished) => self.finished(finished),
                         Report::Spawned { task, attempt, abort } => self.spawned(task, attempt, abort),
-                        Report::Crashed(finished, lost) => self.actor_crashed(shared, finished, lost),
+                        Report::Crashed(finished, lost) => self.actor_crashed(exec, finished, lost),
                         Report::Resumed { task, attempt, started } => self.resumed(task, attempt, started),
                     }
                 }
@@ -127,13 +136,13 @@ impl Core {
             Msg::Blocked(task) => self.block(task),
             Msg::Unblocked(task) => self.unblock(task),
             Msg::Claim(claim) => {
-                let super::Claim { task, waiter, reply } = *claim;
-                self.claim(shared, task, waiter, reply);
+                let Claim { task, waiter, reply } = *claim;
+                self.claim(exec, task, waiter, reply);
             }
             Msg::ObjectReady(object) => self.resolved.push(object),
             Msg::CreateActor(new) => {
-                let super::NewActor { entry, slot, config, rejected } = *new;
-                self.create_actor(shared, entry, slot, config, rejected);
+                let NewActor { entry, config, rejected } = *new;
+                self.create_actor(exec, entry, config, rejected);
             }
             Msg::ReleaseActor(actor) => self.orphan_actor(actor),
             Msg::KillActor(actor) => self.kill_actor(actor),
@@ -186,7 +195,7 @@ impl Core {
         })
     }
 
-    pub(super) fn submit(&mut self, shared: &Arc<Shared>, mut entry: Box<Entry>) {
+    pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         self.records.pending_args += 1;
         entry.submitted = self.now;
@@ -238,7 +247,7 @@ impl Core {
                         MapEntry::Vacant(slot) => {
                             slot.insert(Waiters { cell: cell.clone(), tasks: smallvec![id] });
                             if !cell.is_ready() && !self.owns(cell) {
-                                watch(shared, cell.clone());
+                                watch(exec, cell.clone());
                             }
                         }
                     }
@@ -259,7 +268,7 @@ impl Core {
     }
 
     /// Releases every task that may run now, and keeps runners fed.
-    pub(super) fn dispatch(&mut self, shared: &Arc<Shared>) {
+    pub(super) fn dispatch(&mut self, exec: &Exec) {
         let mut async_starts = Vec::new();
         loop {
             while let Some((ready, held)) = self.scheduler.next() {
@@ -272,10 +281,10 @@ impl Core {
                     }
                 };
                 if let TaskKind::ActorCreation { actor } = entry.spec.kind {
-                    self.start_creation(shared, actor, ready.task, held);
+                    self.start_creation(exec, actor, ready.task, held);
                     continue;
                 }
-                let start = prepare_attempt(entry);
+                let start = entry.prepare_attempt();
                 if entry.runs_on_runner() {
                     match self.runners.offer_to_idle(start) {
                         Ok(runner) => {
@@ -300,29 +309,29 @@ impl Core {
                                 false,
                                 Some(runner),
                             );
-                            executor::start_plain(shared, start, Some(mailbox));
+                            executor::start_plain(exec, start, Some(mailbox));
                         }
                     }
                 } else if entry.spec.body.is_blocking() {
                     mark_running(&mut self.timers, &mut self.records, self.now, entry, held, false, None);
-                    executor::start_plain(shared, start, None);
+                    executor::start_plain(exec, start, None);
                 } else {
                     mark_running(&mut self.timers, &mut self.records, self.now, entry, held, false, None);
                     async_starts.push(start);
                     if async_starts.len() == POLL_BATCH {
-                        executor::start_async(shared, std::mem::take(&mut async_starts));
+                        executor::start_async(exec, std::mem::take(&mut async_starts));
                     }
                 }
             }
             if !async_starts.is_empty() {
-                executor::start_async(shared, std::mem::take(&mut async_starts));
+                executor::start_async(exec, std::mem::take(&mut async_starts));
             }
             self.feed_runners();
             if !self.reclaim_lookahead() {
                 break;
             }
         }
-        self.pump_actors(shared);
+        self.pump_actors(exec);
     }
 
     /// Fills runners' mailboxes from the front of the line, as far as the
@@ -340,7 +349,7 @@ impl Core {
                     continue;
                 };
                 let priority = entry.spec.options.priority;
-                let mut start = prepare_attempt(entry);
+                let mut start = entry.prepare_attempt();
                 start.lookahead = true;
                 entry.assigned = Maybe::some(runner);
                 entry.lookahead_seq = Maybe::some(ready.seq);
@@ -436,7 +445,7 @@ impl Core {
     /// waiter's CPU to it.
     fn claim(
         &mut self,
-        shared: &Arc<Shared>,
+        exec: &Exec,
         task: TaskId,
         waiter: Option<TaskId>,
         reply: std::sync::mpsc::Sender<Option<Start>>,
@@ -463,11 +472,11 @@ impl Core {
             self.scheduler.forget(seq);
         }
         let held = self.scheduler.start_now(entry.demand.clone());
-        let start = prepare_attempt(entry);
+        let start = entry.prepare_attempt();
         mark_running(&mut self.timers, &mut self.records, self.now, entry, held, true, None);
         if let Err(std::sync::mpsc::SendError(Some(start))) = reply.send(Some(start)) {
             // The waiter is gone: run the attempt on the blocking pool instead.
-            executor::start_plain(shared, start, None);
+            executor::start_plain(exec, start, None);
         }
     }
 
@@ -967,43 +976,6 @@ pub(super) fn enqueue(scheduler: &mut Scheduler, records: &mut Records, actors: 
     entry.queued_seq = Maybe::some(seq);
 }
 
-/// Describes the next attempt of `entry` for the executor (the attempt is
-/// counted from here; it runs once [`mark_running`] says so).
-pub(super) fn prepare_attempt(entry: &mut Entry) -> Start {
-    entry.queued_seq = Maybe::NONE;
-    entry.started_attempts += 1;
-    let number = entry.started_attempts;
-    let last = number > entry.spec.options.max_retries;
-    // Inputs are resolved; dropping our hold on them lets the last attempt
-    // move a value out of the store instead of copying it.
-    entry.spec.deps.clear();
-    let abandon = (entry.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
-    entry.prepared_abandon = abandon.clone();
-    let spec = &entry.spec;
-    let span = tracing::info_span!(
-        target: "rustyray::task",
-        parent: spec.trace_parent.as_deref().and_then(tracing::Span::id),
-        "task",
-        task = %spec.id,
-        function = spec.function.name(),
-        name = spec.options.name.as_deref(),
-        attempt = number,
-        parent_task = spec.parent.map(|parent| parent.as_u64()),
-        args = spec.args.as_deref(),
-    );
-    Start {
-        span,
-        task: entry.spec.id,
-        attempt: Attempt { number, last },
-        body: entry.spec.body.clone(),
-        output: entry.spec.output.clone(),
-        releases_on_wait: !entry.demand.is_zero(),
-        abandon,
-        lookahead: false,
-        timed: entry.spec.options.timeout.is_some(),
-    }
-}
-
 /// Marks `entry`'s latest prepared attempt as running, holding `held`.
 ///
 /// `now` is when the attempt started: for a lookahead a runner started on
@@ -1035,9 +1007,9 @@ pub(super) fn mark_running(
 }
 
 /// Forwards the readiness of another runtime's object to this manager.
-fn watch(shared: &Arc<Shared>, cell: Arc<ObjectCell>) {
-    let sender = shared.sender();
-    shared.handle().spawn(async move {
+fn watch(exec: &Exec, cell: Arc<ObjectCell>) {
+    let sender = exec.sender().clone();
+    exec.handle().spawn(async move {
         let _ = cell.ready().await;
         let _ = sender.send(Msg::ObjectReady(cell.id()));
     });

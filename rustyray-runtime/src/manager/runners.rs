@@ -23,10 +23,9 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 use rustyray_core::TaskId;
 
-use crate::executor::{Mailbox, Start};
-
-/// Names a runner.
-pub(super) type RunnerId = u64;
+use crate::executor::Mailbox;
+use crate::task::Start;
+pub(super) use crate::task::WorkerId as RunnerId;
 
 /// The work a runner should have queued: plain attempts are handed over
 /// ahead of time to cover about this much of their running (a few of the OS
