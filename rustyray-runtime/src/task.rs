@@ -5,12 +5,20 @@
 //! a `Msg::Submit`; the manager keeps it until the task finishes, then keeps
 //! its [`Record`]. Each attempt is prepared from the entry
 //! ([`Entry::prepare_attempt`]) and handed to the executor as a [`Start`].
+//!
+//! A million tasks may wait in the table at once, so an entry keeps its
+//! description compact ([`Spec`]): what most tasks leave at its default
+//! (options, recorded arguments, a trace parent) is kept out of line, and
+//! only when set.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use rustyray_core::{Attempt, ObjectCell, TaskBody, TaskId, TaskSpec};
+use rustyray_core::{
+    Attempt, Deps, Error, FunctionId, ObjectCell, TaskBody, TaskId, TaskKind, TaskOptions, TaskOrigin, TaskSpec,
+};
 use tokio::task::AbortHandle;
 
 use crate::scheduler::{Demand, Held};
@@ -40,10 +48,141 @@ pub(crate) struct Start {
     pub(crate) span: tracing::Span,
 }
 
+/// A task's description as the manager keeps it: a [`TaskSpec`] whose
+/// options, recorded arguments and trace parent are out of line ([`Options`]),
+/// and whose submitting location (which nothing reads) is not kept.
+pub(crate) struct Spec {
+    pub(crate) id: TaskId,
+    pub(crate) function: FunctionId,
+    pub(crate) kind: TaskKind,
+    pub(crate) options: Options,
+    pub(crate) deps: Deps,
+    pub(crate) body: TaskBody,
+    pub(crate) output: Arc<ObjectCell>,
+    pub(crate) parent: Option<TaskId>,
+}
+
+impl Spec {
+    fn new(spec: TaskSpec) -> Self {
+        let TaskSpec { id, function, kind, options, deps, body, output, parent, caller: _, args, trace_parent } = spec;
+        let options = if is_default(&options) && args.is_none() && trace_parent.is_none() {
+            Options(None)
+        } else {
+            Options(Some(Box::new(Extra { options, args, trace_parent })))
+        };
+        Spec { id, function, kind, options, deps, body, output, parent }
+    }
+
+    /// Names this task, for errors.
+    pub(crate) fn origin(&self) -> TaskOrigin {
+        TaskOrigin { task: self.id, function: self.function, name: self.options.name.clone() }
+    }
+}
+
+/// A task's options (read through `Deref`), its recorded arguments and its
+/// trace parent: one word, and no allocation when all are defaults, as for
+/// most tasks.
+pub(crate) struct Options(Option<Box<Extra>>);
+
+/// What a task sets beyond the defaults.
+struct Extra {
+    options: TaskOptions,
+    args: Option<Arc<str>>,
+    trace_parent: Option<Box<tracing::Span>>,
+}
+
+/// The options of a call that sets none.
+static DEFAULT_OPTIONS: TaskOptions = TaskOptions {
+    name: None,
+    max_retries: 0,
+    backoff: None,
+    timeout: None,
+    priority: 0,
+    queue: None,
+    num_cpus: None,
+    resources: Vec::new(),
+    record_args: false,
+    run_at: None,
+    invalid: None,
+};
+
+/// Whether `options` are the defaults (every field is named, so a new option
+/// cannot be forgotten here).
+fn is_default(options: &TaskOptions) -> bool {
+    let TaskOptions {
+        name,
+        max_retries,
+        backoff,
+        timeout,
+        priority,
+        queue,
+        num_cpus,
+        resources,
+        record_args,
+        run_at,
+        invalid,
+    } = options;
+    name.is_none()
+        && *max_retries == 0
+        && backoff.is_none()
+        && timeout.is_none()
+        && *priority == 0
+        && queue.is_none()
+        && num_cpus.is_none()
+        && resources.is_empty()
+        && !record_args
+        && run_at.is_none()
+        && invalid.is_none()
+}
+
+impl Deref for Options {
+    type Target = TaskOptions;
+
+    fn deref(&self) -> &TaskOptions {
+        self.0.as_ref().map_or(&DEFAULT_OPTIONS, |extra| &extra.options)
+    }
+}
+
+impl Options {
+    /// Takes the first invalid option given, if any.
+    pub(crate) fn take_invalid(&mut self) -> Option<Box<Error>> {
+        self.0.as_mut().and_then(|extra| extra.options.invalid.take())
+    }
+
+    /// Marks the task as refused with `error` before it runs.
+    pub(crate) fn set_invalid(&mut self, error: Error) {
+        let extra = self
+            .0
+            .get_or_insert_with(|| Box::new(Extra { options: TaskOptions::default(), args: None, trace_parent: None }));
+        extra.options.invalid = Some(Box::new(error));
+    }
+
+    /// Its arguments as text, if the call opted in to recording them.
+    pub(crate) fn args(&self) -> Option<&Arc<str>> {
+        self.0.as_ref().and_then(|extra| extra.args.as_ref())
+    }
+
+    /// The span current where it was submitted, if any.
+    pub(crate) fn trace_parent(&self) -> Option<&tracing::Span> {
+        self.0.as_ref().and_then(|extra| extra.trace_parent.as_deref())
+    }
+
+    /// The options, moved out.
+    fn into_parts(self) -> (Option<Arc<str>>, i32, Option<Arc<str>>, Option<Arc<str>>) {
+        match self.0 {
+            Some(extra) => {
+                let Extra { options, args, .. } = *extra;
+                (options.name, options.priority, options.queue, args)
+            }
+            None => (None, 0, None, None),
+        }
+    }
+}
+
 /// A task the manager is responsible for, until it finishes. Allocated by the
 /// submitting thread, so the manager's loop does not pay for it.
 pub(crate) struct Entry {
-    pub(crate) spec: TaskSpec,
+    pub(crate) spec: Spec,
     pub(crate) state: TaskState,
     /// What it holds while it runs.
     pub(crate) demand: Demand,
@@ -146,7 +285,7 @@ impl Entry {
         let demand = Demand::of(&spec.options, spec.body.is_blocking());
         let now = Instant::now();
         Box::new(Entry {
-            spec,
+            spec: Spec::new(spec),
             state: TaskState::PendingArgs,
             demand,
             unresolved: 0,
@@ -175,21 +314,26 @@ impl Entry {
         let number = self.started_attempts;
         let last = number > self.spec.options.max_retries;
         // Inputs are resolved; dropping our hold on them lets the last attempt
-        // move a value out of the store instead of copying it.
+        // move a value out of the store instead of copying it. What they were
+        // is kept for the timeline, from now only (a task that waits keeps
+        // no more than its dependencies).
+        if self.inputs.is_empty() {
+            self.inputs = self.input_tasks();
+        }
         self.spec.deps.clear();
         let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
         self.prepared_abandon = abandon.clone();
         let spec = &self.spec;
         let span = tracing::info_span!(
             target: "rustyray::task",
-            parent: spec.trace_parent.as_deref().and_then(tracing::Span::id),
+            parent: spec.options.trace_parent().and_then(tracing::Span::id),
             "task",
             task = %spec.id,
             function = spec.function.name(),
             name = spec.options.name.as_deref(),
             attempt = number,
             parent_task = spec.parent.map(|parent| parent.as_u64()),
-            args = spec.args.as_deref(),
+            args = spec.options.args().map(|args| &**args),
         );
         Start {
             span,
@@ -201,6 +345,16 @@ impl Entry {
             abandon,
             lookahead: false,
             timed: self.spec.options.timeout.is_some(),
+        }
+    }
+
+    /// The tasks whose outputs it takes as arguments: known from its
+    /// dependencies until its first attempt, from `inputs` after.
+    fn input_tasks(&self) -> Box<[TaskId]> {
+        if self.inputs.is_empty() {
+            self.spec.deps.iter().filter_map(|cell| cell.producer()).collect()
+        } else {
+            self.inputs.clone()
         }
     }
 
@@ -237,7 +391,8 @@ impl Entry {
 
     /// The finished task as the records keep it, moving what can be moved.
     pub(crate) fn into_record(self: Box<Self>, finished: Instant) -> Record {
-        let Entry { spec, state, submitted, attempts, inputs, .. } = *self;
+        let inputs = self.input_tasks();
+        let Entry { spec, state, submitted, attempts, .. } = *self;
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
@@ -251,16 +406,17 @@ impl Entry {
             }
             _ => finished,
         };
-        let TaskSpec { id, function, kind, options, parent, args, .. } = spec;
+        let Spec { id, function, kind, options, parent, .. } = spec;
+        let (name, priority, queue, args) = options.into_parts();
         Record {
             id,
-            name: options.name,
+            name,
             function,
             kind,
             state,
             parent,
-            priority: options.priority,
-            queue: options.queue,
+            priority,
+            queue,
             submitted,
             finished: Some(finished),
             attempts,
@@ -289,9 +445,9 @@ impl Entry {
                 Some(Err(error)) if self.state.is_final() => Some(Box::new(error.clone())),
                 _ => None,
             },
-            inputs: self.inputs.clone(),
+            inputs: self.input_tasks(),
             blocking: self.spec.body.is_blocking(),
-            args: self.spec.args.clone(),
+            args: self.spec.options.args().cloned(),
         }
     }
 }

@@ -62,7 +62,7 @@ impl Core {
         self.actors.creations.insert(entry.spec.id, id);
         self.actors.live.insert(id, actor);
         if let Some(error) = rejected {
-            entry.spec.options.invalid = Some(Box::new(error));
+            entry.spec.options.set_invalid(error);
         }
         self.submit(exec, entry);
     }

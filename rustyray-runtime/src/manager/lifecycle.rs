@@ -159,7 +159,7 @@ impl Core {
     /// unknown queue, a cancelled parent, a stopped runtime.
     fn rejection(&self, entry: &mut Entry) -> Option<Error> {
         let spec = &mut entry.spec;
-        if let Some(invalid) = spec.options.invalid.take() {
+        if let Some(invalid) = spec.options.take_invalid() {
             return Some(*invalid);
         }
         if self.shut_down {
@@ -189,7 +189,7 @@ impl Core {
     }
 
     /// Whether the task that submitted `spec` was cancelled while its body ran on.
-    pub(super) fn parent_cancelled(&self, spec: &rustyray_core::TaskSpec) -> bool {
+    pub(super) fn parent_cancelled(&self, spec: &crate::task::Spec) -> bool {
         spec.parent.is_some_and(|parent| {
             self.abandoned.get(&parent).is_some_and(|attempts| attempts.iter().any(|a| a.cancelled))
         })
@@ -209,7 +209,7 @@ impl Core {
             function: spec.function,
             name: spec.options.name.clone(),
             parent: spec.parent,
-            args: spec.args.clone(),
+            args: spec.options.args().cloned(),
         });
         if entry.direct {
             return self.submit_direct(entry);
@@ -257,9 +257,6 @@ impl Core {
         if let Some(error) = failed {
             let state = final_state(&error);
             return self.finalize(entry, state, Some(error));
-        }
-        if !entry.spec.deps.is_empty() {
-            entry.inputs = entry.spec.deps.iter().filter_map(|cell| cell.producer()).collect();
         }
         if entry.unresolved == 0 {
             enqueue(&mut self.scheduler, &mut self.records, &mut self.actors, &mut entry);
