@@ -12,9 +12,9 @@
 //! only when set.
 
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustyray_core::{
     Attempt, Deps, Error, FunctionId, ObjectCell, TaskBody, TaskId, TaskKind, TaskOptions, TaskOrigin, TaskSpec,
@@ -22,7 +22,7 @@ use rustyray_core::{
 use tokio::task::AbortHandle;
 
 use crate::scheduler::{Demand, Held};
-use crate::state::{Attempts, Record, TaskState};
+use crate::state::{AttemptRecord, Attempts, Record, TaskState};
 
 /// Names a worker: a blocking thread that runs plain attempts one after
 /// another (see `executor::worker`).
@@ -201,22 +201,54 @@ pub(crate) struct Entry {
     pub(crate) prepared_abandon: Option<Arc<AtomicBool>>,
     /// The attempt running now; boxed, as most tasks in the table wait.
     pub(crate) running: Option<Box<Running>>,
-    /// Tasks it submitted, for recursive cancellation.
-    pub(crate) children: Vec<TaskId>,
-    pub(crate) submitted: Instant,
+    /// Its attempts, children and inputs, from its first attempt on (or its
+    /// first child); boxed, as a task that waits has none.
+    history: Option<Box<History>>,
+    pub(crate) submitted: Stamp,
     /// When it last became ready to run (for the queue-wait histogram).
-    pub(crate) queued_at: Instant,
-    pub(crate) attempts: Attempts,
+    pub(crate) queued_at: Stamp,
     /// Its function's slot in the metrics table.
     pub(crate) metrics: u32,
-    /// The tasks whose outputs it takes as arguments (for the timeline).
-    pub(crate) inputs: Box<[TaskId]>,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
     pub(crate) routed: bool,
     /// An actor call its caller left in the actor's slot itself: its first
     /// attempt is prepared and already on its way to running.
     pub(crate) direct: bool,
+}
+
+/// An instant in one word rather than an `Instant`'s two: nanoseconds since
+/// a process-wide origin (taken before any task is submitted).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stamp(u64);
+
+/// The instant stamps count from.
+fn stamp_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+impl Stamp {
+    /// `at` as a stamp (an instant before the origin is the origin).
+    pub(crate) fn of(at: Instant) -> Self {
+        Stamp(u64::try_from(at.saturating_duration_since(stamp_origin()).as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The stamp as an instant.
+    pub(crate) fn instant(self) -> Instant {
+        let origin = stamp_origin();
+        origin.checked_add(Duration::from_nanos(self.0)).unwrap_or(origin)
+    }
+}
+
+/// What a task gathers once it runs.
+#[derive(Default)]
+pub(crate) struct History {
+    pub(crate) attempts: Attempts,
+    /// Tasks it submitted, for recursive cancellation.
+    pub(crate) children: Vec<TaskId>,
+    /// The tasks whose outputs it takes as arguments (for the timeline).
+    pub(crate) inputs: Box<[TaskId]>,
 }
 
 /// An optional number (a place in line, a [`WorkerId`]) in one word rather
@@ -283,7 +315,7 @@ pub(crate) struct Abandoned {
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
         let demand = Demand::of(&spec.options, spec.body.is_blocking());
-        let now = Instant::now();
+        let now = Stamp::of(Instant::now());
         Box::new(Entry {
             spec: Spec::new(spec),
             state: TaskState::PendingArgs,
@@ -295,12 +327,10 @@ impl Entry {
             lookahead_seq: Maybe::NONE,
             prepared_abandon: None,
             running: None,
-            children: Vec::new(),
+            history: None,
             submitted: now,
             queued_at: now,
-            attempts: Attempts::new(),
             metrics: u32::MAX,
-            inputs: Box::new([]),
             routed: false,
             direct: false,
         })
@@ -317,8 +347,9 @@ impl Entry {
         // move a value out of the store instead of copying it. What they were
         // is kept for the timeline, from now only (a task that waits keeps
         // no more than its dependencies).
-        if self.inputs.is_empty() {
-            self.inputs = self.input_tasks();
+        if self.history.is_none() {
+            let inputs = self.input_tasks();
+            self.history().inputs = inputs;
         }
         self.spec.deps.clear();
         let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
@@ -351,11 +382,30 @@ impl Entry {
     /// The tasks whose outputs it takes as arguments: known from its
     /// dependencies until its first attempt, from `inputs` after.
     fn input_tasks(&self) -> Box<[TaskId]> {
-        if self.inputs.is_empty() {
-            self.spec.deps.iter().filter_map(|cell| cell.producer()).collect()
-        } else {
-            self.inputs.clone()
+        match &self.history {
+            Some(history) if !history.inputs.is_empty() => history.inputs.clone(),
+            _ => self.spec.deps.iter().filter_map(|cell| cell.producer()).collect(),
         }
+    }
+
+    /// Its attempts, children and inputs, made on first use.
+    pub(crate) fn history(&mut self) -> &mut History {
+        self.history.get_or_insert_with(Box::default)
+    }
+
+    /// Its attempts so far.
+    pub(crate) fn attempts(&self) -> &[AttemptRecord] {
+        self.history.as_ref().map_or(&[], |history| &history.attempts)
+    }
+
+    /// Its attempts, to add to or update.
+    pub(crate) fn attempts_mut(&mut self) -> &mut Attempts {
+        &mut self.history().attempts
+    }
+
+    /// The tasks it submitted, taken out.
+    pub(crate) fn take_children(&mut self) -> Vec<TaskId> {
+        self.history.as_mut().map(|history| std::mem::take(&mut history.children)).unwrap_or_default()
     }
 
     /// The output cell, to fail the task when it cannot even be handed over.
@@ -392,7 +442,8 @@ impl Entry {
     /// The finished task as the records keep it, moving what can be moved.
     pub(crate) fn into_record(self: Box<Self>, finished: Instant) -> Record {
         let inputs = self.input_tasks();
-        let Entry { spec, state, submitted, attempts, .. } = *self;
+        let Entry { spec, state, submitted, history, .. } = *self;
+        let attempts = history.map(|history| history.attempts).unwrap_or_default();
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
@@ -417,7 +468,7 @@ impl Entry {
             parent,
             priority,
             queue,
-            submitted,
+            submitted: submitted.instant(),
             finished: Some(finished),
             attempts,
             error,
@@ -438,9 +489,9 @@ impl Entry {
             parent: self.spec.parent,
             priority: self.spec.options.priority,
             queue: self.spec.options.queue.clone(),
-            submitted: self.submitted,
+            submitted: self.submitted.instant(),
             finished,
-            attempts: self.attempts.clone(),
+            attempts: self.attempts().iter().cloned().collect(),
             error: match self.spec.output.try_get() {
                 Some(Err(error)) if self.state.is_final() => Some(Box::new(error.clone())),
                 _ => None,
@@ -449,5 +500,17 @@ impl Entry {
             blocking: self.spec.body.is_blocking(),
             args: self.spec.options.args().cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_task_costs_no_more_than_its_compact_entry() {
+        // A million tasks may wait at once: every word here is 8 MB then.
+        assert!(std::mem::size_of::<Entry>() <= 216, "{} bytes", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Spec>() <= 120, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

@@ -179,7 +179,7 @@ impl Core {
         if let Some(parent) = entry.spec.parent
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
-            parent.children.push(id);
+            parent.history().children.push(id);
         }
         set_state(&mut self.records, &mut entry, TaskState::Queued);
         mark_running(&mut self.timers, &mut self.records, self.now, &mut entry, Held::default(), false, None);
@@ -298,7 +298,7 @@ impl Core {
             if let Some(call) = self.tasks.get_mut(&start.task) {
                 call.running = None;
                 call.started_attempts -= 1;
-                call.attempts.pop();
+                call.attempts_mut().pop();
                 set_state(&mut self.records, call, TaskState::Queued);
                 back.push(start.task);
             }
@@ -315,7 +315,7 @@ impl Core {
                 continue;
             }
             call.running = None;
-            if let Some(record) = call.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+            if let Some(record) = call.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
                 record.ended = Some(self.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
             }

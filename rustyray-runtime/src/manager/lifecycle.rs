@@ -198,7 +198,7 @@ impl Core {
     pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         self.records.pending_args += 1;
-        entry.submitted = self.now;
+        entry.submitted = crate::task::Stamp::of(self.now);
         entry.metrics = self.records.functions.slot(entry.spec.function);
         if let Some(function) = self.records.functions.get_mut(entry.metrics) {
             function.submitted += 1;
@@ -230,7 +230,7 @@ impl Core {
         if let Some(parent) = entry.spec.parent
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
-            parent.children.push(id);
+            parent.history().children.push(id);
         }
         let mut failed = None;
         for cell in &entry.spec.deps {
@@ -512,7 +512,7 @@ impl Core {
         // Cancelled from its ref while this attempt ran: the object already
         // holds the cancellation, whatever the attempt did.
         let cancelled = matches!(entry.spec.output.try_get(), Some(Err(error)) if error.is_cancelled());
-        if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+        if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
             record.started = started;
             record.ended = Some(ended);
             record.outcome = match &outcome {
@@ -675,7 +675,7 @@ impl Core {
         }
         let Some(timeout) = entry.spec.options.timeout else { return };
         let Some(running) = entry.running.take() else { return };
-        if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+        if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
             record.ended = Some(self.now);
             record.outcome = AttemptOutcome::Failed(Box::new(TaskError::TimedOut { timeout }));
         }
@@ -712,7 +712,7 @@ impl Core {
         let mut stack = vec![task];
         while let Some(task) = stack.pop() {
             let Some(mut entry) = self.tasks.remove(&task) else { continue };
-            stack.append(&mut entry.children);
+            stack.extend(entry.take_children());
             if let Some(seq) = entry.queued_seq.take() {
                 self.scheduler.forget(seq);
             }
@@ -729,10 +729,10 @@ impl Core {
                 // Still waiting in the actor's slot: it never started.
                 entry.running = None;
                 entry.started_attempts -= 1;
-                entry.attempts.pop();
+                entry.attempts_mut().pop();
             }
             if let Some(running) = entry.running.take() {
-                if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == running.attempt) {
+                if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == running.attempt) {
                     record.ended = Some(self.now);
                     record.outcome = AttemptOutcome::Cancelled;
                 }
@@ -947,7 +947,7 @@ pub(super) fn set_state(records: &mut Records, entry: &mut Entry, state: TaskSta
         TaskState::PendingArgs => records.pending_args += 1,
         TaskState::Queued => {
             records.queued += 1;
-            entry.queued_at = records.now;
+            entry.queued_at = crate::task::Stamp::of(records.now);
         }
         TaskState::Running => records.running += 1,
         _ => {}
@@ -995,12 +995,18 @@ pub(super) fn mark_running(
     let abandon = entry.prepared_abandon.take();
     entry.running = Some(Box::new(Running { attempt: number, abort: None, timer, held, abandon, runner }));
     if let Some(function) = records.functions.get_mut(entry.metrics) {
-        function.queue_wait.observe(now.saturating_duration_since(entry.queued_at));
+        function.queue_wait.observe(now.saturating_duration_since(entry.queued_at.instant()));
     }
     set_state(records, entry, TaskState::Running);
     let (task, function) = (entry.spec.id, entry.spec.function);
     records.emit(now, || EventKind::TaskStarted { task, function, attempt: number });
-    entry.attempts.push(AttemptRecord { number, started: now, ended: None, outcome: AttemptOutcome::Running, inline });
+    entry.attempts_mut().push(AttemptRecord {
+        number,
+        started: now,
+        ended: None,
+        outcome: AttemptOutcome::Running,
+        inline,
+    });
 }
 
 /// Forwards the readiness of another runtime's object to this manager.

@@ -24,9 +24,35 @@ fn float(amount: i64) -> f64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Demand {
     pub(crate) cpus: i64,
-    /// Custom resources (rare): a boxed slice, which takes no allocation when
-    /// empty and one word less than a `Vec` in every queued task's records.
-    pub(crate) custom: Box<[(Arc<str>, i64)]>,
+    /// Custom resources (rare).
+    pub(crate) custom: Custom,
+}
+
+/// Custom resources and amounts: one word, and no allocation when there are
+/// none, as every queued task carries one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Custom(Option<Box<Vec<(Arc<str>, i64)>>>);
+
+impl Custom {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, (Arc<str>, i64)> {
+        self.0.as_deref().map_or(&[][..], |custom| &custom[..]).iter()
+    }
+}
+
+impl FromIterator<(Arc<str>, i64)> for Custom {
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, i64)>>(iter: I) -> Self {
+        let custom: Vec<_> = iter.into_iter().collect();
+        Custom((!custom.is_empty()).then(|| Box::new(custom)))
+    }
+}
+
+impl<'a> IntoIterator for &'a Custom {
+    type Item = &'a (Arc<str>, i64);
+    type IntoIter = std::slice::Iter<'a, (Arc<str>, i64)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 impl Demand {
@@ -42,7 +68,7 @@ impl Demand {
 
     /// One CPU and nothing else: the usual demand of a plain body.
     pub(crate) fn one_cpu() -> Self {
-        Demand { cpus: fixed(1.0), custom: Box::default() }
+        Demand { cpus: fixed(1.0), custom: Custom::default() }
     }
 
     /// Whether the task holds nothing.
