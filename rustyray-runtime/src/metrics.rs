@@ -87,38 +87,38 @@ impl FunctionMetrics {
     }
 }
 
-/// The metrics of every function seen, found by a slot number each task keeps.
+/// The metrics of every function seen, found by an index each task keeps.
 #[derive(Default)]
 pub(crate) struct Functions {
-    slots: FxHashMap<FunctionId, u32>,
+    indexes: FxHashMap<FunctionId, u32>,
     table: Vec<FunctionMetrics>,
-    /// The last function looked up and its slot: tasks come in runs of one function.
+    /// The last function looked up and its index: tasks come in runs of one function.
     last: Option<(FunctionId, u32)>,
 }
 
 impl Functions {
-    /// The slot of `function`'s metrics, made on first sight.
-    pub(crate) fn slot(&mut self, function: FunctionId) -> u32 {
+    /// The index of `function`'s metrics, made on first sight.
+    pub(crate) fn index(&mut self, function: FunctionId) -> u32 {
         // Names are `&'static str`s registered once per function: the same
         // address is the same function (a different one falls back to the map).
-        if let Some((last, slot)) = self.last
+        if let Some((last, index)) = self.last
             && std::ptr::eq(last.name(), function.name())
         {
-            return slot;
+            return index;
         }
-        if let Some(&slot) = self.slots.get(&function) {
-            self.last = Some((function, slot));
-            return slot;
+        if let Some(&index) = self.indexes.get(&function) {
+            self.last = Some((function, index));
+            return index;
         }
-        let slot = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
+        let index = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
         self.table.push(FunctionMetrics::new(function));
-        self.slots.insert(function, slot);
-        self.last = Some((function, slot));
-        slot
+        self.indexes.insert(function, index);
+        self.last = Some((function, index));
+        index
     }
 
-    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut FunctionMetrics> {
-        self.table.get_mut(slot as usize)
+    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut FunctionMetrics> {
+        self.table.get_mut(index as usize)
     }
 
     pub(crate) fn all(&self) -> &[FunctionMetrics] {
@@ -408,18 +408,18 @@ mod tests {
     }
 
     #[test]
-    fn each_function_gets_one_slot() {
+    fn each_function_gets_one_index() {
         let mut functions = Functions::default();
-        let f = functions.slot(FunctionId::new("m::f"));
-        let g = functions.slot(FunctionId::new("m::g"));
+        let f = functions.index(FunctionId::new("m::f"));
+        let g = functions.index(FunctionId::new("m::g"));
         assert_ne!(f, g);
-        assert_eq!(functions.slot(FunctionId::new("m::f")), f);
-        assert_eq!(functions.slot(FunctionId::new("m::f")), f, "the cached last lookup");
-        assert_eq!(functions.slot(FunctionId::new("m::g")), g);
+        assert_eq!(functions.index(FunctionId::new("m::f")), f);
+        assert_eq!(functions.index(FunctionId::new("m::f")), f, "the cached last lookup");
+        assert_eq!(functions.index(FunctionId::new("m::g")), g);
         // The same name at another address is still the same function.
         let owned = String::from("m::f");
         let leaked: &'static str = Box::leak(owned.into_boxed_str());
-        assert_eq!(functions.slot(FunctionId::new(leaked)), f);
+        assert_eq!(functions.index(FunctionId::new(leaked)), f);
         if let Some(metrics) = functions.get_mut(f) {
             metrics.rejected("unknown_queue");
             metrics.rejected("unknown_queue");

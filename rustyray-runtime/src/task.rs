@@ -191,11 +191,11 @@ pub(crate) struct Entry {
     /// Its place in the scheduler while queued; `None` when not in the
     /// scheduler (waiting for arguments or a retry's backoff, or running).
     pub(crate) queued_seq: Maybe,
-    /// Attempts started (or handed to a runner to start) so far.
+    /// Attempts started (or handed to a worker to start) so far.
     pub(crate) started_attempts: u32,
-    /// The runner whose mailbox holds this task's next attempt.
+    /// The worker whose mailbox holds this task's next attempt.
     pub(crate) assigned: Maybe,
-    /// Its place in line when it was handed to that runner, to go back to.
+    /// Its place in line when it was handed to that worker, to go back to.
     pub(crate) lookahead_seq: Maybe,
     /// The give-up flag of the prepared attempt, until it is marked running.
     pub(crate) prepared_abandon: Option<Arc<AtomicBool>>,
@@ -207,7 +207,7 @@ pub(crate) struct Entry {
     pub(crate) submitted: Stamp,
     /// When it last became ready to run (for the queue-wait histogram).
     pub(crate) queued_at: Stamp,
-    /// Its function's slot in the metrics table.
+    /// Its function's index in the metrics table.
     pub(crate) metrics: u32,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
@@ -297,8 +297,8 @@ pub(crate) struct Running {
     pub(crate) timer: Option<crate::timer::TimerKey>,
     pub(crate) held: Held,
     pub(crate) abandon: Option<Arc<AtomicBool>>,
-    /// The runner it runs on, for a plain attempt on a runner.
-    pub(crate) runner: Option<WorkerId>,
+    /// The worker it runs on, for a plain attempt on a worker.
+    pub(crate) worker: Option<WorkerId>,
 }
 
 /// An attempt the manager gave up on (timed out or cancelled) whose plain body
@@ -308,13 +308,13 @@ pub(crate) struct Abandoned {
     pub(crate) held: Held,
     /// Whether it was cancelled (tasks it submits from now on are cancelled too).
     pub(crate) cancelled: bool,
-    /// The runner it runs on.
-    pub(crate) runner: Option<WorkerId>,
+    /// The worker it runs on.
+    pub(crate) worker: Option<WorkerId>,
 }
 
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
-        let demand = Demand::of(&spec.options, spec.body.is_blocking());
+        let demand = Demand::of(&spec.options, spec.body.is_plain());
         let now = Stamp::of(Instant::now());
         Box::new(Entry {
             spec: Spec::new(spec),
@@ -427,9 +427,9 @@ impl Entry {
         }
     }
 
-    /// Whether an attempt of this task may run on a runner: plain, one CPU, no queue.
-    pub(crate) fn runs_on_runner(&self) -> bool {
-        self.spec.body.is_blocking() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
+    /// Whether an attempt of this task may run on a worker: plain, one CPU, no queue.
+    pub(crate) fn runs_on_worker(&self) -> bool {
+        self.spec.body.is_plain() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
     }
 
     /// Whether the attempt running now has already written its value: the
@@ -448,7 +448,7 @@ impl Entry {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
         };
-        let blocking = spec.body.is_blocking();
+        let plain = spec.body.is_plain();
         // A task that ran to its end finished when its last attempt did: the
         // report may reach the manager after later tasks' reports.
         let finished = match state {
@@ -473,7 +473,7 @@ impl Entry {
             attempts,
             error,
             inputs,
-            blocking,
+            plain,
             args,
         }
     }
@@ -497,7 +497,7 @@ impl Entry {
                 _ => None,
             },
             inputs: self.input_tasks(),
-            blocking: self.spec.body.is_blocking(),
+            plain: self.spec.body.is_plain(),
             args: self.spec.options.args().cloned(),
         }
     }

@@ -60,8 +60,6 @@ impl ActorEntry {
 /// Every actor of the runtime.
 pub(crate) struct Actors {
     pub(crate) live: FxHashMap<ActorId, ActorEntry>,
-    /// Actors with calls that may be released.
-    pub(crate) woken: Vec<ActorId>,
     /// Creation tasks, to find the actor a construction belongs to.
     pub(crate) creations: FxHashMap<TaskId, ActorId>,
     /// Dead actors whose names and directory entries are still to be removed.
@@ -86,7 +84,6 @@ impl Actors {
     pub(crate) fn new(keep_dead: usize) -> Self {
         Actors {
             live: FxHashMap::default(),
-            woken: Vec::new(),
             creations: FxHashMap::default(),
             buried: Vec::new(),
             dead: VecDeque::new(),
@@ -110,11 +107,6 @@ impl Actors {
             }
         }
         counts
-    }
-
-    /// Marks an actor as having a call that may be released.
-    pub(crate) fn wake(&mut self, actor: ActorId) {
-        self.woken.push(actor);
     }
 
     /// Takes a released call back from its actor's slot, if it has not started.

@@ -20,7 +20,8 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashSet;
 use rustyray_core::{ActorConfig, ActorId, ActorInstance, Attempt, Error, TaskError, TaskId, TaskKind};
 
-use super::lifecycle::{Core, mark_running, set_state};
+use super::books::RunsOn;
+use super::core::Core;
 use crate::actor::{ActorEntry, ActorSlot};
 use crate::events::EventKind;
 use crate::executor::Exec;
@@ -104,24 +105,24 @@ impl Core {
             // The constructor arguments are kept to rebuild the actor after a crash.
             start.attempt.last = false;
         }
-        mark_running(&mut self.timers, &mut self.records, self.now, entry, Held::default(), false, None);
+        self.books.mark_running(entry, Held::default(), self.books.now, RunsOn::Spawned);
         let mut held = held;
         // An actor holds its resources while it lives; it does not count as a
         // task in flight.
-        self.scheduler.uncount(&mut held);
+        self.books.scheduler.uncount(&mut held);
         match self.actors.live.get_mut(&actor) {
             Some(actor) => {
                 actor.held = Some(held);
                 actor.slot.push(exec, start);
             }
-            None => self.scheduler.release(held),
+            None => self.books.scheduler.release(held),
         }
     }
 
     /// Releases, for every woken actor, the calls at the front of its line
     /// whose inputs are ready, in order.
     pub(super) fn pump_actors(&mut self, exec: &Exec) {
-        let mut woken = std::mem::take(&mut self.actors.woken);
+        let mut woken = std::mem::take(&mut self.books.woken_actors);
         woken.sort_unstable();
         woken.dedup();
         for actor in woken {
@@ -155,7 +156,7 @@ impl Core {
             if std::mem::take(&mut call.routed) {
                 unrouted += 1;
             }
-            mark_running(&mut self.timers, &mut self.records, self.now, call, Held::default(), false, None);
+            self.books.mark_running(call, Held::default(), self.books.now, RunsOn::Spawned);
             entry.released.insert(task);
         }
         // Callers may leave calls in the slot themselves while the line is empty.
@@ -181,8 +182,8 @@ impl Core {
         {
             parent.history().children.push(id);
         }
-        set_state(&mut self.records, &mut entry, TaskState::Queued);
-        mark_running(&mut self.timers, &mut self.records, self.now, &mut entry, Held::default(), false, None);
+        self.books.set_state(&mut entry, TaskState::Queued);
+        self.books.mark_running(&mut entry, Held::default(), self.books.now, RunsOn::Spawned);
         if let Some(live) = self.actors.live.get_mut(&actor) {
             live.released.insert(id);
         }
@@ -214,7 +215,7 @@ impl Core {
             };
         // The line moves if its front went, and an orphan may now be done.
         if was_waiting || entry.orphaned {
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
         }
         if entry.state == ActorState::Dead {
             self.retire(actor);
@@ -226,10 +227,10 @@ impl Core {
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if state == TaskState::Succeeded {
             entry.state = ActorState::Alive;
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
             tracing::debug!(actor = %actor, class = entry.config.class, "actor alive");
             let (class, name) = (entry.config.class, &entry.config.options.name);
-            self.records.emit(self.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
+            self.books.records.emit(self.books.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
         } else {
             let reason = match error {
                 Some(error) => format!("it was never built: {error}"),
@@ -249,14 +250,14 @@ impl Core {
             Ok(()) => {
                 entry.state = ActorState::Alive;
                 // The line may now allow direct calls again.
-                self.actors.woken.push(actor);
+                self.books.woken_actors.push(actor);
                 let (class, restarts) = (entry.config.class, entry.restarts);
                 tracing::info!(actor = %actor, class, restarts, "actor restarted");
                 match self.actors.restarts.iter_mut().find(|(c, _)| *c == class) {
                     Some((_, count)) => *count += 1,
                     None => self.actors.restarts.push((class, 1)),
                 }
-                self.records.emit(self.now, || EventKind::ActorRestarted { actor, class, restarts });
+                self.books.records.emit(self.books.now, || EventKind::ActorRestarted { actor, class, restarts });
             }
             Err(error) => self.end_actor(actor, format!("its constructor failed when restarting: {error}")),
         }
@@ -299,7 +300,7 @@ impl Core {
                 call.running = None;
                 call.started_attempts -= 1;
                 call.attempts_mut().pop();
-                set_state(&mut self.records, call, TaskState::Queued);
+                self.books.set_state(call, TaskState::Queued);
                 back.push(start.task);
             }
         }
@@ -316,12 +317,12 @@ impl Core {
             }
             call.running = None;
             if let Some(record) = call.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
-                record.ended = Some(self.now);
+                record.ended = Some(self.books.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
             }
             if can_restart && call.started_attempts <= max_task_retries {
-                set_state(&mut self.records, call, TaskState::Queued);
-                self.records.count_retry(call.metrics);
+                self.books.set_state(call, TaskState::Queued);
+                self.books.records.count_retry(call.metrics);
                 retried.push(task);
             } else if let Some(call) = self.tasks.remove(&task) {
                 self.finalize(call, TaskState::Failed, Some(died.clone()));
@@ -354,14 +355,14 @@ impl Core {
         };
         entry.slot.push(exec, rebuild);
         entry.slot.resume(exec);
-        self.actors.woken.push(actor);
+        self.books.woken_actors.push(actor);
     }
 
     /// The last handle to an unnamed actor was dropped: it ends once its line is empty.
     pub(super) fn orphan_actor(&mut self, actor: ActorId) {
         if let Some(entry) = self.actors.live.get_mut(&actor) {
             entry.orphaned = true;
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
         }
     }
 
@@ -373,7 +374,7 @@ impl Core {
         if waits.1 == 1
             && let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut())
         {
-            self.scheduler.block(held);
+            self.books.scheduler.block(held);
         }
     }
 
@@ -389,7 +390,7 @@ impl Core {
         self.actors.waiting_calls.remove(&task);
         // An actor that ended meanwhile gave back all it held then.
         if let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut()) {
-            self.scheduler.unblock(held);
+            self.books.scheduler.unblock(held);
         }
         true
     }
@@ -420,13 +421,13 @@ impl Core {
             doomed.push(start.task);
         }
         if let Some(held) = entry.held.take() {
-            self.scheduler.release(held);
+            self.books.scheduler.release(held);
         }
         let name = entry.config.options.name.clone();
         tracing::info!(actor = %actor, class = entry.config.class, reason = entry.death.as_deref(), "actor dead");
         let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or_default());
         self.actors.died += 1;
-        self.records.emit(self.now, || EventKind::ActorDied { actor, class, reason });
+        self.books.records.emit(self.books.now, || EventKind::ActorDied { actor, class, reason });
         for task in doomed {
             if let Some(mut call) = self.tasks.remove(&task) {
                 call.running = None;

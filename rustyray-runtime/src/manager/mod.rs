@@ -13,8 +13,15 @@
 //! never across an `.await`.
 
 mod actors;
-mod lifecycle;
-mod runners;
+mod books;
+mod core;
+mod dependencies;
+mod dispatch;
+mod outcome;
+mod queries;
+mod records;
+mod submit;
+mod workers;
 
 use std::future::poll_fn;
 use std::sync::{Arc, Weak};
@@ -28,7 +35,7 @@ use tokio::sync::mpsc;
 use crate::executor::Exec;
 use crate::protocol::Msg;
 
-pub(crate) use lifecycle::Core;
+pub(crate) use self::core::Core;
 
 /// How many messages the loop takes per batch.
 const BATCH: usize = 256;
@@ -81,7 +88,7 @@ impl Manager {
                 {
                     let mut core = self.core.lock();
                     while timers.len() < BATCH {
-                        match core.timers.poll_expired(cx) {
+                        match core.books.timers.poll_expired(cx) {
                             Poll::Ready(timer) => timers.push(timer),
                             Poll::Pending => break,
                         }
