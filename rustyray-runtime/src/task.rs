@@ -167,14 +167,14 @@ impl Options {
         self.0.as_ref().and_then(|extra| extra.trace_parent.as_deref())
     }
 
-    /// The options, moved out.
-    fn into_parts(self) -> (Option<Arc<str>>, i32, Option<Arc<str>>, Option<Arc<str>>) {
+    /// The options and recorded arguments, moved out.
+    fn into_parts(self) -> (TaskOptions, Option<Arc<str>>) {
         match self.0 {
             Some(extra) => {
                 let Extra { options, args, .. } = *extra;
-                (options.name, options.priority, options.queue, args)
+                (options, args)
             }
-            None => (None, 0, None, None),
+            None => (TaskOptions::default(), None),
         }
     }
 }
@@ -458,16 +458,16 @@ impl Entry {
             _ => finished,
         };
         let Spec { id, function, kind, options, parent, .. } = spec;
-        let (name, priority, queue, args) = options.into_parts();
+        let (options, args) = options.into_parts();
         Record {
             id,
-            name,
+            name: options.name,
             function,
             kind,
             state,
             parent,
-            priority,
-            queue,
+            priority: options.priority,
+            queue: options.queue,
             submitted: submitted.instant(),
             finished: Some(finished),
             attempts,

@@ -31,18 +31,25 @@ pub(crate) struct Demand {
 /// Custom resources and amounts: one word, and no allocation when there are
 /// none, as every queued task carries one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Custom(Option<Box<Vec<(Arc<str>, i64)>>>);
+pub(crate) struct Custom(Option<Box<Amounts>>);
+
+/// A custom resource and an amount of it.
+type Amount = (Arc<str>, i64);
+
+/// The custom resources of one demand (at least one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Amounts(Vec<Amount>);
 
 impl Custom {
     pub(crate) fn iter(&self) -> std::slice::Iter<'_, (Arc<str>, i64)> {
-        self.0.as_deref().map_or(&[][..], |custom| &custom[..]).iter()
+        self.0.as_deref().map_or(&[][..], |custom| &custom.0[..]).iter()
     }
 }
 
 impl FromIterator<(Arc<str>, i64)> for Custom {
     fn from_iter<I: IntoIterator<Item = (Arc<str>, i64)>>(iter: I) -> Self {
         let custom: Vec<_> = iter.into_iter().collect();
-        Custom((!custom.is_empty()).then(|| Box::new(custom)))
+        Custom((!custom.is_empty()).then(|| Box::new(Amounts(custom))))
     }
 }
 
