@@ -50,9 +50,9 @@
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub use rustyray_core::{
-    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, DeathReason, Error, FunctionId, GetSize,
-    ObjectId, ObjectRef, ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec,
-    get_actor, kill,
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, DeathReason, Error, ErrorSource, FunctionId,
+    GetSize, ObjectId, ObjectRef, ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin,
+    codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]
@@ -114,8 +114,8 @@ pub mod __private {
     pub use rustyray_core::registry::RegisteredFunction;
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::{
-        Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
-        JobArgs, JobQueue, RemoteFunction, TaskBody, TaskError, Value,
+        Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, DisplayOnly,
+        FailedWith, FunctionId, JobArgs, JobQueue, KeepSource, RemoteFunction, TaskBody, TaskError, Value,
     };
 }
 
