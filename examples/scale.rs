@@ -1,13 +1,107 @@
 //! Scale runs: what RustyRay does with a million tasks, long chains, wide
 //! fan-ins and large objects, and how much memory it takes and gives back.
 //!
-//! `cargo run --release --example scale` prints one line per run. Memory
-//! figures are the process's resident set (`VmRSS`) and its peak (`VmHWM`)
-//! from `/proc/self/status` (Linux).
+//! `cargo run --release --example scale [tasks]` prints one line per run.
+//! Memory figures are the process's resident set (`VmRSS`) and its peak
+//! (`VmHWM`) from `/proc/self/status` (Linux), and the bytes the program
+//! holds on the heap, counted by the example's own global allocator (so the
+//! figure per task is what the runtime and the caller's refs hold, whatever
+//! pages the system allocator keeps mapped).
+//!
+//! The resident set after the refs are dropped is printed twice: as the
+//! process has it, and after asking glibc to give back the free pages it
+//! keeps (`malloc_trim`), to tell what is ours from what is the allocator's.
+//! With `SCALE_MALLOC_STATS=1` set, glibc's per-arena figures are printed to
+//! stderr before that.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustyray::prelude::*;
+
+/// The system allocator, counting the bytes handed out and not yet freed.
+struct Counting;
+
+static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counters are only read for reporting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) };
+        HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            grew(new_size);
+        }
+        new
+    }
+}
+
+fn grew(bytes: usize) {
+    let live = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes the program holds on the heap now.
+fn heap_live() -> usize {
+    HEAP_LIVE.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak of the heap held, from now.
+fn reset_heap_peak() -> usize {
+    let live = heap_live();
+    HEAP_PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Opened by `main` once every gated task is queued.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+/// An object that is not ready until the gate opens.
+#[rustyray::remote]
+async fn gate() -> Result<u64, rustyray::Error> {
+    let _ = GATE.acquire().await;
+    Ok(0)
+}
+
+#[rustyray::remote]
+fn add(x: u64, y: u64) -> u64 {
+    x + y
+}
 
 #[rustyray::remote]
 fn inc(x: u64) -> u64 {
@@ -50,6 +144,15 @@ fn trim() {
     }
 }
 
+/// Prints glibc's per-arena figures (bytes mapped and in use) to stderr.
+fn malloc_stats() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_stats only reads the allocator's state and prints it.
+    unsafe {
+        libc::malloc_stats();
+    }
+}
+
 /// Heap memory the allocator has handed out and not had back, in MiB: what the
 /// program (runtime included) really holds, whatever pages the allocator keeps.
 fn heap_in_use_mib() -> f64 {
@@ -65,6 +168,25 @@ fn heap_in_use_mib() -> f64 {
     }
 }
 
+/// What is left once every ref of a run is dropped: objects, heap held, and
+/// the resident set before and after glibc gives back its free pages.
+fn after_drop(rt: &rustyray::Runtime, baseline: f64) {
+    let kept = status_mib("VmRSS");
+    let held = heap_live();
+    if std::env::var_os("SCALE_MALLOC_STATS").is_some() {
+        malloc_stats();
+    }
+    trim();
+    println!(
+        "  after dropping the refs: {} objects alive, heap held {:.1} MiB; resident set {kept:.0} MiB \
+         ({:.1}x the baseline {baseline:.0} MiB), {:.0} MiB once glibc returns its free pages",
+        rt.objects(),
+        mib(held),
+        kept / baseline,
+        status_mib("VmRSS")
+    );
+}
+
 fn per(elapsed: Duration, n: u64) -> Duration {
     elapsed / u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -74,10 +196,55 @@ async fn main() -> rustyray::Result<()> {
     let rt = rustyray::init()?;
     let million: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let baseline = status_mib("VmRSS");
-    println!("baseline: heap in use {:.1} MiB, resident set {baseline:.0} MiB", heap_in_use_mib());
+    println!(
+        "baseline: heap held {:.1} MiB (glibc in use {:.1} MiB), resident set {baseline:.0} MiB, peak {:.0} MiB",
+        mib(heap_live()),
+        heap_in_use_mib(),
+        status_mib("VmHWM")
+    );
 
-    // 1. A million tasks queued at once (plain bodies: at most one per core
+    // 1. A million tasks queued behind one unfinished object: they all wait
+    //    in the task table for their argument, which is what a task costs
+    //    while it waits.
+    let before = reset_heap_peak();
+    let rss_before = status_mib("VmRSS");
+    let hwm_before = status_mib("VmHWM");
+    let started = Instant::now();
+    let blocker = gate::remote();
+    let refs: Vec<ObjectRef<u64>> = (0..million).map(|i| add::remote(&blocker, i)).collect();
+    let submitted = started.elapsed();
+    // Every submission is in the manager's table once it reports them pending.
+    while rt.stats().pending < million {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let queued = heap_live();
+    let queued_rss = status_mib("VmRSS");
+    let per_task = (queued.saturating_sub(before)) as f64 / million as f64;
+    println!(
+        "{million} tasks queued behind one unfinished object: submitted in {:.2} s; \
+         {per_task:.0} B per queued task held on the heap (the caller's refs included); \
+         resident set {queued_rss:.0} MiB (+{:.0} MiB, {:.0} B per task)",
+        submitted.as_secs_f64(),
+        queued_rss - rss_before,
+        (queued_rss - rss_before) * 1024.0 * 1024.0 / million as f64,
+    );
+    GATE.add_permits(1);
+    let values = rustyray::get_all(&refs).await?;
+    assert!(values.iter().enumerate().all(|(i, v)| *v == i as u64));
+    println!(
+        "  all done in {:.2} s; peak while they ran: heap held +{:.0} MiB, resident set {:.0} MiB (+{:.0} MiB over {hwm_before:.0})",
+        started.elapsed().as_secs_f64(),
+        mib(HEAP_PEAK.load(Ordering::Relaxed).saturating_sub(before)),
+        status_mib("VmHWM"),
+        status_mib("VmHWM") - hwm_before,
+    );
+    drop((refs, values, blocker));
+    rt.wait_idle().await;
+    after_drop(&rt, baseline);
+
+    // 2. A million tasks ready at once (plain bodies: at most one per core
     //    runs at a time, as `init()` uses every core).
+    let before = reset_heap_peak();
     let started = Instant::now();
     let refs: Vec<ObjectRef<u64>> = (0..million).map(inc::remote).collect();
     let submitted = started.elapsed();
@@ -86,23 +253,18 @@ async fn main() -> rustyray::Result<()> {
     assert!(values.iter().enumerate().all(|(i, v)| *v == i as u64 + 1));
     let elapsed = started.elapsed();
     println!(
-        "{million} tasks queued at once: submitted in {:.2} s, all done in {:.2} s ({:?}/task); \
-         resident set with all queued {:.0} MiB, peak {:.0} MiB",
+        "{million} tasks ready at once: submitted in {:.2} s, all done in {:.2} s ({:?}/task); \
+         resident set after submitting {:.0} MiB, peak {:.0} MiB; peak heap held +{:.0} MiB",
         submitted.as_secs_f64(),
         elapsed.as_secs_f64(),
         per(elapsed, million),
         queued_rss,
-        status_mib("VmHWM")
+        status_mib("VmHWM"),
+        mib(HEAP_PEAK.load(Ordering::Relaxed).saturating_sub(before)),
     );
     drop((refs, values));
     rt.wait_idle().await;
-    trim();
-    println!(
-        "after dropping the refs: {} objects alive, heap in use {:.1} MiB, resident set {:.0} MiB (baseline {baseline:.0} MiB)",
-        rt.objects(),
-        heap_in_use_mib(),
-        status_mib("VmRSS")
-    );
+    after_drop(&rt, baseline);
 
     // 2. A 100k-deep dependency chain.
     let depth = 100_000u64;
@@ -142,11 +304,10 @@ async fn main() -> rustyray::Result<()> {
     }
 
     rt.wait_idle().await;
-    trim();
     println!(
-        "at the end: {} objects alive, heap in use {:.1} MiB, resident set {:.0} MiB, peak {:.0} MiB",
+        "at the end: {} objects alive, heap held {:.1} MiB, resident set {:.0} MiB, peak {:.0} MiB",
         rt.objects(),
-        heap_in_use_mib(),
+        mib(heap_live()),
         status_mib("VmRSS"),
         status_mib("VmHWM")
     );

@@ -267,8 +267,9 @@ impl AttemptRecord {
     }
 }
 
-/// The attempts of one task.
-pub(crate) type Attempts = Vec<AttemptRecord>;
+/// The attempts of one task: almost always one, kept inline (in the ring of
+/// finished tasks as in the task table) rather than in an allocation of its own.
+pub(crate) type Attempts = smallvec::SmallVec<[AttemptRecord; 1]>;
 
 /// Everything about a task but its body, as kept once it has finished.
 #[derive(Clone, Debug)]

@@ -5,16 +5,24 @@
 //! a `Msg::Submit`; the manager keeps it until the task finishes, then keeps
 //! its [`Record`]. Each attempt is prepared from the entry
 //! ([`Entry::prepare_attempt`]) and handed to the executor as a [`Start`].
+//!
+//! A million tasks may wait in the table at once, so an entry keeps its
+//! description compact ([`Spec`]): what most tasks leave at its default
+//! (options, recorded arguments, a trace parent) is kept out of line, and
+//! only when set.
 
-use std::sync::Arc;
+use std::ops::Deref;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use rustyray_core::{Attempt, ObjectCell, TaskBody, TaskId, TaskSpec};
+use rustyray_core::{
+    Attempt, Deps, Error, FunctionId, ObjectCell, TaskBody, TaskId, TaskKind, TaskOptions, TaskOrigin, TaskSpec,
+};
 use tokio::task::AbortHandle;
 
 use crate::scheduler::{Demand, Held};
-use crate::state::{Attempts, Record, TaskState};
+use crate::state::{AttemptRecord, Attempts, Record, TaskState};
 
 /// Names a worker: a blocking thread that runs plain attempts one after
 /// another (see `executor::worker`).
@@ -40,10 +48,141 @@ pub(crate) struct Start {
     pub(crate) span: tracing::Span,
 }
 
+/// A task's description as the manager keeps it: a [`TaskSpec`] whose
+/// options, recorded arguments and trace parent are out of line ([`Options`]),
+/// and whose submitting location (which nothing reads) is not kept.
+pub(crate) struct Spec {
+    pub(crate) id: TaskId,
+    pub(crate) function: FunctionId,
+    pub(crate) kind: TaskKind,
+    pub(crate) options: Options,
+    pub(crate) deps: Deps,
+    pub(crate) body: TaskBody,
+    pub(crate) output: Arc<ObjectCell>,
+    pub(crate) parent: Option<TaskId>,
+}
+
+impl Spec {
+    fn new(spec: TaskSpec) -> Self {
+        let TaskSpec { id, function, kind, options, deps, body, output, parent, caller: _, args, trace_parent } = spec;
+        let options = if is_default(&options) && args.is_none() && trace_parent.is_none() {
+            Options(None)
+        } else {
+            Options(Some(Box::new(Extra { options, args, trace_parent })))
+        };
+        Spec { id, function, kind, options, deps, body, output, parent }
+    }
+
+    /// Names this task, for errors.
+    pub(crate) fn origin(&self) -> TaskOrigin {
+        TaskOrigin { task: self.id, function: self.function, name: self.options.name.clone() }
+    }
+}
+
+/// A task's options (read through `Deref`), its recorded arguments and its
+/// trace parent: one word, and no allocation when all are defaults, as for
+/// most tasks.
+pub(crate) struct Options(Option<Box<Extra>>);
+
+/// What a task sets beyond the defaults.
+struct Extra {
+    options: TaskOptions,
+    args: Option<Arc<str>>,
+    trace_parent: Option<Box<tracing::Span>>,
+}
+
+/// The options of a call that sets none.
+static DEFAULT_OPTIONS: TaskOptions = TaskOptions {
+    name: None,
+    max_retries: 0,
+    backoff: None,
+    timeout: None,
+    priority: 0,
+    queue: None,
+    num_cpus: None,
+    resources: Vec::new(),
+    record_args: false,
+    run_at: None,
+    invalid: None,
+};
+
+/// Whether `options` are the defaults (every field is named, so a new option
+/// cannot be forgotten here).
+fn is_default(options: &TaskOptions) -> bool {
+    let TaskOptions {
+        name,
+        max_retries,
+        backoff,
+        timeout,
+        priority,
+        queue,
+        num_cpus,
+        resources,
+        record_args,
+        run_at,
+        invalid,
+    } = options;
+    name.is_none()
+        && *max_retries == 0
+        && backoff.is_none()
+        && timeout.is_none()
+        && *priority == 0
+        && queue.is_none()
+        && num_cpus.is_none()
+        && resources.is_empty()
+        && !record_args
+        && run_at.is_none()
+        && invalid.is_none()
+}
+
+impl Deref for Options {
+    type Target = TaskOptions;
+
+    fn deref(&self) -> &TaskOptions {
+        self.0.as_ref().map_or(&DEFAULT_OPTIONS, |extra| &extra.options)
+    }
+}
+
+impl Options {
+    /// Takes the first invalid option given, if any.
+    pub(crate) fn take_invalid(&mut self) -> Option<Box<Error>> {
+        self.0.as_mut().and_then(|extra| extra.options.invalid.take())
+    }
+
+    /// Marks the task as refused with `error` before it runs.
+    pub(crate) fn set_invalid(&mut self, error: Error) {
+        let extra = self
+            .0
+            .get_or_insert_with(|| Box::new(Extra { options: TaskOptions::default(), args: None, trace_parent: None }));
+        extra.options.invalid = Some(Box::new(error));
+    }
+
+    /// Its arguments as text, if the call opted in to recording them.
+    pub(crate) fn args(&self) -> Option<&Arc<str>> {
+        self.0.as_ref().and_then(|extra| extra.args.as_ref())
+    }
+
+    /// The span current where it was submitted, if any.
+    pub(crate) fn trace_parent(&self) -> Option<&tracing::Span> {
+        self.0.as_ref().and_then(|extra| extra.trace_parent.as_deref())
+    }
+
+    /// The options and recorded arguments, moved out.
+    fn into_parts(self) -> (TaskOptions, Option<Arc<str>>) {
+        match self.0 {
+            Some(extra) => {
+                let Extra { options, args, .. } = *extra;
+                (options, args)
+            }
+            None => (TaskOptions::default(), None),
+        }
+    }
+}
+
 /// A task the manager is responsible for, until it finishes. Allocated by the
 /// submitting thread, so the manager's loop does not pay for it.
 pub(crate) struct Entry {
-    pub(crate) spec: TaskSpec,
+    pub(crate) spec: Spec,
     pub(crate) state: TaskState,
     /// What it holds while it runs.
     pub(crate) demand: Demand,
@@ -62,22 +201,54 @@ pub(crate) struct Entry {
     pub(crate) prepared_abandon: Option<Arc<AtomicBool>>,
     /// The attempt running now; boxed, as most tasks in the table wait.
     pub(crate) running: Option<Box<Running>>,
-    /// Tasks it submitted, for recursive cancellation.
-    pub(crate) children: Vec<TaskId>,
-    pub(crate) submitted: Instant,
+    /// Its attempts, children and inputs, from its first attempt on (or its
+    /// first child); boxed, as a task that waits has none.
+    history: Option<Box<History>>,
+    pub(crate) submitted: Stamp,
     /// When it last became ready to run (for the queue-wait histogram).
-    pub(crate) queued_at: Instant,
-    pub(crate) attempts: Attempts,
+    pub(crate) queued_at: Stamp,
     /// Its function's index in the metrics table.
     pub(crate) metrics: u32,
-    /// The tasks whose outputs it takes as arguments (for the timeline).
-    pub(crate) inputs: Box<[TaskId]>,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
     pub(crate) routed: bool,
     /// An actor call its caller left in the actor's slot itself: its first
     /// attempt is prepared and already on its way to running.
     pub(crate) direct: bool,
+}
+
+/// An instant in one word rather than an `Instant`'s two: nanoseconds since
+/// a process-wide origin (taken before any task is submitted).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stamp(u64);
+
+/// The instant stamps count from.
+fn stamp_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+impl Stamp {
+    /// `at` as a stamp (an instant before the origin is the origin).
+    pub(crate) fn of(at: Instant) -> Self {
+        Stamp(u64::try_from(at.saturating_duration_since(stamp_origin()).as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The stamp as an instant.
+    pub(crate) fn instant(self) -> Instant {
+        let origin = stamp_origin();
+        origin.checked_add(Duration::from_nanos(self.0)).unwrap_or(origin)
+    }
+}
+
+/// What a task gathers once it runs.
+#[derive(Default)]
+pub(crate) struct History {
+    pub(crate) attempts: Attempts,
+    /// Tasks it submitted, for recursive cancellation.
+    pub(crate) children: Vec<TaskId>,
+    /// The tasks whose outputs it takes as arguments (for the timeline).
+    pub(crate) inputs: Box<[TaskId]>,
 }
 
 /// An optional number (a place in line, a [`WorkerId`]) in one word rather
@@ -144,9 +315,9 @@ pub(crate) struct Abandoned {
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
         let demand = Demand::of(&spec.options, spec.body.is_plain());
-        let now = Instant::now();
+        let now = Stamp::of(Instant::now());
         Box::new(Entry {
-            spec,
+            spec: Spec::new(spec),
             state: TaskState::PendingArgs,
             demand,
             unresolved: 0,
@@ -156,12 +327,10 @@ impl Entry {
             lookahead_seq: Maybe::NONE,
             prepared_abandon: None,
             running: None,
-            children: Vec::new(),
+            history: None,
             submitted: now,
             queued_at: now,
-            attempts: Attempts::new(),
             metrics: u32::MAX,
-            inputs: Box::new([]),
             routed: false,
             direct: false,
         })
@@ -175,21 +344,27 @@ impl Entry {
         let number = self.started_attempts;
         let last = number > self.spec.options.max_retries;
         // Inputs are resolved; dropping our hold on them lets the last attempt
-        // move a value out of the store instead of copying it.
+        // move a value out of the store instead of copying it. What they were
+        // is kept for the timeline, from now only (a task that waits keeps
+        // no more than its dependencies).
+        if self.history.is_none() {
+            let inputs = self.input_tasks();
+            self.history().inputs = inputs;
+        }
         self.spec.deps.clear();
         let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
         self.prepared_abandon = abandon.clone();
         let spec = &self.spec;
         let span = tracing::info_span!(
             target: "rustyray::task",
-            parent: spec.trace_parent.as_deref().and_then(tracing::Span::id),
+            parent: spec.options.trace_parent().and_then(tracing::Span::id),
             "task",
             task = %spec.id,
             function = spec.function.name(),
             name = spec.options.name.as_deref(),
             attempt = number,
             parent_task = spec.parent.map(|parent| parent.as_u64()),
-            args = spec.args.as_deref(),
+            args = spec.options.args().map(|args| &**args),
         );
         Start {
             span,
@@ -202,6 +377,35 @@ impl Entry {
             lookahead: false,
             timed: self.spec.options.timeout.is_some(),
         }
+    }
+
+    /// The tasks whose outputs it takes as arguments: known from its
+    /// dependencies until its first attempt, from `inputs` after.
+    fn input_tasks(&self) -> Box<[TaskId]> {
+        match &self.history {
+            Some(history) if !history.inputs.is_empty() => history.inputs.clone(),
+            _ => self.spec.deps.iter().filter_map(|cell| cell.producer()).collect(),
+        }
+    }
+
+    /// Its attempts, children and inputs, made on first use.
+    pub(crate) fn history(&mut self) -> &mut History {
+        self.history.get_or_insert_with(Box::default)
+    }
+
+    /// Its attempts so far.
+    pub(crate) fn attempts(&self) -> &[AttemptRecord] {
+        self.history.as_ref().map_or(&[], |history| &history.attempts)
+    }
+
+    /// Its attempts, to add to or update.
+    pub(crate) fn attempts_mut(&mut self) -> &mut Attempts {
+        &mut self.history().attempts
+    }
+
+    /// The tasks it submitted, taken out.
+    pub(crate) fn take_children(&mut self) -> Vec<TaskId> {
+        self.history.as_mut().map(|history| std::mem::take(&mut history.children)).unwrap_or_default()
     }
 
     /// The output cell, to fail the task when it cannot even be handed over.
@@ -237,7 +441,9 @@ impl Entry {
 
     /// The finished task as the records keep it, moving what can be moved.
     pub(crate) fn into_record(self: Box<Self>, finished: Instant) -> Record {
-        let Entry { spec, state, submitted, attempts, inputs, .. } = *self;
+        let inputs = self.input_tasks();
+        let Entry { spec, state, submitted, history, .. } = *self;
+        let attempts = history.map(|history| history.attempts).unwrap_or_default();
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
@@ -251,7 +457,8 @@ impl Entry {
             }
             _ => finished,
         };
-        let TaskSpec { id, function, kind, options, parent, args, .. } = spec;
+        let Spec { id, function, kind, options, parent, .. } = spec;
+        let (options, args) = options.into_parts();
         Record {
             id,
             name: options.name,
@@ -261,7 +468,7 @@ impl Entry {
             parent,
             priority: options.priority,
             queue: options.queue,
-            submitted,
+            submitted: submitted.instant(),
             finished: Some(finished),
             attempts,
             error,
@@ -282,16 +489,28 @@ impl Entry {
             parent: self.spec.parent,
             priority: self.spec.options.priority,
             queue: self.spec.options.queue.clone(),
-            submitted: self.submitted,
+            submitted: self.submitted.instant(),
             finished,
-            attempts: self.attempts.clone(),
+            attempts: self.attempts().iter().cloned().collect(),
             error: match self.spec.output.try_get() {
                 Some(Err(error)) if self.state.is_final() => Some(Box::new(error.clone())),
                 _ => None,
             },
-            inputs: self.inputs.clone(),
+            inputs: self.input_tasks(),
             plain: self.spec.body.is_plain(),
-            args: self.spec.args.clone(),
+            args: self.spec.options.args().cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_task_costs_no_more_than_its_compact_entry() {
+        // A million tasks may wait at once: every word here is 8 MB then.
+        assert!(std::mem::size_of::<Entry>() <= 216, "{} bytes", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Spec>() <= 120, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

@@ -229,7 +229,7 @@ mod tests {
     use crate::state::{AttemptRecord, Attempts, TaskState};
 
     fn record(id: u64, plain: bool, start_ms: u64, end_ms: u64, origin: Instant, inputs: &[u64]) -> Record {
-        let attempts: Attempts = vec![AttemptRecord {
+        let attempts: Attempts = smallvec::smallvec![AttemptRecord {
             number: 1,
             started: origin + Duration::from_millis(start_ms),
             ended: Some(origin + Duration::from_millis(end_ms)),

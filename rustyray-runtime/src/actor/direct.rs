@@ -36,9 +36,6 @@ pub(crate) fn submit_call(
         let mut entry = entry.take()?;
         entry.routed = false;
         entry.direct = true;
-        if !entry.spec.deps.is_empty() {
-            entry.inputs = entry.spec.deps.iter().filter_map(|cell| cell.producer()).collect();
-        }
         let mut start = entry.prepare_attempt();
         // Arguments are kept for the retries a crash may call for.
         start.attempt.last = entry.started_attempts > slot.max_task_retries();

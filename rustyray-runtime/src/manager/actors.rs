@@ -61,7 +61,7 @@ impl Core {
         self.actors.creations.insert(entry.spec.id, id);
         self.actors.live.insert(id, actor);
         if let Some(error) = rejected {
-            entry.spec.options.invalid = Some(Box::new(error));
+            entry.spec.options.set_invalid(error);
         }
         self.submit(exec, entry);
     }
@@ -178,7 +178,7 @@ impl Core {
         if let Some(parent) = entry.spec.parent
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
-            parent.children.push(id);
+            parent.history().children.push(id);
         }
         self.books.set_state(&mut entry, TaskState::Queued);
         self.books.mark_running(&mut entry, Held::default(), self.books.now, RunsOn::Spawned);
@@ -290,7 +290,7 @@ impl Core {
             if let Some(call) = self.tasks.get_mut(&start.task) {
                 call.running = None;
                 call.started_attempts -= 1;
-                call.attempts.pop();
+                call.attempts_mut().pop();
                 self.books.set_state(call, TaskState::Queued);
                 back.push(start.task);
             }
@@ -307,7 +307,7 @@ impl Core {
                 continue;
             }
             call.running = None;
-            if let Some(record) = call.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+            if let Some(record) = call.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
                 record.ended = Some(self.books.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
             }

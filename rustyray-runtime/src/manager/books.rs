@@ -62,7 +62,7 @@ impl Books {
             TaskState::PendingArgs => records.pending_args += 1,
             TaskState::Queued => {
                 records.queued += 1;
-                entry.queued_at = self.now;
+                entry.queued_at = crate::task::Stamp::of(self.now);
             }
             TaskState::Running => records.running += 1,
             _ => {}
@@ -106,13 +106,13 @@ impl Books {
         };
         entry.running = Some(Box::new(Running { attempt: number, abort: None, timer, held, abandon, worker }));
         if let Some(function) = self.records.functions.get_mut(entry.metrics) {
-            function.queue_wait.observe(at.saturating_duration_since(entry.queued_at));
+            function.queue_wait.observe(at.saturating_duration_since(entry.queued_at.instant()));
         }
         self.set_state(entry, TaskState::Running);
         let (task, function) = (entry.spec.id, entry.spec.function);
         self.records.emit(at, || EventKind::TaskStarted { task, function, attempt: number });
         let inline = runs_on == RunsOn::Inline;
-        entry.attempts.push(AttemptRecord {
+        entry.attempts_mut().push(AttemptRecord {
             number,
             started: at,
             ended: None,

@@ -53,7 +53,7 @@ impl Core {
         // Cancelled from its ref while this attempt ran: the object already
         // holds the cancellation, whatever the attempt did.
         let cancelled = matches!(entry.spec.output.try_get(), Some(Err(error)) if error.is_cancelled());
-        if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+        if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
             record.started = started;
             record.ended = Some(ended);
             record.outcome = match &outcome {
@@ -216,7 +216,7 @@ impl Core {
         }
         let Some(timeout) = entry.spec.options.timeout else { return };
         let Some(running) = entry.running.take() else { return };
-        if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == attempt) {
+        if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
             record.ended = Some(self.books.now);
             record.outcome = AttemptOutcome::Failed(Box::new(TaskError::TimedOut { timeout }));
         }
@@ -253,7 +253,7 @@ impl Core {
         let mut stack = vec![task];
         while let Some(task) = stack.pop() {
             let Some(mut entry) = self.tasks.remove(&task) else { continue };
-            stack.append(&mut entry.children);
+            stack.extend(entry.take_children());
             if let Some(seq) = entry.queued_seq.take() {
                 self.books.scheduler.forget(seq);
             }
@@ -270,10 +270,10 @@ impl Core {
                 // Still waiting in the actor's slot: it never started.
                 entry.running = None;
                 entry.started_attempts -= 1;
-                entry.attempts.pop();
+                entry.attempts_mut().pop();
             }
             if let Some(running) = entry.running.take() {
-                if let Some(record) = entry.attempts.iter_mut().rev().find(|a| a.number == running.attempt) {
+                if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == running.attempt) {
                     record.ended = Some(self.books.now);
                     record.outcome = AttemptOutcome::Cancelled;
                 }

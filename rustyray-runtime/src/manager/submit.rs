@@ -21,7 +21,7 @@ impl Core {
     /// unknown queue, a cancelled parent, a stopped runtime.
     pub(super) fn rejection(&self, entry: &mut Entry) -> Option<Error> {
         let spec = &mut entry.spec;
-        if let Some(invalid) = spec.options.invalid.take() {
+        if let Some(invalid) = spec.options.take_invalid() {
             return Some(*invalid);
         }
         if self.shut_down {
@@ -51,7 +51,7 @@ impl Core {
     }
 
     /// Whether the task that submitted `spec` was cancelled while its body ran on.
-    pub(super) fn parent_cancelled(&self, spec: &rustyray_core::TaskSpec) -> bool {
+    pub(super) fn parent_cancelled(&self, spec: &crate::task::Spec) -> bool {
         spec.parent.is_some_and(|parent| {
             self.abandoned.get(&parent).is_some_and(|attempts| attempts.iter().any(|a| a.cancelled))
         })
@@ -60,7 +60,7 @@ impl Core {
     pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         self.books.records.pending_args += 1;
-        entry.submitted = self.books.now;
+        entry.submitted = crate::task::Stamp::of(self.books.now);
         entry.metrics = self.books.records.functions.index(entry.spec.function);
         if let Some(function) = self.books.records.functions.get_mut(entry.metrics) {
             function.submitted += 1;
@@ -71,7 +71,7 @@ impl Core {
             function: spec.function,
             name: spec.options.name.clone(),
             parent: spec.parent,
-            args: spec.args.clone(),
+            args: spec.options.args().cloned(),
         });
         if entry.direct {
             return self.submit_direct(entry);
@@ -92,7 +92,7 @@ impl Core {
         if let Some(parent) = entry.spec.parent
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
-            parent.children.push(id);
+            parent.history().children.push(id);
         }
         let mut failed = None;
         for cell in &entry.spec.deps {
@@ -119,9 +119,6 @@ impl Core {
         if let Some(error) = failed {
             let state = final_state(&error);
             return self.finalize(entry, state, Some(error));
-        }
-        if !entry.spec.deps.is_empty() {
-            entry.inputs = entry.spec.deps.iter().filter_map(|cell| cell.producer()).collect();
         }
         if entry.unresolved == 0 {
             self.books.enqueue(&mut entry);

@@ -24,9 +24,42 @@ fn float(amount: i64) -> f64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Demand {
     pub(crate) cpus: i64,
-    /// Custom resources (rare): a boxed slice, which takes no allocation when
-    /// empty and one word less than a `Vec` in every queued task's records.
-    pub(crate) custom: Box<[(Arc<str>, i64)]>,
+    /// Custom resources (rare).
+    pub(crate) custom: Custom,
+}
+
+/// Custom resources and amounts: one word, and no allocation when there are
+/// none, as every queued task carries one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Custom(Option<Box<Amounts>>);
+
+/// A custom resource and an amount of it.
+type Amount = (Arc<str>, i64);
+
+/// The custom resources of one demand (at least one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Amounts(Vec<Amount>);
+
+impl Custom {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, (Arc<str>, i64)> {
+        self.0.as_deref().map_or(&[][..], |custom| &custom.0[..]).iter()
+    }
+}
+
+impl FromIterator<(Arc<str>, i64)> for Custom {
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, i64)>>(iter: I) -> Self {
+        let custom: Vec<_> = iter.into_iter().collect();
+        Custom((!custom.is_empty()).then(|| Box::new(Amounts(custom))))
+    }
+}
+
+impl<'a> IntoIterator for &'a Custom {
+    type Item = &'a (Arc<str>, i64);
+    type IntoIter = std::slice::Iter<'a, (Arc<str>, i64)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 impl Demand {
@@ -42,7 +75,7 @@ impl Demand {
 
     /// One CPU and nothing else: the usual demand of a plain body.
     pub(crate) fn one_cpu() -> Self {
-        Demand { cpus: fixed(1.0), custom: Box::default() }
+        Demand { cpus: fixed(1.0), custom: Custom::default() }
     }
 
     /// Whether the task holds nothing.
