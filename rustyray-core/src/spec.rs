@@ -191,8 +191,23 @@ pub type RefBody = Arc<dyn Fn(Attempt, StateRef<'_>) -> BodyResult + Send + Sync
 /// An async `&mut self` method body.
 pub type AsyncMutBody = Arc<dyn for<'a> Fn(Attempt, StateMut<'a>) -> LocalBodyFuture<'a> + Send + Sync>;
 
-/// An async `&self` method body.
-pub type AsyncRefBody = Arc<dyn for<'a> Fn(Attempt, StateRef<'a>) -> LocalBodyFuture<'a> + Send + Sync>;
+/// An async `&self` method body, with the concurrency group of its calls.
+pub type AsyncRefBody = Arc<InGroup<dyn for<'a> Fn(Attempt, StateRef<'a>) -> LocalBodyFuture<'a> + Send + Sync>>;
+
+/// A method body and the actor's concurrency group its calls belong to,
+/// behind the body's one pointer, so a task's body stays as small as it was.
+pub struct InGroup<F: ?Sized> {
+    /// The group (`None`: the actor's default group, limited by `max_concurrency`).
+    pub group: Option<&'static str>,
+    /// The body.
+    pub body: F,
+}
+
+impl<F: ?Sized> fmt::Debug for InGroup<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InGroup").field("group", &self.group).finish_non_exhaustive()
+    }
+}
 
 /// An actor method body, by the access to the actor's state it needs.
 #[derive(Clone)]
@@ -204,9 +219,8 @@ pub enum ActorMethod {
     /// `async fn m(&mut self, ..)`: exclusive, async.
     AsyncMut(AsyncMutBody),
     /// `async fn m(&self, ..)`: shared, async; several may interleave, up to
-    /// the limit of its concurrency group (`None`: the actor's default group,
-    /// limited by `max_concurrency`).
-    AsyncRef(AsyncRefBody, Option<&'static str>),
+    /// the limit of its concurrency group.
+    AsyncRef(AsyncRefBody),
 }
 
 impl fmt::Debug for ActorMethod {
@@ -215,7 +229,7 @@ impl fmt::Debug for ActorMethod {
             ActorMethod::Mut(_) => "ActorMethod::Mut",
             ActorMethod::Ref(_) => "ActorMethod::Ref",
             ActorMethod::AsyncMut(_) => "ActorMethod::AsyncMut",
-            ActorMethod::AsyncRef(..) => "ActorMethod::AsyncRef",
+            ActorMethod::AsyncRef(_) => "ActorMethod::AsyncRef",
         })
     }
 }
@@ -244,7 +258,7 @@ impl ActorMethod {
     where
         F: for<'a> Fn(Attempt, &'a (dyn Any + Send)) -> LocalBodyFuture<'a> + Send + Sync + 'static,
     {
-        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(f), None))
+        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(InGroup { group: None, body: f })))
     }
 
     /// A `&self` async method in the named concurrency group, which the
@@ -253,7 +267,7 @@ impl ActorMethod {
     where
         F: for<'a> Fn(Attempt, &'a (dyn Any + Send)) -> LocalBodyFuture<'a> + Send + Sync + 'static,
     {
-        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(f), Some(group)))
+        TaskBody::Method(ActorMethod::AsyncRef(Arc::new(InGroup { group: Some(group), body: f })))
     }
 
     /// Whether the method needs the state to itself.

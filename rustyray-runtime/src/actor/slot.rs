@@ -313,8 +313,8 @@ impl ActorSlot {
         // nothing overtakes it).
         let mut pick = None;
         for (at, call) in inner.calls.iter().enumerate() {
-            let TaskBody::Method(ActorMethod::AsyncRef(_, group)) = &call.body else { break };
-            let group = self.limits.index(*group);
+            let TaskBody::Method(ActorMethod::AsyncRef(method)) = &call.body else { break };
+            let group = self.limits.index(method.group);
             if room(group) {
                 pick = Some((at, group));
                 break;

@@ -130,7 +130,7 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
                     ActorMethod::Ref(body) => {
                         run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &**state))
                     }
-                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(..) => {
+                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_) => {
                         let handle = exec.handle().clone();
                         let (crash, next) = handle.block_on(run_async(exec, slot, start, state, &mut reporter));
                         taken = next;
@@ -159,7 +159,7 @@ fn call_context(exec: &Exec, slot: &ActorSlot, start: &Start) -> TaskContext {
 }
 
 fn is_async_method(start: &Start) -> bool {
-    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(..)))
+    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_)))
 }
 
 /// Runs a plain method on this thread, as a plain task body runs; returns
@@ -207,7 +207,7 @@ async fn run_async(
         let TaskBody::Method(method) = &start.body else { return (None, Some(start)) };
         let method = method.clone();
         let crash = match method {
-            ActorMethod::AsyncRef(..) if slot.limits.interleave() => {
+            ActorMethod::AsyncRef(_) if slot.limits.interleave() => {
                 run_shared_phase(exec, slot, start, &**state, reporter).await
             }
             ActorMethod::AsyncMut(body) => {
@@ -216,10 +216,10 @@ async fn run_async(
                 let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
                 settle(start, outcome, started, reporter)
             }
-            ActorMethod::AsyncRef(body, _) => {
+            ActorMethod::AsyncRef(method) => {
                 let ctx = call_context(exec, slot, &start);
                 let (attempt, started) = (start.attempt, Instant::now());
-                let outcome = drive(ctx, start.span.clone(), || body(attempt, &**state)).await;
+                let outcome = drive(ctx, start.span.clone(), || (method.body)(attempt, &**state)).await;
                 settle(start, outcome, started, reporter)
             }
             ActorMethod::Mut(_) | ActorMethod::Ref(_) => return (None, Some(start)),
@@ -253,23 +253,23 @@ async fn run_shared_phase(
     // How many calls of each concurrency group are in flight.
     let mut busy = vec![0usize; slot.limits.len()];
     let launch = |start: Start, group: usize, running: &mut Vec<(TaskId, u32)>, busy: &mut [usize]| {
-        let TaskBody::Method(ActorMethod::AsyncRef(body, _)) = &start.body else {
+        let TaskBody::Method(ActorMethod::AsyncRef(method)) = &start.body else {
             return None;
         };
         running.push((start.task, start.attempt.number));
         busy[group] += 1;
-        let body = body.clone();
+        let method = method.clone();
         let ctx = call_context(exec, slot, &start);
         let attempt = start.attempt;
         let span = start.span.clone();
         Some(async move {
             let started = Instant::now();
-            let outcome = drive(ctx, span, || body(attempt, state)).await;
+            let outcome = drive(ctx, span, || (method.body)(attempt, state)).await;
             (start, group, outcome, started)
         })
     };
     let first_group = match &first.body {
-        TaskBody::Method(ActorMethod::AsyncRef(_, group)) => slot.limits.index(*group),
+        TaskBody::Method(ActorMethod::AsyncRef(method)) => slot.limits.index(method.group),
         _ => 0,
     };
     in_flight.extend(launch(first, first_group, &mut running, &mut busy));
