@@ -51,7 +51,8 @@
 
 pub use rustyray_core::{
     ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,
-    ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec, get_actor, kill,
+    ObjectSize, Result, ReturnsBuilder, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec,
+    get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]
@@ -111,6 +112,7 @@ pub mod __private {
     pub use rustyray_core::call::{assert_remote_arg, assert_remote_output, describe_arg, describe_args};
     pub use rustyray_core::inventory;
     pub use rustyray_core::registry::RegisteredFunction;
+    pub use rustyray_core::returns::{MultipleReturns, assert_multiple_returns};
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod object;
 pub mod options;
 pub mod registry;
+pub mod returns;
 pub mod runner;
 pub mod size;
 pub mod spec;
@@ -38,6 +39,7 @@ pub use error::{Error, Result, TaskOrigin};
 pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};
 pub use options::{Backoff, TaskOptions};
+pub use returns::{MultipleReturns, ReturnsBuilder};
 pub use runner::Runner;
 pub use size::{GetSize, ObjectSize};
 pub use spec::{

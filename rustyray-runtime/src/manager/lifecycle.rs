@@ -233,7 +233,9 @@ impl Core {
                 }
                 None => {
                     entry.unresolved += 1;
-                    match self.waiting.entry(cell.id()) {
+                    // An element of a multiple result is written just before
+                    // its task's output: the output's write releases it.
+                    match self.waiting.entry(cell.written_with()) {
                         MapEntry::Occupied(mut waiters) => waiters.get_mut().tasks.push(id),
                         MapEntry::Vacant(slot) => {
                             slot.insert(Waiters { cell: cell.clone(), tasks: smallvec![id] });
@@ -1039,7 +1041,7 @@ fn watch(shared: &Arc<Shared>, cell: Arc<ObjectCell>) {
     let sender = shared.sender();
     shared.handle().spawn(async move {
         let _ = cell.ready().await;
-        let _ = sender.send(Msg::ObjectReady(cell.id()));
+        let _ = sender.send(Msg::ObjectReady(cell.written_with()));
     });
 }
 
