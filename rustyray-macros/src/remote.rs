@@ -247,6 +247,10 @@ fn parse_attr(attr: TokenStream) -> syn::Result<Option<syn::LitInt>> {
 /// which must be written out as a tuple of exactly `n` elements.
 fn tuple_elements(n: &syn::LitInt, ty: &TokenStream, output: &syn::ReturnType) -> syn::Result<Vec<syn::Type>> {
     let expected: usize = n.base10_parse()?;
+    let span = match output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => output.span(),
+    };
     let mut parsed: syn::Type = syn::parse2(ty.clone())?;
     let tuple = loop {
         parsed = match parsed {
@@ -257,7 +261,7 @@ fn tuple_elements(n: &syn::LitInt, ty: &TokenStream, output: &syn::ReturnType) -
     };
     let syn::Type::Tuple(tuple) = tuple else {
         return Err(syn::Error::new(
-            output.span(),
+            span,
             format!(
                 "`num_returns = {expected}` needs the function to return a tuple of {expected} elements, \
                  written out (`-> (A, B)` or `-> Result<(A, B), E>`), found `{}`",
@@ -267,7 +271,7 @@ fn tuple_elements(n: &syn::LitInt, ty: &TokenStream, output: &syn::ReturnType) -
     };
     if tuple.elems.len() != expected {
         return Err(syn::Error::new(
-            output.span(),
+            span,
             format!(
                 "`num_returns = {expected}` does not match the result: the tuple has {} elements",
                 tuple.elems.len()
