@@ -51,8 +51,8 @@
 
 pub use rustyray_core::{
     ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,
-    ObjectSize, Result, ReturnsBuilder, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, codec,
-    get_actor, kill,
+    ObjectSize, ObjectStream, Result, ReturnsBuilder, StreamBuilder, TaskArg, TaskBuilder, TaskId, TaskKind,
+    TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]
@@ -114,6 +114,7 @@ pub mod __private {
     pub use rustyray_core::registry::RegisteredFunction;
     pub use rustyray_core::returns::{MultipleReturns, assert_multiple_returns};
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
+    pub use rustyray_core::stream::{StreamSource, StreamingFunction};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
         JobArgs, JobQueue, RemoteFunction, TaskBody, TaskError, Value,

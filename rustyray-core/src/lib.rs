@@ -27,6 +27,7 @@ pub mod returns;
 pub mod runner;
 pub mod size;
 pub mod spec;
+pub mod stream;
 
 pub use actor::{
     Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote, WeakActorRef,
@@ -46,6 +47,7 @@ pub use spec::{
     ActorInstance, ActorMethod, Attempt, BodyFuture, BodyResult, Deps, LocalBodyFuture, TaskBody, TaskError, TaskKind,
     TaskSpec,
 };
+pub use stream::{ObjectStream, StreamBuilder, StreamSource, StreamingFunction, Yield};
 
 #[doc(hidden)]
 pub use inventory;

@@ -7,6 +7,7 @@
 mod actor;
 mod remote;
 mod signature;
+mod streaming;
 
 use proc_macro::TokenStream;
 

@@ -21,7 +21,7 @@ use crate::signature::{self, Param};
 const WHAT: &str = "a #[remote] function";
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let num_returns = parse_attr(attr)?;
+    let Attr { num_returns, streaming } = parse_attr(attr)?;
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
@@ -32,6 +32,9 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     signature::check_common(sig, WHAT)?;
+    if streaming {
+        return crate::streaming::expand(func);
+    }
     let params = signature::params(sig.inputs.iter(), WHAT)?;
     let output = signature::output(&sig.output, WHAT)?;
     let elements = match &num_returns {
@@ -211,14 +214,30 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     })
 }
 
-/// Reads the attribute's arguments: nothing, or `num_returns = n`.
-fn parse_attr(attr: TokenStream) -> syn::Result<Option<syn::LitInt>> {
-    if attr.is_empty() {
-        return Ok(None);
-    }
+/// The attribute's arguments.
+struct Attr {
+    num_returns: Option<syn::LitInt>,
+    streaming: bool,
+}
+
+/// Reads the attribute's arguments: nothing, `num_returns = n` or `streaming`.
+fn parse_attr(attr: TokenStream) -> syn::Result<Attr> {
     let mut num_returns = None;
+    let mut streaming = false;
+    if attr.is_empty() {
+        return Ok(Attr { num_returns, streaming });
+    }
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("num_returns") {
+        if meta.path.is_ident("streaming") {
+            if num_returns.is_some() || streaming {
+                return Err(meta.error("`streaming` cannot be combined with `num_returns` or given twice"));
+            }
+            streaming = true;
+            Ok(())
+        } else if meta.path.is_ident("num_returns") {
+            if streaming {
+                return Err(meta.error("`num_returns` cannot be combined with `streaming`"));
+            }
             if num_returns.is_some() {
                 return Err(meta.error("`num_returns` is given twice"));
             }
@@ -236,11 +255,14 @@ fn parse_attr(attr: TokenStream) -> syn::Result<Option<syn::LitInt>> {
             num_returns = Some(value);
             Ok(())
         } else {
-            Err(meta.error("#[remote] takes only `num_returns = n`; set task options per call with `f::options()`"))
+            Err(meta.error(
+                "#[remote] takes only `num_returns = n` or `streaming`; set task options per call with \
+                 `f::options()`",
+            ))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
-    Ok(num_returns)
+    Ok(Attr { num_returns, streaming })
 }
 
 /// The element types of the tuple a `num_returns = n` function returns,

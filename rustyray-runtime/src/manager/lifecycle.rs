@@ -612,7 +612,7 @@ impl Core {
     /// An attempt failed: retry it if retries remain, else fail the task.
     fn attempt_failed(&mut self, task: TaskId, error: TaskError) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if entry.started_attempts <= entry.spec.options.max_retries {
+        if entry.started_attempts <= entry.spec.options.max_retries && error.retryable() {
             self.records.count_retry(entry.metrics);
             tracing::debug!(task = %task, function = %entry.spec.function, attempt = entry.started_attempts, error = %error, "retrying task");
             let delay = match entry.spec.options.backoff.as_deref().copied() {
