@@ -30,6 +30,12 @@
 //!   function: `f::remote(args..)` submits a task and returns an
 //!   [`ObjectRef`] at once; `f::options()` sets retries, timeout, priority,
 //!   queue, resources and a name for one call.
+//! - `#[remote(num_returns = n)]` on a function returning an `n`-tuple gives
+//!   one `ObjectRef` per element, each its own object ([`ReturnsBuilder`]).
+//! - `#[remote(streaming)]` on a function whose last parameter is a
+//!   [`Yield<T>`](Yield) gives an [`ObjectStream<T>`](ObjectStream): one
+//!   `ObjectRef` per item, read as the function sends them, with
+//!   backpressure ([`StreamBuilder::buffer`]).
 //! - [`ObjectRef`] is a typed future of a task's result. Pass it (or `&` it)
 //!   to another remote call to build a graph; read it with [`get`],
 //!   [`get_all`], [`wait`] or [`get_blocking`].
