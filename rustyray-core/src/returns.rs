@@ -125,6 +125,19 @@ impl<F, Args> ReturnsBuilder<F, Args> {
     }
 
     crate::__option_setters!(options);
+
+    /// Lets the task start no earlier than `delay` after it is submitted
+    /// (as `TaskBuilder::run_after`).
+    pub fn run_after(mut self, delay: std::time::Duration) -> Self {
+        self.options.run_at = Some(crate::durable::RunAt::After(delay));
+        self
+    }
+
+    /// Lets the task start no earlier than `at` (as `TaskBuilder::run_at`).
+    pub fn run_at(mut self, at: std::time::SystemTime) -> Self {
+        self.options.run_at = Some(crate::durable::RunAt::At(at));
+        self
+    }
 }
 
 impl<F, Args> ReturnsBuilder<F, Args>

@@ -223,6 +223,15 @@ impl Core {
         {
             parent.children.push(id);
         }
+        if let Some(delay) = super::delayed::start_delay(&mut entry.spec.options) {
+            return self.hold(entry, delay);
+        }
+        self.await_inputs(shared, entry);
+    }
+
+    /// A submitted task waits for its inputs, or is queued if it has none left to wait for.
+    pub(super) fn await_inputs(&mut self, shared: &Arc<Shared>, mut entry: Box<Entry>) {
+        let id = entry.spec.id;
         let mut failed = None;
         for cell in &entry.spec.deps {
             match cell.try_get() {
@@ -644,8 +653,9 @@ impl Core {
         }
     }
 
-    pub(super) fn on_timer(&mut self, timer: Timer) {
+    pub(super) fn on_timer(&mut self, shared: &Arc<Shared>, timer: Timer) {
         match timer {
+            Timer::Release { task } => self.release(shared, task),
             Timer::Timeout { task, attempt } => self.timed_out(task, attempt),
             Timer::Retry { task } => {
                 if let Some(entry) = self.tasks.get_mut(&task)

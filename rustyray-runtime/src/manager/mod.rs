@@ -13,6 +13,7 @@
 //! never across an `.await`.
 
 mod actors;
+mod delayed;
 mod direct;
 mod entry;
 mod lifecycle;
@@ -104,6 +105,8 @@ pub(crate) enum Timer {
     Timeout { task: TaskId, attempt: u32 },
     /// The end of the backoff before a retry.
     Retry { task: TaskId },
+    /// The start time of a delayed task (`run_after` / `run_at`).
+    Release { task: TaskId },
 }
 
 /// The event loop.
@@ -154,7 +157,7 @@ impl Manager {
                 // Timers first: a timeout that fired is settled before the attempt's
                 // own outcome (possibly in this batch) is looked at.
                 for timer in timers.drain(..) {
-                    core.on_timer(timer);
+                    core.on_timer(&shared, timer);
                 }
                 for msg in messages.drain(..) {
                     core.handle(&shared, msg);

@@ -1,0 +1,73 @@
+//! Delayed tasks: `f::options().run_after(d)` / `.run_at(t)` in process.
+//!
+//! A task given a start time in the future is held in the manager's timer
+//! queue ([`Timer::Release`]) in state [`TaskState::Delayed`]: no tokio
+//! task and no thread sleeps for it. When its time comes it goes on as any
+//! new task does, waiting for its arguments and then for its turn. Held, it
+//! is an ordinary entry of the task table: `tasks()` shows it, `cancel`
+//! removes it (its timer then finds nothing and does nothing), shutdown
+//! fails it. The delay counts from submission; a start time already past
+//! means at once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustyray_core::{RunAt, TaskId, TaskOptions};
+
+use super::Timer;
+use super::entry::Entry;
+use super::lifecycle::{Core, set_state};
+use crate::runtime::Shared;
+use crate::state::TaskState;
+
+/// How long a new task is held before it may start, taking its start time
+/// out of its options; `None` to go on at once.
+pub(super) fn start_delay(options: &mut TaskOptions) -> Option<Duration> {
+    let delay = match options.run_at.take()? {
+        RunAt::After(delay) => delay,
+        RunAt::At(at) => at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+    };
+    (!delay.is_zero()).then_some(delay)
+}
+
+impl Core {
+    /// Holds a new task until `delay` has passed.
+    pub(super) fn hold(&mut self, mut entry: Box<Entry>, delay: Duration) {
+        let task = entry.spec.id;
+        set_state(&mut self.records, &mut entry, TaskState::Delayed);
+        self.timers.insert(Timer::Release { task }, delay);
+        self.tasks.insert(task, entry);
+    }
+
+    /// A held task's start time came: it waits for its inputs now (unless
+    /// it was cancelled meanwhile).
+    pub(super) fn release(&mut self, shared: &Arc<Shared>, task: TaskId) {
+        if self.tasks.get(&task).is_none_or(|entry| entry.state != TaskState::Delayed) {
+            return;
+        }
+        let Some(mut entry) = self.tasks.remove(&task) else { return };
+        set_state(&mut self.records, &mut entry, TaskState::PendingArgs);
+        self.await_inputs(shared, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_time_becomes_a_delay_and_is_taken_out() {
+        let mut options = TaskOptions { run_at: Some(RunAt::After(Duration::from_secs(3))), ..Default::default() };
+        assert_eq!(start_delay(&mut options), Some(Duration::from_secs(3)));
+        assert!(options.run_at.is_none());
+        assert_eq!(start_delay(&mut options), None);
+
+        let past = SystemTime::now() - Duration::from_secs(60);
+        let mut options = TaskOptions { run_at: Some(RunAt::At(past)), ..Default::default() };
+        assert_eq!(start_delay(&mut options), None, "a past start time means at once");
+
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let mut options = TaskOptions { run_at: Some(RunAt::At(later)), ..Default::default() };
+        assert!(start_delay(&mut options).is_some_and(|d| d > Duration::from_secs(3000)));
+    }
+}
