@@ -53,7 +53,7 @@
 //! The semantics (ordering, readiness, failure propagation, object lifetime,
 //! cancellation, retries, shutdown) are written down in `docs/semantics.md`.
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub use rustyray_core::{
     ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,

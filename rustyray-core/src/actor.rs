@@ -199,6 +199,15 @@ pub struct WeakActorRef {
     token: std::sync::Weak<ActorToken>,
 }
 
+impl fmt::Debug for WeakActorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakActorRef")
+            .field("class", &self.class)
+            .field("alive", &(self.token.strong_count() > 0))
+            .finish()
+    }
+}
+
 impl WeakActorRef {
     /// The full reference, if a handle to the actor still exists.
     pub fn upgrade(&self) -> Option<ActorRef> {
@@ -324,6 +333,15 @@ pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
 pub struct ActorBuilder<A, Args> {
     options: ActorOptions,
     _marker: PhantomData<fn() -> (A, Args)>,
+}
+
+impl<A, Args> fmt::Debug for ActorBuilder<A, Args> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorBuilder")
+            .field("actor", &std::any::type_name::<A>())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl<A, Args> Default for ActorBuilder<A, Args> {

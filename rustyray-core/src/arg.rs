@@ -23,6 +23,7 @@ use crate::spec::{Attempt, TaskError};
 /// takes(&r);                      // a reference, kept by the caller
 /// takes(r);                       // a reference, handed over
 /// ```
+#[derive(Debug)]
 pub enum TaskArg<T> {
     /// A value given directly.
     Value(T),
@@ -114,6 +115,12 @@ impl<T: Clone> Clone for TaskArg<T> {
 /// gets a copy, the last gets the arguments themselves.
 pub struct ArgSlot<A> {
     args: Mutex<Option<A>>,
+}
+
+impl<A> std::fmt::Debug for ArgSlot<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgSlot").field("args", &std::any::type_name::<A>()).finish_non_exhaustive()
+    }
 }
 
 impl<A: Clone> ArgSlot<A> {

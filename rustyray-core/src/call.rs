@@ -94,6 +94,15 @@ pub struct TaskBuilder<F, Args> {
     _marker: PhantomData<fn() -> (F, Args)>,
 }
 
+impl<F, Args> std::fmt::Debug for TaskBuilder<F, Args> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("function", &std::any::type_name::<F>())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 impl<F, Args> Default for TaskBuilder<F, Args> {
     fn default() -> Self {
         Self::new()

@@ -52,8 +52,19 @@ thread_local! {
     static CACHED_DEFAULT: RefCell<(u64, Option<Arc<dyn Runner>>)> = const { RefCell::new((u64::MAX, None)) };
 }
 
+impl std::fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("task", &self.task)
+            .field("releases_on_wait", &self.releases_on_wait)
+            .field("blocking_thread", &self.blocking_thread)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Restores the previous context when dropped.
 #[must_use = "the context is left when the guard is dropped"]
+#[derive(Debug)]
 pub struct EnterGuard {
     previous: Option<TaskContext>,
 }
@@ -162,6 +173,12 @@ impl<F: Future> Future for Scoped<F> {
 #[must_use = "the task stops waiting when the guard is dropped"]
 pub struct Waiting {
     task: Option<(Arc<dyn Runner>, TaskId)>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("task", &self.task.as_ref().map(|(_, task)| *task)).finish()
+    }
 }
 
 impl Waiting {

@@ -10,7 +10,7 @@
 //!
 //! Applications use the `rustyray` crate, which re-exports what they need.
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod actor;
 pub mod arg;

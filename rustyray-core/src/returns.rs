@@ -29,6 +29,12 @@ use crate::spec::{BodyResult, TaskError, TaskKind, TaskSpec};
 /// The elements of a multiple result, split out of the body's tuple, in order.
 pub struct Parts(pub(crate) Vec<Value>);
 
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").field("len", &self.0.len()).finish()
+    }
+}
+
 /// A tuple type whose elements can each be their own object: what a
 /// `#[remote(num_returns = n)]` function returns.
 #[diagnostic::on_unimplemented(
@@ -105,6 +111,15 @@ tuples! {
 pub struct ReturnsBuilder<F, Args> {
     options: TaskOptions,
     _marker: PhantomData<fn() -> (F, Args)>,
+}
+
+impl<F, Args> std::fmt::Debug for ReturnsBuilder<F, Args> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReturnsBuilder")
+            .field("function", &std::any::type_name::<F>())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl<F, Args> Default for ReturnsBuilder<F, Args> {

@@ -71,6 +71,12 @@ pub struct SizedType {
     measure: Measure,
 }
 
+impl std::fmt::Debug for SizedType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SizedType").field("type_id", &(self.type_id)()).finish_non_exhaustive()
+    }
+}
+
 impl SizedType {
     /// A type measured with its [`GetSize`] implementation.
     pub const fn of<T: GetSize + Any + Send + Sync>() -> Self {
@@ -106,6 +112,12 @@ fn measure_boxed_slice<P: Copy + Any>(value: &(dyn Any + Send + Sync)) -> Option
 /// function that says how to measure it, if it can be measured.
 pub struct SignatureType(fn() -> Option<SizedType>);
 
+impl std::fmt::Debug for SignatureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SignatureType").finish_non_exhaustive()
+    }
+}
+
 impl SignatureType {
     /// Wraps a probe (generated code passes `|| probe!(T)`, see [`SizeProbe`]).
     pub const fn new(probe: fn() -> Option<SizedType>) -> Self {
@@ -119,6 +131,12 @@ inventory::collect!(SignatureType);
 /// [`SizedType::of`] (when `T: GetSize`) and nothing, by method resolution
 /// (autoref specialization): `(&&SizeProbe::<T>::new()).sized_type()`.
 pub struct SizeProbe<T>(PhantomData<fn() -> T>);
+
+impl<T> std::fmt::Debug for SizeProbe<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SizeProbe").field(&std::any::type_name::<T>()).finish()
+    }
+}
 
 impl<T> SizeProbe<T> {
     /// A probe for `T`.

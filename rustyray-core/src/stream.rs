@@ -112,6 +112,18 @@ pub struct StreamSource<T> {
     origin: TaskOrigin,
 }
 
+impl<T> std::fmt::Debug for StreamSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSource").field("task", &self.origin.task).finish()
+    }
+}
+
+impl<T> std::fmt::Debug for Yield<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Yield").field("task", &self.source.origin.task).field("attempt", &self.epoch).finish()
+    }
+}
+
 impl<T> Clone for StreamSource<T> {
     fn clone(&self) -> Self {
         StreamSource {
@@ -307,6 +319,16 @@ pub struct StreamBuilder<F, Args> {
     options: TaskOptions,
     buffer: usize,
     _marker: PhantomData<fn() -> (F, Args)>,
+}
+
+impl<F, Args> std::fmt::Debug for StreamBuilder<F, Args> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamBuilder")
+            .field("function", &std::any::type_name::<F>())
+            .field("options", &self.options)
+            .field("buffer", &self.buffer)
+            .finish()
+    }
 }
 
 impl<F, Args> Default for StreamBuilder<F, Args> {

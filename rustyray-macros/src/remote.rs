@@ -323,7 +323,7 @@ fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature:
         let ret = output.convert(quote!(#name(#(#passes),*)));
         quote! {
             let slot = ::rustyray::__private::ArgSlot::new(args);
-            ::rustyray::__private::TaskBody::blocking(move |attempt| {
+            ::rustyray::__private::TaskBody::plain(move |attempt| {
                 let (#(#idents,)*) = slot.take(attempt)?;
                 #ret
             })

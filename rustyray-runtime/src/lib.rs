@@ -1,24 +1,38 @@
 //! The in-process runtime of RustyRay, on tokio.
 //!
-//! Data flows one way through it:
+//! A task's path through it, and the files that hold each step:
 //!
 //! ```text
-//! submit ──► manager ──► scheduler ──► executor ──► object store ──► waiters
-//!  (Runner)   (event loop:   (priority,    (tokio task or   (cell written,   (woken by
-//!              task table,    queues,       blocking pool,   refcounted)      notification)
-//!              dependencies)  resources)    panics caught)
+//! submit ──► manager ──────────► scheduler ──► executor ──────► object cell ──► waiters
+//! runtime/   manager/mod.rs      scheduler/    executor/        ObjectCell::    (woken by
+//! shared.rs  submit.rs,          (priority,    (poll.rs: async,  complete, in    notification)
+//! (Runner)   dependencies.rs     resources,    worker.rs: plain; rustyray-core;
+//!            (the task table)    queues)       panics caught)    bytes counted in
+//!                                                                accounting.rs
+//!        ◄── outcome.rs: the attempt's report (protocol.rs) comes back; the
+//!            task is retried or finalized, and dependencies.rs releases
+//!            (or fails) the tasks that wait for its output.
 //! ```
 //!
-//! - `manager`: one event loop owning every task's lifecycle.
-//! - `scheduler`: which ready task runs next.
-//! - `executor`: runs one attempt and reports it back as a message.
-//! - `store`: object accounting and lookup by id.
-//! - [`state`]: task records and statistics.
+//! - `runtime/`: the [`Runtime`] handle, its [`Builder`], and the `Runner`
+//!   every task, object ref and actor handle calls.
+//! - `manager/`: one event loop owning every task's lifecycle, a file per
+//!   stage (submit, dependencies, dispatch, outcome, queries).
+//! - `scheduler/`: which ready task runs next.
+//! - `executor/`: runs one attempt and reports it back as a message.
+//! - `protocol.rs`: the messages the manager receives; `task.rs`: a task's
+//!   table entry and one attempt of it.
+//! - `actor/`: actors' slots, threads, direct calls, directory and records.
+//! - `accounting.rs`: object counts and bytes, exported objects by id.
+//! - [`state`]: task and actor snapshots and statistics.
 //! - [`metrics`]: per-function counters and latency histograms, and their
 //!   Prometheus exposition (feature `metrics`).
 //! - [`events`]: the lifecycle event stream.
 //! - `timeline`: attempts as Chrome trace events.
 //! - `progress` (feature `progress`): a progress bar over many refs.
+//!
+//! `ARCHITECTURE.md` beside this crate's manifest walks one task and one
+//! failure through these files.
 //!
 //! Each task attempt runs inside a `tracing` span (`task`, target
 //! `rustyray::task`, with the task id, function, name, attempt and parent
@@ -26,10 +40,12 @@
 //!
 //! Applications use the `rustyray` crate, which re-exports this one.
 
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod accounting;
+mod actor;
 mod api;
-mod directory;
+mod config;
 pub mod events;
 mod executor;
 mod manager;
@@ -37,10 +53,11 @@ pub mod metrics;
 mod panic;
 #[cfg(feature = "progress")]
 pub mod progress;
+mod protocol;
 mod runtime;
 mod scheduler;
 pub mod state;
-mod store;
+mod task;
 mod timeline;
 mod timer;
 

@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use rustyray_core::FunctionId;
 use smallvec::SmallVec;
 
-use crate::store::StoreUsage;
+use crate::accounting::StoreUsage;
 
 /// Upper bounds, in seconds, of the latency histograms' buckets: from 10 µs
 /// (a trivial task's overhead) to 100 s.
@@ -87,38 +87,38 @@ impl FunctionMetrics {
     }
 }
 
-/// The metrics of every function seen, found by a slot number each task keeps.
+/// The metrics of every function seen, found by an index each task keeps.
 #[derive(Default)]
 pub(crate) struct Functions {
-    slots: FxHashMap<FunctionId, u32>,
+    indexes: FxHashMap<FunctionId, u32>,
     table: Vec<FunctionMetrics>,
-    /// The last function looked up and its slot: tasks come in runs of one function.
+    /// The last function looked up and its index: tasks come in runs of one function.
     last: Option<(FunctionId, u32)>,
 }
 
 impl Functions {
-    /// The slot of `function`'s metrics, made on first sight.
-    pub(crate) fn slot(&mut self, function: FunctionId) -> u32 {
+    /// The index of `function`'s metrics, made on first sight.
+    pub(crate) fn index(&mut self, function: FunctionId) -> u32 {
         // Names are `&'static str`s registered once per function: the same
         // address is the same function (a different one falls back to the map).
-        if let Some((last, slot)) = self.last
+        if let Some((last, index)) = self.last
             && std::ptr::eq(last.name(), function.name())
         {
-            return slot;
+            return index;
         }
-        if let Some(&slot) = self.slots.get(&function) {
-            self.last = Some((function, slot));
-            return slot;
+        if let Some(&index) = self.indexes.get(&function) {
+            self.last = Some((function, index));
+            return index;
         }
-        let slot = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
+        let index = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
         self.table.push(FunctionMetrics::new(function));
-        self.slots.insert(function, slot);
-        self.last = Some((function, slot));
-        slot
+        self.indexes.insert(function, index);
+        self.last = Some((function, index));
+        index
     }
 
-    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut FunctionMetrics> {
-        self.table.get_mut(slot as usize)
+    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut FunctionMetrics> {
+        self.table.get_mut(index as usize)
     }
 
     pub(crate) fn all(&self) -> &[FunctionMetrics] {
@@ -135,6 +135,13 @@ pub(crate) struct ActorCounts {
     /// Actors that ended in this runtime (a running total).
     pub(crate) dead: u64,
     pub(crate) restarts: Vec<(&'static str, u64)>,
+}
+
+/// Where a scrape gets its snapshot: the runtime, held weakly by collectors.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) trait Source: Send + Sync {
+    /// What a scrape reports now.
+    fn snapshot(&self) -> Snapshot;
 }
 
 /// Everything a scrape reports, copied out of the manager at once.
@@ -164,8 +171,7 @@ mod exposition {
     use prometheus_client::metrics::gauge::ConstGauge;
     use prometheus_client::registry::Unit;
 
-    use super::{BUCKETS, Histogram, Snapshot};
-    use crate::runtime::Shared;
+    use super::{BUCKETS, Histogram, Snapshot, Source};
 
     /// A `prometheus-client` [`Collector`] for one runtime's metrics, computed
     /// at each scrape. Register it in your own registry to serve RustyRay's
@@ -175,31 +181,31 @@ mod exposition {
     /// It does not keep the runtime alive: once the runtime is gone it reports nothing.
     #[derive(Clone)]
     pub struct MetricsCollector {
-        pub(crate) shared: Weak<Shared>,
+        pub(crate) source: Weak<dyn Source>,
     }
 
     impl MetricsCollector {
         /// Whether both collect the same runtime's metrics.
         pub fn same_runtime(&self, other: &MetricsCollector) -> bool {
-            self.shared.ptr_eq(&other.shared)
+            self.source.ptr_eq(&other.source)
         }
 
         /// Whether the runtime is still there to report on.
         pub fn is_alive(&self) -> bool {
-            self.shared.strong_count() > 0
+            self.source.strong_count() > 0
         }
     }
 
     impl fmt::Debug for MetricsCollector {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("MetricsCollector").field("alive", &(self.shared.strong_count() > 0)).finish()
+            f.debug_struct("MetricsCollector").field("alive", &(self.source.strong_count() > 0)).finish()
         }
     }
 
     impl Collector for MetricsCollector {
         fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-            match self.shared.upgrade() {
-                Some(shared) => encode(&shared.metrics_snapshot(), &mut encoder),
+            match self.source.upgrade() {
+                Some(source) => encode(&source.snapshot(), &mut encoder),
                 None => Ok(()),
             }
         }
@@ -402,18 +408,18 @@ mod tests {
     }
 
     #[test]
-    fn each_function_gets_one_slot() {
+    fn each_function_gets_one_index() {
         let mut functions = Functions::default();
-        let f = functions.slot(FunctionId::new("m::f"));
-        let g = functions.slot(FunctionId::new("m::g"));
+        let f = functions.index(FunctionId::new("m::f"));
+        let g = functions.index(FunctionId::new("m::g"));
         assert_ne!(f, g);
-        assert_eq!(functions.slot(FunctionId::new("m::f")), f);
-        assert_eq!(functions.slot(FunctionId::new("m::f")), f, "the cached last lookup");
-        assert_eq!(functions.slot(FunctionId::new("m::g")), g);
+        assert_eq!(functions.index(FunctionId::new("m::f")), f);
+        assert_eq!(functions.index(FunctionId::new("m::f")), f, "the cached last lookup");
+        assert_eq!(functions.index(FunctionId::new("m::g")), g);
         // The same name at another address is still the same function.
         let owned = String::from("m::f");
         let leaked: &'static str = Box::leak(owned.into_boxed_str());
-        assert_eq!(functions.slot(FunctionId::new(leaked)), f);
+        assert_eq!(functions.index(FunctionId::new(leaked)), f);
         if let Some(metrics) = functions.get_mut(f) {
             metrics.rejected("unknown_queue");
             metrics.rejected("unknown_queue");

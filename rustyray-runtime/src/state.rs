@@ -1,20 +1,14 @@
 //! What the runtime knows about its tasks: states, attempt history and statistics.
 //!
-//! Live tasks are described from the task manager's table; finished ones are
-//! kept in a bounded ring (oldest evicted first) so a long-running process
-//! does not grow without limit. Statistics are running totals plus a
-//! histogram of attempt run times.
+//! The public snapshots ([`TaskInfo`], [`ActorInfo`], [`Stats`]) and the
+//! records they are made from ([`Record`], one per task). The manager keeps
+//! finished tasks' records in a bounded ring (`manager/records.rs`).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustyray_core::{Error, FunctionId, TaskError, TaskId, TaskKind};
-
-use crate::events::{EventKind, Events};
-use crate::metrics::{FunctionMetrics, Functions};
-use crate::store::StoreUsage;
 
 /// Where a task is in its lifecycle:
 /// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`,
@@ -299,7 +293,7 @@ pub(crate) struct Record {
     /// The tasks whose outputs it took as arguments.
     pub(crate) inputs: Box<[TaskId]>,
     /// Whether its body is plain (CPU) code.
-    pub(crate) blocking: bool,
+    pub(crate) plain: bool,
     /// Its arguments, if the call opted in to recording them.
     pub(crate) args: Option<Arc<str>>,
 }
@@ -324,118 +318,6 @@ impl Record {
     }
 }
 
-/// Running totals, the run-time histogram, per-function metrics, the
-/// lifecycle event sender and the ring of finished tasks.
-pub(crate) struct Records {
-    finished: VecDeque<Record>,
-    limit: usize,
-    pub(crate) pending_args: u64,
-    pub(crate) queued: u64,
-    pub(crate) running: u64,
-    run_time: hdrhistogram::Histogram<u64>,
-    pub(crate) functions: Functions,
-    pub(crate) events: Events,
-    pub(crate) clock: Clock,
-    /// The time of the batch the manager is applying.
-    pub(crate) now: Instant,
-}
-
-impl Records {
-    pub(crate) fn new(limit: usize, clock: Clock, event_capacity: usize) -> Self {
-        Records {
-            finished: VecDeque::new(),
-            limit,
-            pending_args: 0,
-            queued: 0,
-            running: 0,
-            // Three significant digits, resizing as longer run times appear.
-            run_time: hdrhistogram::Histogram::new(3).expect("3 significant digits is a valid precision"),
-            functions: Functions::default(),
-            events: Events::new(event_capacity),
-            clock,
-            now: Instant::now(),
-        }
-    }
-
-    /// Counts a retry of a task of function slot `metrics`.
-    pub(crate) fn count_retry(&mut self, metrics: u32) {
-        if let Some(function) = self.functions.get_mut(metrics) {
-            function.retried += 1;
-        }
-    }
-
-    /// Sends the lifecycle event `kind` builds, stamped `at`, if anyone listens.
-    pub(crate) fn emit(&mut self, at: Instant, kind: impl FnOnce() -> EventKind) {
-        if self.events.enabled() {
-            let at = self.clock.wall(at);
-            self.events.emit(at, kind);
-        }
-    }
-
-    /// Counts a finished attempt's run time.
-    pub(crate) fn attempt_ran(&mut self, run_time: Duration) {
-        let nanos = u64::try_from(run_time.as_nanos()).unwrap_or(u64::MAX).max(1);
-        // `record` grows the histogram to fit; `saturating_record` would clamp.
-        let _ = self.run_time.record(nanos);
-    }
-
-    /// Keeps a finished task, evicting the oldest past the limit, and
-    /// counts it against its function (slot `metrics`).
-    pub(crate) fn keep(&mut self, record: Record, metrics: u32) {
-        if let Some(function) = self.functions.get_mut(metrics) {
-            match record.state {
-                TaskState::Succeeded => function.succeeded += 1,
-                TaskState::Failed => function.failed += 1,
-                _ => function.cancelled += 1,
-            }
-        }
-        if self.limit == 0 {
-            return;
-        }
-        if self.finished.len() >= self.limit {
-            self.finished.pop_front();
-        }
-        // Kept in the order the tasks finished, which reports from different
-        // threads may reach the manager out of; almost always the back.
-        let at = record.finished;
-        let position = self.finished.iter().rposition(|kept| kept.finished <= at).map_or(0, |i| i + 1);
-        self.finished.insert(position, record);
-    }
-
-    /// The finished tasks kept, oldest first.
-    pub(crate) fn finished(&self) -> impl Iterator<Item = &Record> {
-        self.finished.iter()
-    }
-
-    /// A finished task, if still kept.
-    pub(crate) fn find(&self, id: TaskId) -> Option<&Record> {
-        self.finished.iter().rev().find(|record| record.id == id)
-    }
-
-    pub(crate) fn stats(&self, usage: StoreUsage) -> Stats {
-        let nanos = |v: u64| Duration::from_nanos(v);
-        let empty = self.run_time.is_empty();
-        // The totals are the sums of the per-function counts: one count per event.
-        let functions = self.functions.all();
-        let total = |count: fn(&FunctionMetrics) -> u64| functions.iter().map(count).sum::<u64>();
-        Stats {
-            submitted: total(|f| f.submitted),
-            pending: self.pending_args + self.queued,
-            running: self.running,
-            succeeded: total(|f| f.succeeded),
-            failed: total(|f| f.failed),
-            cancelled: total(|f| f.cancelled),
-            retried: total(|f| f.retried),
-            mean_run_time: if empty { Duration::ZERO } else { Duration::from_nanos(self.run_time.mean() as u64) },
-            p50_run_time: if empty { Duration::ZERO } else { nanos(self.run_time.value_at_quantile(0.5)) },
-            p99_run_time: if empty { Duration::ZERO } else { nanos(self.run_time.value_at_quantile(0.99)) },
-            objects: usage.objects,
-            object_bytes: usage.bytes,
-            unsized_objects: usage.unsized_values,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,54 +337,9 @@ mod tests {
             attempts: Attempts::new(),
             error: None,
             inputs: Box::new([]),
-            blocking: true,
+            plain: true,
             args: None,
         }
-    }
-
-    fn records(limit: usize) -> Records {
-        Records::new(limit, Clock::new(), 16)
-    }
-
-    #[test]
-    fn the_ring_evicts_the_oldest_but_counts_all() {
-        let mut records = records(2);
-        let slot = records.functions.slot(FunctionId::new("t::f"));
-        for id in 1..=3 {
-            records.keep(record(id, TaskState::Succeeded), slot);
-        }
-        let kept: Vec<u64> = records.finished().map(|r| r.id.as_u64()).collect();
-        assert_eq!(kept, vec![2, 3]);
-        assert!(records.find(TaskId::from_u64(1)).is_none());
-        assert_eq!(records.stats(StoreUsage::default()).succeeded, 3);
-    }
-
-    #[test]
-    fn records_are_kept_in_the_order_tasks_finished_not_reported() {
-        let mut records = records(3);
-        let slot = records.functions.slot(FunctionId::new("t::f"));
-        let start = Instant::now();
-        for (id, ms) in [(1, 10), (2, 30), (3, 20), (4, 40)] {
-            let mut r = record(id, TaskState::Succeeded);
-            r.finished = Some(start + Duration::from_millis(ms));
-            records.keep(r, slot);
-        }
-        let kept: Vec<u64> = records.finished().map(|r| r.id.as_u64()).collect();
-        assert_eq!(kept, vec![3, 2, 4]);
-    }
-
-    #[test]
-    fn percentiles_come_from_recorded_run_times() {
-        let mut records = records(0);
-        for ms in 1..=100 {
-            records.attempt_ran(Duration::from_millis(ms));
-        }
-        let stats = records.stats(StoreUsage::default());
-        let p50 = stats.p50_run_time.as_secs_f64();
-        let p99 = stats.p99_run_time.as_secs_f64();
-        assert!((0.049..=0.051).contains(&p50), "{p50}");
-        assert!((0.098..=0.1).contains(&p99), "{p99}");
-        assert!(stats.mean_run_time > Duration::from_millis(49));
     }
 
     #[test]

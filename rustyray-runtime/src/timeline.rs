@@ -105,7 +105,7 @@ pub(crate) fn build(
     let mut slices: Vec<Slice<'_>> = Vec::new();
     for record in records {
         let group = match record.kind {
-            TaskKind::Normal if record.blocking => Group::Cpu,
+            TaskKind::Normal if record.plain => Group::Cpu,
             TaskKind::Normal => Group::Async,
             TaskKind::ActorCreation { actor } | TaskKind::ActorMethod { actor } => Group::Actor(actor),
         };
@@ -228,7 +228,7 @@ mod tests {
     use super::*;
     use crate::state::{AttemptRecord, Attempts, TaskState};
 
-    fn record(id: u64, blocking: bool, start_ms: u64, end_ms: u64, origin: Instant, inputs: &[u64]) -> Record {
+    fn record(id: u64, plain: bool, start_ms: u64, end_ms: u64, origin: Instant, inputs: &[u64]) -> Record {
         let attempts: Attempts = vec![AttemptRecord {
             number: 1,
             started: origin + Duration::from_millis(start_ms),
@@ -250,7 +250,7 @@ mod tests {
             attempts,
             error: None,
             inputs: inputs.iter().map(|i| TaskId::from_u64(*i)).collect(),
-            blocking,
+            plain,
             args: None,
         }
     }

@@ -16,151 +16,36 @@
 //! [`Error::ActorDied`].
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
-use rustyray_core::{
-    ActorConfig, ActorId, ActorInstance, Attempt, Error, ObjectCell, TaskBody, TaskError, TaskId, TaskKind,
-};
+use rustc_hash::FxHashSet;
+use rustyray_core::{ActorConfig, ActorId, ActorInstance, Attempt, Error, TaskError, TaskId, TaskKind};
 
-use super::Finished;
-use super::entry::Entry;
-use super::lifecycle::{Core, mark_running, prepare_attempt, set_state};
+use super::books::RunsOn;
+use super::core::Core;
+use crate::actor::{ActorEntry, ActorSlot};
 use crate::events::EventKind;
-use crate::executor::{ActorSlot, Start};
-use crate::metrics::ActorCounts;
-use crate::runtime::Shared;
+use crate::executor::Exec;
+use crate::protocol::Finished;
 use crate::scheduler::Held;
-use crate::state::{ActorInfo, ActorState, AttemptOutcome, TaskState};
-
-/// One actor, as the manager keeps it.
-pub(super) struct ActorEntry {
-    config: ActorConfig,
-    state: ActorState,
-    restarts: u32,
-    /// The constructor, with its arguments, to rebuild the actor.
-    constructor: TaskBody,
-    creation: TaskId,
-    created: Arc<ObjectCell>,
-    slot: Arc<ActorSlot>,
-    /// Calls not yet released to the slot, in order.
-    waiting: VecDeque<TaskId>,
-    /// Calls released to the slot and not finished.
-    released: FxHashSet<TaskId>,
-    /// What the actor holds while it lives.
-    held: Option<Held>,
-    /// Whether every handle was dropped (an unnamed actor then exits when idle).
-    orphaned: bool,
-    death: Option<String>,
-}
-
-impl ActorEntry {
-    fn info(&self) -> ActorInfo {
-        ActorInfo {
-            id: self.config.id,
-            class: self.config.class,
-            name: self.config.options.name.clone(),
-            state: self.state,
-            restarts: self.restarts,
-            pending_calls: self.waiting.len() + self.released.len(),
-            death: self.death.clone(),
-        }
-    }
-
-    fn died(&self) -> Error {
-        Error::ActorDied {
-            actor: self.config.id,
-            class: self.config.class,
-            reason: self.death.clone().unwrap_or_else(|| "it is not alive".to_string()),
-        }
-    }
-}
-
-/// Every actor of the runtime.
-pub(crate) struct Actors {
-    live: FxHashMap<ActorId, ActorEntry>,
-    /// Actors with calls that may be released.
-    woken: Vec<ActorId>,
-    /// Creation tasks, to find the actor a construction belongs to.
-    creations: FxHashMap<TaskId, ActorId>,
-    /// Dead actors whose names and directory entries are still to be removed.
-    buried: Vec<(ActorId, Option<String>)>,
-    /// Recently dead actors, oldest first.
-    dead: VecDeque<ActorInfo>,
-    keep_dead: usize,
-    /// Actors that ended in this runtime.
-    died: u64,
-    /// Restarts so far, by class.
-    restarts: Vec<(&'static str, u64)>,
-    /// Calls waiting for objects, with their actor and how many waits each
-    /// has open. Kept apart from the calls' entries, so that the end of a
-    /// wait is matched to its start even if the call ended meanwhile.
-    waiting_calls: FxHashMap<TaskId, (ActorId, u32)>,
-    /// The states of actors killed while idle, to be dropped once the
-    /// manager has let go of its lock (see [`Core::take_dead_states`]).
-    dead_states: Vec<ActorInstance>,
-}
-
-impl Actors {
-    pub(super) fn new(keep_dead: usize) -> Self {
-        Actors {
-            live: FxHashMap::default(),
-            woken: Vec::new(),
-            creations: FxHashMap::default(),
-            buried: Vec::new(),
-            dead: VecDeque::new(),
-            keep_dead: keep_dead.min(10_000),
-            died: 0,
-            restarts: Vec::new(),
-            waiting_calls: FxHashMap::default(),
-            dead_states: Vec::new(),
-        }
-    }
-
-    /// Actors by state and restarts by class, for metrics.
-    pub(crate) fn counts(&self) -> ActorCounts {
-        let mut counts = ActorCounts { dead: self.died, restarts: self.restarts.clone(), ..ActorCounts::default() };
-        for entry in self.live.values() {
-            match entry.state {
-                ActorState::Pending => counts.pending += 1,
-                ActorState::Alive => counts.alive += 1,
-                ActorState::Restarting => counts.restarting += 1,
-                ActorState::Dead => {}
-            }
-        }
-        counts
-    }
-
-    /// Marks an actor as having a call that may be released.
-    pub(super) fn wake(&mut self, actor: ActorId) {
-        self.woken.push(actor);
-    }
-
-    /// Takes a released call back from its actor's slot, if it has not started.
-    pub(super) fn retract(&mut self, actor: ActorId, task: TaskId) -> bool {
-        self.live.get(&actor).is_some_and(|entry| entry.slot.retract(task).is_some())
-    }
-
-    /// Snapshots of every actor: live ones, then recently dead ones.
-    pub(crate) fn infos(&self) -> Vec<ActorInfo> {
-        let mut live: Vec<ActorInfo> = self.live.values().map(ActorEntry::info).collect();
-        live.sort_by_key(|info| info.id);
-        self.dead.iter().cloned().chain(live).collect()
-    }
-}
+use crate::state::{ActorState, AttemptOutcome, TaskState};
+use crate::task::{Entry, Start};
 
 impl Core {
     /// A new actor: record it and submit its creation task (already failed
     /// with `rejected` if it cannot exist, e.g. its name is taken).
     pub(super) fn create_actor(
         &mut self,
-        shared: &Arc<Shared>,
+        exec: &Exec,
         mut entry: Box<Entry>,
-        slot: Arc<ActorSlot>,
         config: ActorConfig,
         rejected: Option<Error>,
     ) {
         let id = config.id;
+        // Listed by the runtime handle unless the actor was rejected; a
+        // rejected actor's slot never runs anything.
+        let slot = self.directory.slot(id).unwrap_or_else(|| {
+            ActorSlot::new(config.options.max_concurrency, config.options.max_task_retries, entry.holds_cpus())
+        });
         let actor = ActorEntry {
             constructor: entry.spec.body.clone(),
             creation: entry.spec.id,
@@ -180,7 +65,7 @@ impl Core {
         if let Some(error) = rejected {
             entry.spec.options.invalid = Some(Box::new(error));
         }
-        self.submit(shared, entry);
+        self.submit(exec, entry);
     }
 
     /// A method call was submitted: it joins its actor's line, or fails if
@@ -213,42 +98,42 @@ impl Core {
 
     /// The creation task of an actor was released by the scheduler: it runs
     /// on the actor's slot, holding `held` for the actor's life.
-    pub(super) fn start_creation(&mut self, shared: &Arc<Shared>, actor: ActorId, task: TaskId, held: Held) {
+    pub(super) fn start_creation(&mut self, exec: &Exec, actor: ActorId, task: TaskId, held: Held) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        let mut start = prepare_attempt(entry);
+        let mut start = entry.prepare_attempt();
         if self.actors.live.get(&actor).is_some_and(|a| a.config.options.max_restarts > 0) {
             // The constructor arguments are kept to rebuild the actor after a crash.
             start.attempt.last = false;
         }
-        mark_running(&mut self.timers, &mut self.records, self.now, entry, Held::default(), false, None);
+        self.books.mark_running(entry, Held::default(), self.books.now, RunsOn::Spawned);
         let mut held = held;
         // An actor holds its resources while it lives; it does not count as a
         // task in flight.
-        self.scheduler.uncount(&mut held);
+        self.books.scheduler.uncount(&mut held);
         match self.actors.live.get_mut(&actor) {
             Some(actor) => {
                 actor.held = Some(held);
-                actor.slot.push(shared, start);
+                actor.slot.push(exec, start);
             }
-            None => self.scheduler.release(held),
+            None => self.books.scheduler.release(held),
         }
     }
 
     /// Releases, for every woken actor, the calls at the front of its line
     /// whose inputs are ready, in order.
-    pub(super) fn pump_actors(&mut self, shared: &Arc<Shared>) {
-        let mut woken = std::mem::take(&mut self.actors.woken);
+    pub(super) fn pump_actors(&mut self, exec: &Exec) {
+        let mut woken = std::mem::take(&mut self.books.woken_actors);
         woken.sort_unstable();
         woken.dedup();
         for actor in woken {
-            self.pump(shared, actor);
+            self.pump(exec, actor);
         }
         for (actor, name) in std::mem::take(&mut self.actors.buried) {
-            shared.forget_actor(actor, name.as_deref());
+            self.directory.forget(actor, name.as_deref());
         }
     }
 
-    fn pump(&mut self, shared: &Arc<Shared>, actor: ActorId) {
+    fn pump(&mut self, exec: &Exec, actor: ActorId) {
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if entry.state == ActorState::Dead {
             return;
@@ -264,19 +149,19 @@ impl Core {
                 break;
             }
             entry.waiting.pop_front();
-            let mut start = prepare_attempt(call);
+            let mut start = call.prepare_attempt();
             // Arguments are kept for the retries a crash may call for.
             start.attempt.last = call.started_attempts > entry.config.options.max_task_retries;
             starts.push(start);
             if std::mem::take(&mut call.routed) {
                 unrouted += 1;
             }
-            mark_running(&mut self.timers, &mut self.records, self.now, call, Held::default(), false, None);
+            self.books.mark_running(call, Held::default(), self.books.now, RunsOn::Spawned);
             entry.released.insert(task);
         }
         // Callers may leave calls in the slot themselves while the line is empty.
         let direct = entry.state == ActorState::Alive && entry.waiting.is_empty();
-        entry.slot.release(shared, starts, unrouted, Some(direct));
+        entry.slot.release(exec, starts, unrouted, Some(direct));
         if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() {
             self.end_actor(actor, "every handle to it was dropped".into());
         }
@@ -297,8 +182,8 @@ impl Core {
         {
             parent.children.push(id);
         }
-        set_state(&mut self.records, &mut entry, TaskState::Queued);
-        mark_running(&mut self.timers, &mut self.records, self.now, &mut entry, Held::default(), false, None);
+        self.books.set_state(&mut entry, TaskState::Queued);
+        self.books.mark_running(&mut entry, Held::default(), self.books.now, RunsOn::Spawned);
         if let Some(live) = self.actors.live.get_mut(&actor) {
             live.released.insert(id);
         }
@@ -330,7 +215,7 @@ impl Core {
             };
         // The line moves if its front went, and an orphan may now be done.
         if was_waiting || entry.orphaned {
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
         }
         if entry.state == ActorState::Dead {
             self.retire(actor);
@@ -342,10 +227,10 @@ impl Core {
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if state == TaskState::Succeeded {
             entry.state = ActorState::Alive;
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
             tracing::debug!(actor = %actor, class = entry.config.class, "actor alive");
             let (class, name) = (entry.config.class, &entry.config.options.name);
-            self.records.emit(self.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
+            self.books.records.emit(self.books.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
         } else {
             let reason = match error {
                 Some(error) => format!("it was never built: {error}"),
@@ -365,14 +250,14 @@ impl Core {
             Ok(()) => {
                 entry.state = ActorState::Alive;
                 // The line may now allow direct calls again.
-                self.actors.woken.push(actor);
+                self.books.woken_actors.push(actor);
                 let (class, restarts) = (entry.config.class, entry.restarts);
                 tracing::info!(actor = %actor, class, restarts, "actor restarted");
                 match self.actors.restarts.iter_mut().find(|(c, _)| *c == class) {
                     Some((_, count)) => *count += 1,
                     None => self.actors.restarts.push((class, 1)),
                 }
-                self.records.emit(self.now, || EventKind::ActorRestarted { actor, class, restarts });
+                self.books.records.emit(self.books.now, || EventKind::ActorRestarted { actor, class, restarts });
             }
             Err(error) => self.end_actor(actor, format!("its constructor failed when restarting: {error}")),
         }
@@ -389,7 +274,7 @@ impl Core {
 
     /// A method panicked: the actor lost its state (and the calls in flight,
     /// `lost`). Restart it if allowed, else it is dead.
-    pub(super) fn actor_crashed(&mut self, shared: &Arc<Shared>, culprit: Finished, lost: Vec<(TaskId, u32)>) {
+    pub(super) fn actor_crashed(&mut self, exec: &Exec, culprit: Finished, lost: Vec<(TaskId, u32)>) {
         let actor = match self.tasks.get(&culprit.task).map(|e| &e.spec.kind) {
             Some(TaskKind::ActorMethod { actor }) => Some(*actor),
             _ => None,
@@ -415,7 +300,7 @@ impl Core {
                 call.running = None;
                 call.started_attempts -= 1;
                 call.attempts.pop();
-                set_state(&mut self.records, call, TaskState::Queued);
+                self.books.set_state(call, TaskState::Queued);
                 back.push(start.task);
             }
         }
@@ -432,12 +317,12 @@ impl Core {
             }
             call.running = None;
             if let Some(record) = call.attempts.iter_mut().rev().find(|a| a.number == attempt) {
-                record.ended = Some(self.now);
+                record.ended = Some(self.books.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
             }
             if can_restart && call.started_attempts <= max_task_retries {
-                set_state(&mut self.records, call, TaskState::Queued);
-                self.records.count_retry(call.metrics);
+                self.books.set_state(call, TaskState::Queued);
+                self.books.records.count_retry(call.metrics);
                 retried.push(task);
             } else if let Some(call) = self.tasks.remove(&task) {
                 self.finalize(call, TaskState::Failed, Some(died.clone()));
@@ -468,16 +353,16 @@ impl Core {
             timed: false,
             span: tracing::info_span!(target: "rustyray::task", parent: None, "actor_restart", actor = %actor, attempt = entry.restarts + 1),
         };
-        entry.slot.push(shared, rebuild);
-        entry.slot.resume(shared);
-        self.actors.woken.push(actor);
+        entry.slot.push(exec, rebuild);
+        entry.slot.resume(exec);
+        self.books.woken_actors.push(actor);
     }
 
     /// The last handle to an unnamed actor was dropped: it ends once its line is empty.
     pub(super) fn orphan_actor(&mut self, actor: ActorId) {
         if let Some(entry) = self.actors.live.get_mut(&actor) {
             entry.orphaned = true;
-            self.actors.woken.push(actor);
+            self.books.woken_actors.push(actor);
         }
     }
 
@@ -489,7 +374,7 @@ impl Core {
         if waits.1 == 1
             && let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut())
         {
-            self.scheduler.block(held);
+            self.books.scheduler.block(held);
         }
     }
 
@@ -505,7 +390,7 @@ impl Core {
         self.actors.waiting_calls.remove(&task);
         // An actor that ended meanwhile gave back all it held then.
         if let Some(held) = self.actors.live.get_mut(&actor).and_then(|entry| entry.held.as_mut()) {
-            self.scheduler.unblock(held);
+            self.books.scheduler.unblock(held);
         }
         true
     }
@@ -536,13 +421,13 @@ impl Core {
             doomed.push(start.task);
         }
         if let Some(held) = entry.held.take() {
-            self.scheduler.release(held);
+            self.books.scheduler.release(held);
         }
         let name = entry.config.options.name.clone();
         tracing::info!(actor = %actor, class = entry.config.class, reason = entry.death.as_deref(), "actor dead");
         let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or_default());
         self.actors.died += 1;
-        self.records.emit(self.now, || EventKind::ActorDied { actor, class, reason });
+        self.books.records.emit(self.books.now, || EventKind::ActorDied { actor, class, reason });
         for task in doomed {
             if let Some(mut call) = self.tasks.remove(&task) {
                 call.running = None;
@@ -583,13 +468,5 @@ impl Core {
         for actor in ids {
             self.end_actor(actor, "the runtime shut down".into());
         }
-    }
-}
-
-impl Shared {
-    /// Removes a dead actor from the directory and frees its name.
-    pub(crate) fn forget_actor(&self, actor: ActorId, name: Option<&str>) {
-        self.forget_slot(actor);
-        self.directory().forget(actor, name);
     }
 }

@@ -9,16 +9,15 @@
 //! fails it. The delay counts from submission; a start time already past
 //! means at once.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustyray_core::{RunAt, TaskId, TaskOptions};
 
 use super::Timer;
-use super::entry::Entry;
-use super::lifecycle::{Core, set_state};
-use crate::runtime::Shared;
+use super::core::Core;
+use crate::executor::Exec;
 use crate::state::TaskState;
+use crate::task::Entry;
 
 /// How long a new task is held before it may start, taking its start time
 /// out of its options; `None` to go on at once.
@@ -34,20 +33,20 @@ impl Core {
     /// Holds a new task until `delay` has passed.
     pub(super) fn hold(&mut self, mut entry: Box<Entry>, delay: Duration) {
         let task = entry.spec.id;
-        set_state(&mut self.records, &mut entry, TaskState::Delayed);
-        self.timers.insert(Timer::Release { task }, delay);
+        self.books.set_state(&mut entry, TaskState::Delayed);
+        self.books.timers.insert(Timer::Release { task }, delay);
         self.tasks.insert(task, entry);
     }
 
     /// A held task's start time came: it waits for its inputs now (unless
     /// it was cancelled meanwhile).
-    pub(super) fn release(&mut self, shared: &Arc<Shared>, task: TaskId) {
+    pub(super) fn release(&mut self, exec: &Exec, task: TaskId) {
         if self.tasks.get(&task).is_none_or(|entry| entry.state != TaskState::Delayed) {
             return;
         }
         let Some(mut entry) = self.tasks.remove(&task) else { return };
-        set_state(&mut self.records, &mut entry, TaskState::PendingArgs);
-        self.await_inputs(shared, entry);
+        self.books.set_state(&mut entry, TaskState::PendingArgs);
+        self.await_inputs(exec, entry);
     }
 }
 

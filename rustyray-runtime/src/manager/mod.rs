@@ -13,90 +13,33 @@
 //! never across an `.await`.
 
 mod actors;
+mod books;
+mod core;
 mod delayed;
-mod direct;
-mod entry;
-mod lifecycle;
-mod runners;
+mod dependencies;
+mod dispatch;
+mod outcome;
+mod queries;
+mod records;
+mod submit;
+mod workers;
 
 use std::future::poll_fn;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::task::Poll;
-use std::time::Instant;
 
 use parking_lot::Mutex;
-use rustyray_core::{ActorConfig, ActorId, ActorInstance, Error, ObjectId, TaskError, TaskId};
-use tokio::sync::{mpsc, oneshot};
+use rustyray_core::{ActorInstance, Error, Runner, TaskId};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
 
-use crate::executor::{Handoff, Report, Start};
-use crate::runtime::Shared;
+use crate::executor::Exec;
+use crate::protocol::Msg;
 
-pub(crate) use direct::submit_call;
-pub(crate) use entry::Entry;
-pub(crate) use lifecycle::Core;
+pub(crate) use self::core::Core;
 
 /// How many messages the loop takes per batch.
 const BATCH: usize = 256;
-
-/// What the manager is told.
-pub(crate) enum Msg {
-    /// A new task.
-    Submit(Box<Entry>),
-    /// An attempt ended (boxed, as are the other large messages: a message
-    /// takes the room of the largest, and a burst of submissions may queue
-    /// a great many).
-    Finished(Box<Finished>),
-    /// What happened to attempts, in a batch.
-    Reports(Vec<Report>),
-    /// Cancel a task and its children.
-    Cancel(TaskId),
-    /// A running task waits for objects.
-    Blocked(TaskId),
-    /// A running task stopped waiting.
-    Unblocked(TaskId),
-    /// A plain task (`waiter`) wants to run queued `task` on its own thread.
-    Claim(Box<Claim>),
-    /// A new actor, with its creation task; `rejected` says why it cannot exist.
-    CreateActor(Box<NewActor>),
-    /// Every handle to an unnamed actor is gone.
-    ReleaseActor(ActorId),
-    /// End an actor.
-    KillActor(ActorId),
-    /// An object of another runtime that some task waits for is ready.
-    ObjectReady(ObjectId),
-    /// Reply once no task is unfinished.
-    WhenIdle(oneshot::Sender<()>),
-    /// Stop: fail everything unfinished, then reply.
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// A plain task (`waiter`) wants to run queued `task` on its own thread.
-pub(crate) struct Claim {
-    pub(crate) task: TaskId,
-    pub(crate) waiter: Option<TaskId>,
-    pub(crate) reply: std::sync::mpsc::Sender<Option<Start>>,
-}
-
-/// A new actor: its creation task, its configuration, and why it cannot exist, if so.
-pub(crate) struct NewActor {
-    pub(crate) entry: Box<Entry>,
-    /// Where its calls will wait (callers find it in the runtime's table).
-    pub(crate) slot: std::sync::Arc<crate::executor::ActorSlot>,
-    pub(crate) config: ActorConfig,
-    pub(crate) rejected: Option<Error>,
-}
-
-/// The outcome of one attempt, as the executor reports it. On success the
-/// executor has already written the value to the task's output.
-pub(crate) struct Finished {
-    pub(crate) task: TaskId,
-    pub(crate) attempt: u32,
-    pub(crate) outcome: Result<(), Box<TaskError>>,
-    pub(crate) started: Instant,
-    pub(crate) ended: Instant,
-    /// What the runner that ran it does next.
-    pub(crate) handoff: Handoff,
-}
 
 /// What fires on the manager's timer wheel.
 #[derive(Debug)]
@@ -111,18 +54,30 @@ pub(crate) enum Timer {
 
 /// The event loop.
 pub(crate) struct Manager {
-    core: std::sync::Arc<Mutex<Core>>,
+    core: Arc<Mutex<Core>>,
     rx: mpsc::UnboundedReceiver<Msg>,
-    shared: Weak<Shared>,
+    /// The runtime, held weakly: the manager stops once every handle (and
+    /// every running attempt, which holds one) is gone.
+    runtime: Weak<dyn Runner>,
+    /// The manager's own channel, held weakly for the same reason.
+    tx: mpsc::WeakUnboundedSender<Msg>,
+    handle: Handle,
 }
 
 impl Manager {
     pub(crate) fn new(
-        core: std::sync::Arc<Mutex<Core>>,
+        core: Arc<Mutex<Core>>,
         rx: mpsc::UnboundedReceiver<Msg>,
-        shared: Weak<Shared>,
+        runtime: Weak<dyn Runner>,
+        tx: mpsc::WeakUnboundedSender<Msg>,
+        handle: Handle,
     ) -> Self {
-        Manager { core, rx, shared }
+        Manager { core, rx, runtime, tx, handle }
+    }
+
+    /// The executor's handle for this batch, if the runtime is still there.
+    fn exec(&self) -> Option<Exec> {
+        Some(Exec::new(self.runtime.upgrade()?, self.tx.upgrade()?, self.handle.clone()))
     }
 
     /// Runs until the runtime shuts down or every handle to it is gone. If
@@ -136,7 +91,7 @@ impl Manager {
                 {
                     let mut core = self.core.lock();
                     while timers.len() < BATCH {
-                        match core.timers.poll_expired(cx) {
+                        match core.books.timers.poll_expired(cx) {
                             Poll::Ready(timer) => timers.push(timer),
                             Poll::Pending => break,
                         }
@@ -150,23 +105,23 @@ impl Manager {
                 }
             })
             .await;
-            let Some(shared) = self.shared.upgrade() else { break };
+            let Some(exec) = self.exec() else { break };
             let (dead_states, stop) = {
                 let mut core = self.core.lock();
                 core.tick();
                 // Timers first: a timeout that fired is settled before the attempt's
                 // own outcome (possibly in this batch) is looked at.
                 for timer in timers.drain(..) {
-                    core.on_timer(&shared, timer);
+                    core.on_timer(&exec, timer);
                 }
                 for msg in messages.drain(..) {
-                    core.handle(&shared, msg);
+                    core.handle(&exec, msg);
                 }
-                core.dispatch(&shared);
+                core.dispatch(&exec);
                 core.notify_idle();
                 (core.take_dead_states(), !open || core.is_shut_down())
             };
-            drop_states(shared.handle(), dead_states);
+            drop_states(exec.handle(), dead_states);
             if stop {
                 break;
             }
@@ -184,10 +139,6 @@ impl Drop for Manager {
     /// their senders fail them the same way.
     fn drop(&mut self) {
         self.rx.close();
-        let shared = self.shared.upgrade();
-        if let Some(shared) = &shared {
-            shared.mark_shut_down();
-        }
         let dead_states = {
             let mut core = self.core.lock();
             if !core.is_shut_down() {
@@ -197,11 +148,11 @@ impl Drop for Manager {
                 refuse(msg);
             }
             core.notify_idle();
+            core.directory().clear();
             core.take_dead_states()
         };
-        if let Some(shared) = shared {
-            shared.directory().clear();
-            drop_states(shared.handle(), dead_states);
+        if self.runtime.strong_count() > 0 {
+            drop_states(&self.handle, dead_states);
         } else {
             drop_states_here(dead_states);
         }
@@ -212,7 +163,7 @@ impl Drop for Manager {
 /// is the user's code, which may block or call back into the runtime, so it
 /// runs neither on the manager's thread nor under its lock. (If the tokio
 /// runtime is shutting down, tokio drops the job, and so the states, here.)
-fn drop_states(handle: &tokio::runtime::Handle, states: Vec<ActorInstance>) {
+fn drop_states(handle: &Handle, states: Vec<ActorInstance>) {
     if !states.is_empty() {
         drop(handle.spawn_blocking(move || drop_states_here(states)));
     }

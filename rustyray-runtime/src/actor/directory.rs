@@ -1,15 +1,20 @@
 //! The runtime's directory of actors: by id (to turn a decoded handle back
-//! into a live one) and by name (`get_actor`).
+//! into a live one), by name (`get_actor`), and each live actor's slot (where
+//! its callers may leave calls directly).
 //!
 //! An unnamed actor is listed weakly: the directory does not keep it alive.
 //! A named actor is listed strongly: it lives until killed or until the
 //! runtime shuts down, however many handles exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use dashmap::DashMap;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use rustyray_core::{ActorId, ActorRef, Error, Result, WeakActorRef};
+
+use super::slot::ActorSlot;
 
 enum Listing {
     Unnamed(WeakActorRef),
@@ -26,9 +31,28 @@ struct Inner {
 #[derive(Default)]
 pub(crate) struct Directory {
     inner: Mutex<Inner>,
+    /// Each live actor's slot, where its callers may leave calls directly.
+    slots: DashMap<ActorId, Arc<ActorSlot>>,
 }
 
 impl Directory {
+    /// The slot of a live actor.
+    pub(crate) fn slot(&self, id: ActorId) -> Option<Arc<ActorSlot>> {
+        self.slots.get(&id).map(|slot| slot.value().clone())
+    }
+
+    /// Lists a new actor's slot, so callers find it.
+    pub(crate) fn insert_slot(&self, id: ActorId, slot: Arc<ActorSlot>) {
+        self.slots.insert(id, slot);
+    }
+
+    /// Marks the actor as killed at once, if it is live (see [`ActorSlot::mark_killed`]).
+    pub(crate) fn mark_killed(&self, id: ActorId) {
+        if let Some(slot) = self.slots.get(&id) {
+            slot.mark_killed();
+        }
+    }
+
     /// Lists a new actor, taking its name if it has one.
     pub(crate) fn register(&self, id: ActorId, name: Option<&str>, actor: &WeakActorRef) -> Result<()> {
         let mut inner = self.inner.lock();
@@ -68,8 +92,9 @@ impl Directory {
         }
     }
 
-    /// Removes a dead actor and frees its name.
+    /// Removes a dead actor (its listing and its slot) and frees its name.
     pub(crate) fn forget(&self, id: ActorId, name: Option<&str>) {
+        self.slots.remove(&id);
         let listing = {
             let mut inner = self.inner.lock();
             if let Some(name) = name

@@ -1,84 +1,113 @@
-//! One task in the manager's table.
+//! One task as the runtime tracks it: the manager's table entry
+//! ([`Entry`]), and one attempt of it as the executor runs it ([`Start`]).
+//!
+//! An entry is allocated by the submitting thread and sent to the manager in
+//! a `Msg::Submit`; the manager keeps it until the task finishes, then keeps
+//! its [`Record`]. Each attempt is prepared from the entry
+//! ([`Entry::prepare_attempt`]) and handed to the executor as a [`Start`].
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use rustyray_core::{TaskId, TaskSpec};
+use rustyray_core::{Attempt, ObjectCell, TaskBody, TaskId, TaskSpec};
 use tokio::task::AbortHandle;
 
-use super::runners::RunnerId;
 use crate::scheduler::{Demand, Held};
 use crate::state::{Attempts, Record, TaskState};
+
+/// Names a worker: a blocking thread that runs plain attempts one after
+/// another (see `executor::worker`).
+pub(crate) type WorkerId = u64;
+
+/// One attempt to run, as the manager hands it to the executor.
+pub(crate) struct Start {
+    pub(crate) task: TaskId,
+    pub(crate) attempt: Attempt,
+    pub(crate) body: TaskBody,
+    pub(crate) output: Arc<ObjectCell>,
+    /// Whether the task holds resources to give back while it waits.
+    pub(crate) releases_on_wait: bool,
+    /// Set by the manager when it gives up on this attempt (timed out, retry
+    /// started): a late success must not be written then.
+    pub(crate) abandon: Option<Arc<AtomicBool>>,
+    /// Whether the manager left it in a worker's mailbox ahead of time: it
+    /// holds no CPU until the worker reports starting it.
+    pub(crate) lookahead: bool,
+    /// Whether it has a timeout (its start must be reported without delay).
+    pub(crate) timed: bool,
+    /// The attempt's `tracing` span, entered while the body runs.
+    pub(crate) span: tracing::Span,
+}
 
 /// A task the manager is responsible for, until it finishes. Allocated by the
 /// submitting thread, so the manager's loop does not pay for it.
 pub(crate) struct Entry {
-    pub(super) spec: TaskSpec,
-    pub(super) state: TaskState,
+    pub(crate) spec: TaskSpec,
+    pub(crate) state: TaskState,
     /// What it holds while it runs.
-    pub(super) demand: Demand,
+    pub(crate) demand: Demand,
     /// Objects it still waits for.
-    pub(super) unresolved: u32,
+    pub(crate) unresolved: u32,
     /// Its place in the scheduler while queued; `None` when not in the
     /// scheduler (waiting for arguments or a retry's backoff, or running).
-    pub(super) queued_seq: Maybe,
-    /// Attempts started (or handed to a runner to start) so far.
-    pub(super) started_attempts: u32,
-    /// The runner whose mailbox holds this task's next attempt.
-    pub(super) assigned: Maybe,
-    /// Its place in line when it was handed to that runner, to go back to.
-    pub(super) lookahead_seq: Maybe,
+    pub(crate) queued_seq: Maybe,
+    /// Attempts started (or handed to a worker to start) so far.
+    pub(crate) started_attempts: u32,
+    /// The worker whose mailbox holds this task's next attempt.
+    pub(crate) assigned: Maybe,
+    /// Its place in line when it was handed to that worker, to go back to.
+    pub(crate) lookahead_seq: Maybe,
     /// The give-up flag of the prepared attempt, until it is marked running.
-    pub(super) prepared_abandon: Option<Arc<AtomicBool>>,
+    pub(crate) prepared_abandon: Option<Arc<AtomicBool>>,
     /// The attempt running now; boxed, as most tasks in the table wait.
-    pub(super) running: Option<Box<Running>>,
+    pub(crate) running: Option<Box<Running>>,
     /// Tasks it submitted, for recursive cancellation.
-    pub(super) children: Vec<TaskId>,
-    pub(super) submitted: Instant,
+    pub(crate) children: Vec<TaskId>,
+    pub(crate) submitted: Instant,
     /// When it last became ready to run (for the queue-wait histogram).
-    pub(super) queued_at: Instant,
-    pub(super) attempts: Attempts,
-    /// Its function's slot in the metrics table.
-    pub(super) metrics: u32,
+    pub(crate) queued_at: Instant,
+    pub(crate) attempts: Attempts,
+    /// Its function's index in the metrics table.
+    pub(crate) metrics: u32,
     /// The tasks whose outputs it takes as arguments (for the timeline).
-    pub(super) inputs: Box<[TaskId]>,
+    pub(crate) inputs: Box<[TaskId]>,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
-    pub(super) routed: bool,
+    pub(crate) routed: bool,
     /// An actor call its caller left in the actor's slot itself: its first
     /// attempt is prepared and already on its way to running.
-    pub(super) direct: bool,
+    pub(crate) direct: bool,
 }
 
-/// An optional number (a place in line, a [`RunnerId`]) in one word rather
+/// An optional number (a place in line, a [`WorkerId`]) in one word rather
 /// than an `Option`'s two: every task in the table carries several.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Maybe(u64);
 
 impl Maybe {
     /// No number.
-    pub(super) const NONE: Maybe = Maybe(u64::MAX);
+    pub(crate) const NONE: Maybe = Maybe(u64::MAX);
 
     /// The number `n` (which must not be `u64::MAX`, a count no line reaches).
-    pub(super) fn some(n: u64) -> Maybe {
+    pub(crate) fn some(n: u64) -> Maybe {
         debug_assert_ne!(n, u64::MAX);
         Maybe(n)
     }
 
-    pub(super) fn get(self) -> Option<u64> {
+    pub(crate) fn get(self) -> Option<u64> {
         (self != Maybe::NONE).then_some(self.0)
     }
 
-    pub(super) fn take(&mut self) -> Option<u64> {
+    pub(crate) fn take(&mut self) -> Option<u64> {
         std::mem::replace(self, Maybe::NONE).get()
     }
 
-    pub(super) fn is_some(self) -> bool {
+    pub(crate) fn is_some(self) -> bool {
         self != Maybe::NONE
     }
 
-    pub(super) fn is_none(self) -> bool {
+    pub(crate) fn is_none(self) -> bool {
         self == Maybe::NONE
     }
 }
@@ -90,31 +119,31 @@ impl PartialEq<Option<u64>> for Maybe {
 }
 
 /// The attempt running now.
-pub(super) struct Running {
-    pub(super) attempt: u32,
+pub(crate) struct Running {
+    pub(crate) attempt: u32,
     /// Stops an async body.
-    pub(super) abort: Option<AbortHandle>,
-    pub(super) timer: Option<crate::timer::TimerKey>,
-    pub(super) held: Held,
-    pub(super) abandon: Option<Arc<AtomicBool>>,
-    /// The runner it runs on, for a plain attempt on a runner.
-    pub(super) runner: Option<RunnerId>,
+    pub(crate) abort: Option<AbortHandle>,
+    pub(crate) timer: Option<crate::timer::TimerKey>,
+    pub(crate) held: Held,
+    pub(crate) abandon: Option<Arc<AtomicBool>>,
+    /// The worker it runs on, for a plain attempt on a worker.
+    pub(crate) worker: Option<WorkerId>,
 }
 
 /// An attempt the manager gave up on (timed out or cancelled) whose plain body
 /// still runs: it keeps its resources until it returns.
-pub(super) struct Abandoned {
-    pub(super) attempt: u32,
-    pub(super) held: Held,
+pub(crate) struct Abandoned {
+    pub(crate) attempt: u32,
+    pub(crate) held: Held,
     /// Whether it was cancelled (tasks it submits from now on are cancelled too).
-    pub(super) cancelled: bool,
-    /// The runner it runs on.
-    pub(super) runner: Option<RunnerId>,
+    pub(crate) cancelled: bool,
+    /// The worker it runs on.
+    pub(crate) worker: Option<WorkerId>,
 }
 
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
-        let demand = Demand::of(&spec.options, spec.body.is_blocking());
+        let demand = Demand::of(&spec.options, spec.body.is_plain());
         let now = Instant::now();
         Box::new(Entry {
             spec,
@@ -138,6 +167,43 @@ impl Entry {
         })
     }
 
+    /// Describes the next attempt for the executor (the attempt is counted
+    /// from here; it runs once the manager marks it running).
+    pub(crate) fn prepare_attempt(&mut self) -> Start {
+        self.queued_seq = Maybe::NONE;
+        self.started_attempts += 1;
+        let number = self.started_attempts;
+        let last = number > self.spec.options.max_retries;
+        // Inputs are resolved; dropping our hold on them lets the last attempt
+        // move a value out of the store instead of copying it.
+        self.spec.deps.clear();
+        let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
+        self.prepared_abandon = abandon.clone();
+        let spec = &self.spec;
+        let span = tracing::info_span!(
+            target: "rustyray::task",
+            parent: spec.trace_parent.as_deref().and_then(tracing::Span::id),
+            "task",
+            task = %spec.id,
+            function = spec.function.name(),
+            name = spec.options.name.as_deref(),
+            attempt = number,
+            parent_task = spec.parent.map(|parent| parent.as_u64()),
+            args = spec.args.as_deref(),
+        );
+        Start {
+            span,
+            task: self.spec.id,
+            attempt: Attempt { number, last },
+            body: self.spec.body.clone(),
+            output: self.spec.output.clone(),
+            releases_on_wait: !self.demand.is_zero(),
+            abandon,
+            lookahead: false,
+            timed: self.spec.options.timeout.is_some(),
+        }
+    }
+
     /// The output cell, to fail the task when it cannot even be handed over.
     pub(crate) fn output(&self) -> &rustyray_core::ObjectCell {
         &self.spec.output
@@ -157,26 +223,26 @@ impl Entry {
         }
     }
 
-    /// Whether an attempt of this task may run on a runner: plain, one CPU, no queue.
-    pub(super) fn runs_on_runner(&self) -> bool {
-        self.spec.body.is_blocking() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
+    /// Whether an attempt of this task may run on a worker: plain, one CPU, no queue.
+    pub(crate) fn runs_on_worker(&self) -> bool {
+        self.spec.body.is_plain() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
     }
 
     /// Whether the attempt running now has already written its value: the
     /// executor writes it before telling the manager, so for a moment the task
     /// has succeeded while its `Finished` message is still on the way.
-    pub(super) fn succeeded_unreported(&self) -> bool {
+    pub(crate) fn succeeded_unreported(&self) -> bool {
         self.state == TaskState::Running && matches!(self.spec.output.try_get(), Some(Ok(_)))
     }
 
     /// The finished task as the records keep it, moving what can be moved.
-    pub(super) fn into_record(self: Box<Self>, finished: Instant) -> Record {
+    pub(crate) fn into_record(self: Box<Self>, finished: Instant) -> Record {
         let Entry { spec, state, submitted, attempts, inputs, .. } = *self;
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
         };
-        let blocking = spec.body.is_blocking();
+        let plain = spec.body.is_plain();
         // A task that ran to its end finished when its last attempt did: the
         // report may reach the manager after later tasks' reports.
         let finished = match state {
@@ -200,13 +266,13 @@ impl Entry {
             attempts,
             error,
             inputs,
-            blocking,
+            plain,
             args,
         }
     }
 
     /// The task as state and statistics describe it.
-    pub(super) fn record(&self, finished: Option<Instant>) -> Record {
+    pub(crate) fn record(&self, finished: Option<Instant>) -> Record {
         Record {
             id: self.spec.id,
             name: self.spec.options.name.clone(),
@@ -224,7 +290,7 @@ impl Entry {
                 _ => None,
             },
             inputs: self.inputs.clone(),
-            blocking: self.spec.body.is_blocking(),
+            plain: self.spec.body.is_plain(),
             args: self.spec.args.clone(),
         }
     }

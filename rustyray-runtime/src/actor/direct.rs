@@ -12,16 +12,20 @@
 
 use rustyray_core::Error;
 
-use super::Msg;
-use super::entry::Entry;
-use super::lifecycle::prepare_attempt;
-use crate::executor::ActorSlot;
-use crate::runtime::Shared;
+use tokio::sync::mpsc;
+
+use super::slot::ActorSlot;
+use crate::protocol::Msg;
+use crate::task::Entry;
 
 /// Hands the method call `entry` straight to its actor's `slot` if it may go
 /// there; gives it back (counted as sent through the manager) if it must
 /// take the manager's path.
-pub(crate) fn submit_call(shared: &Shared, slot: &ActorSlot, mut entry: Box<Entry>) -> Option<Box<Entry>> {
+pub(crate) fn submit_call(
+    tx: &mpsc::UnboundedSender<Msg>,
+    slot: &ActorSlot,
+    mut entry: Box<Entry>,
+) -> Option<Box<Entry>> {
     entry.routed = true;
     if !may_go_direct(&entry) {
         slot.route();
@@ -35,10 +39,10 @@ pub(crate) fn submit_call(shared: &Shared, slot: &ActorSlot, mut entry: Box<Entr
         if !entry.spec.deps.is_empty() {
             entry.inputs = entry.spec.deps.iter().filter_map(|cell| cell.producer()).collect();
         }
-        let mut start = prepare_attempt(&mut entry);
+        let mut start = entry.prepare_attempt();
         // Arguments are kept for the retries a crash may call for.
         start.attempt.last = entry.started_attempts > slot.max_task_retries();
-        match shared.send(Msg::Submit(entry)) {
+        match tx.send(Msg::Submit(entry)) {
             Ok(()) => Some(start),
             Err(_) => {
                 start.output.complete(Err(Error::RuntimeShutdown));

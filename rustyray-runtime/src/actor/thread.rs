@@ -1,0 +1,311 @@
+//! An actor's thread: runs the calls waiting in its slot, one after another.
+//!
+//! Plain methods (and constructors) run on it as any plain task body does,
+//! outside the tokio runtime's context, so they may block. Async methods are
+//! driven on the same thread inside the tokio runtime (one `block_on` for a
+//! run of consecutive async calls). Reports go to the manager in batches. A
+//! panic in a method is a crash: the state is dropped, the slot halts and the
+//! manager decides on a restart (see `manager/actors.rs`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rustyray_core::context::{self, TaskContext};
+use rustyray_core::{ActorInstance, ActorMethod, BodyResult, LocalBodyFuture, TaskBody, TaskError, TaskId};
+use tracing::Instrument;
+
+use super::slot::ActorSlot;
+use crate::executor::{Exec, report};
+use crate::protocol::{Finished, Handoff, Msg, Report};
+use crate::task::Start;
+
+/// How long an active actor runs calls before it hands its reports to the manager.
+const REPORT_EVERY: Duration = Duration::from_micros(100);
+
+/// How long an actor whose slot ran empty keeps its thread, waiting for the
+/// next call, before it parks its state: back-to-back callers (a call, its
+/// result, the next call) then never wait for a thread.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// Collects an active actor's reports and hands them over in batches.
+struct Reporter<'a> {
+    exec: &'a Exec,
+    reports: Vec<Report>,
+    /// When the oldest report not yet handed over was made.
+    since: Instant,
+}
+
+impl Reporter<'_> {
+    /// Adds the report of an attempt that ended at `ended`.
+    fn push(&mut self, report: Report, ended: Instant) {
+        if self.reports.is_empty() {
+            self.since = ended;
+        }
+        self.reports.push(report);
+        if ended.saturating_duration_since(self.since) > REPORT_EVERY {
+            self.flush();
+        }
+    }
+
+    fn finished(&mut self, finished: Finished) {
+        let ended = finished.ended;
+        self.push(Report::Finished(finished), ended);
+    }
+
+    fn flush(&mut self) {
+        if !self.reports.is_empty() {
+            let _ = self.exec.send(Msg::Reports(std::mem::take(&mut self.reports)));
+        }
+    }
+}
+
+impl Drop for Reporter<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// An actor's thread: runs calls until the slot is empty, halted or killed.
+pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
+    let mut instance = slot.take_parked();
+    let mut reporter = Reporter { exec, reports: Vec::new(), since: Instant::now() };
+    // A call taken from the slot by a run of async calls that it ended.
+    let mut taken: Option<Start> = None;
+    loop {
+        let start = match taken.take().or_else(|| slot.try_next()) {
+            Some(start) => start,
+            None => {
+                // Hand over what happened so far, then wait a moment for
+                // more calls before giving the thread back.
+                reporter.flush();
+                slot.linger(LINGER);
+                match slot.next(&mut instance) {
+                    Some(start) => start,
+                    None => break,
+                }
+            }
+        };
+        match &start.body {
+            TaskBody::Construct(construct) => {
+                let started = Instant::now();
+                let built = {
+                    let _entered = context::enter(call_context(exec, slot, &start));
+                    let _span = start.span.enter();
+                    catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
+                        .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+                };
+                let outcome = match built {
+                    Ok(state) => {
+                        instance = Some(state);
+                        Ok(std::sync::Arc::new(()) as rustyray_core::Value)
+                    }
+                    Err(error) => {
+                        // No state: no call may start until the manager decides.
+                        slot.halt();
+                        Err(error)
+                    }
+                };
+                reporter.finished(report(start, outcome, started, Handoff::None));
+                reporter.flush();
+            }
+            TaskBody::Method(method) => {
+                let method = method.clone();
+                let Some(state) = instance.as_mut() else {
+                    // No state: the constructor failed; the manager fails the call.
+                    let started = Instant::now();
+                    let error = TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() });
+                    reporter.finished(report(start, Err(error), started, Handoff::None));
+                    continue;
+                };
+                let crash = match method {
+                    ActorMethod::Mut(body) => {
+                        run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &mut **state))
+                    }
+                    ActorMethod::Ref(body) => {
+                        run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &**state))
+                    }
+                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_) => {
+                        let handle = exec.handle().clone();
+                        let (crash, next) = handle.block_on(run_async(exec, slot, start, state, &mut reporter));
+                        taken = next;
+                        crash
+                    }
+                };
+                if let Some((culprit, lost)) = crash {
+                    // A panic may have left the state half-updated: it goes,
+                    // no further call starts, and the manager decides
+                    // whether to rebuild it (and resumes the slot if so).
+                    slot.halt();
+                    let state = instance.take();
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
+                    let ended = culprit.ended;
+                    reporter.push(Report::Crashed(culprit, lost), ended);
+                    reporter.flush();
+                }
+            }
+            TaskBody::Plain(_) | TaskBody::Async(_) => {}
+        }
+    }
+}
+
+fn call_context(exec: &Exec, slot: &ActorSlot, start: &Start) -> TaskContext {
+    exec.context(start, slot.holds_cpus, true)
+}
+
+fn is_async_method(start: &Start) -> bool {
+    matches!(start.body, TaskBody::Method(ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_)))
+}
+
+/// Runs a plain method on this thread, as a plain task body runs; returns
+/// the crash if it panicked.
+fn run_plain(
+    exec: &Exec,
+    slot: &ActorSlot,
+    start: Start,
+    reporter: &mut Reporter<'_>,
+    body: impl FnOnce(rustyray_core::Attempt) -> BodyResult,
+) -> Option<Crash> {
+    let started = Instant::now();
+    let outcome = {
+        let _entered = context::enter(call_context(exec, slot, &start));
+        let attempt = start.attempt;
+        start.span.in_scope(|| catch(|| body(attempt)))
+    };
+    settle(start, outcome, started, reporter)
+}
+
+/// Reports a call run alone; returns the crash if it panicked.
+fn settle(start: Start, outcome: BodyResult, started: Instant, reporter: &mut Reporter<'_>) -> Option<Crash> {
+    let crashed = matches!(outcome, Err(TaskError::Panicked { .. }));
+    let finished = report(start, outcome, started, Handoff::None);
+    if crashed {
+        Some((finished, Vec::new()))
+    } else {
+        reporter.finished(finished);
+        None
+    }
+}
+
+/// Drives async calls, starting with `first`, for as long as the next call
+/// in the slot is async too; returns the crash if one panicked, and the
+/// plain call it took from the slot, if any, for the caller to run.
+async fn run_async(
+    exec: &Exec,
+    slot: &ActorSlot,
+    first: Start,
+    state: &mut ActorInstance,
+    reporter: &mut Reporter<'_>,
+) -> (Option<Crash>, Option<Start>) {
+    let mut start = first;
+    loop {
+        let TaskBody::Method(method) = &start.body else { return (None, Some(start)) };
+        let method = method.clone();
+        let crash = match method {
+            ActorMethod::AsyncRef(_) if slot.max_concurrency > 1 => {
+                run_shared_phase(exec, slot, start, &**state, reporter).await
+            }
+            ActorMethod::AsyncMut(body) => {
+                let ctx = call_context(exec, slot, &start);
+                let (attempt, started) = (start.attempt, Instant::now());
+                let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
+                settle(start, outcome, started, reporter)
+            }
+            ActorMethod::AsyncRef(body) => {
+                let ctx = call_context(exec, slot, &start);
+                let (attempt, started) = (start.attempt, Instant::now());
+                let outcome = drive(ctx, start.span.clone(), || body(attempt, &**state)).await;
+                settle(start, outcome, started, reporter)
+            }
+            ActorMethod::Mut(_) | ActorMethod::Ref(_) => return (None, Some(start)),
+        };
+        if crash.is_some() {
+            return (crash, None);
+        }
+        match slot.try_next() {
+            Some(next) if is_async_method(&next) => start = next,
+            next => return (None, next),
+        }
+    }
+}
+
+/// What a crash leaves to report: the call that panicked and the calls in flight.
+type Crash = (Finished, Vec<(TaskId, u32)>);
+
+/// Runs `&self` async calls together, up to the actor's concurrency, until
+/// none is in flight and the next call (if any) is not one; returns the
+/// crash if one panicked.
+async fn run_shared_phase(
+    exec: &Exec,
+    slot: &ActorSlot,
+    first: Start,
+    state: &(dyn std::any::Any + Send),
+    reporter: &mut Reporter<'_>,
+) -> Option<Crash> {
+    let mut in_flight = FuturesUnordered::new();
+    // Which calls are in flight, to report those a crash stops.
+    let mut running: Vec<(TaskId, u32)> = Vec::new();
+    let launch = |start: Start, running: &mut Vec<(TaskId, u32)>| {
+        let TaskBody::Method(ActorMethod::AsyncRef(body)) = &start.body else {
+            return None;
+        };
+        running.push((start.task, start.attempt.number));
+        let body = body.clone();
+        let ctx = call_context(exec, slot, &start);
+        let attempt = start.attempt;
+        let span = start.span.clone();
+        Some(async move {
+            let started = Instant::now();
+            let outcome = drive(ctx, span, || body(attempt, state)).await;
+            (start, outcome, started)
+        })
+    };
+    in_flight.extend(launch(first, &mut running));
+    loop {
+        while in_flight.len() < slot.max_concurrency
+            && let Some(next) = slot.next_shared()
+        {
+            in_flight.extend(launch(next, &mut running));
+        }
+        if in_flight.is_empty() {
+            return None;
+        }
+        let room = in_flight.len() < slot.max_concurrency;
+        tokio::select! {
+            Some((start, outcome, started)) = in_flight.next() => {
+                running.retain(|(task, _)| *task != start.task);
+                let finished = report(start, outcome, started, Handoff::None);
+                if matches!(finished.outcome, Err(ref error) if matches!(**error, TaskError::Panicked { .. })) {
+                    // The calls still in flight stop with the actor; the manager
+                    // retries or fails them.
+                    return Some((finished, running));
+                }
+                reporter.finished(finished);
+            }
+            _ = slot.arrived.notified(), if room => {}
+        }
+    }
+}
+
+/// Catches a panic of a plain method.
+fn catch(body: impl FnOnce() -> BodyResult) -> BodyResult {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+}
+
+/// Builds and drives an async method's future in the call's context, catching panics.
+async fn drive<'a>(ctx: TaskContext, span: tracing::Span, build: impl FnOnce() -> LocalBodyFuture<'a>) -> BodyResult {
+    let future = {
+        let _entered = context::enter(ctx.clone());
+        let _span = span.enter();
+        match catch_unwind(AssertUnwindSafe(build)) {
+            Ok(future) => future,
+            Err(payload) => return Err(crate::panic::into_error(payload)),
+        }
+    };
+    match context::Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).instrument(span).await {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(crate::panic::into_error(payload)),
+    }
+}

@@ -1,0 +1,15 @@
+//! What a runtime was built with: the settings [`Builder`](crate::Builder)
+//! checked, as the manager and scheduler read them.
+
+use std::sync::Arc;
+
+/// What a runtime was built with.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) num_cpus: f64,
+    pub(crate) resources: Vec<(Arc<str>, f64)>,
+    pub(crate) queue_limits: Vec<(Arc<str>, usize)>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_finished_records: usize,
+    pub(crate) event_capacity: usize,
+}

@@ -1,0 +1,107 @@
+//! Async bodies: one tokio task polls a batch of attempts once each, in
+//! order. Bodies that finish on that first poll (most trivial ones do) cost
+//! no task of their own; the others continue as tokio tasks of their own.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use futures::FutureExt;
+use rustyray_core::context::Scoped;
+use rustyray_core::{BodyResult, TaskBody};
+use tracing::Instrument;
+
+use super::{Exec, report, report_at};
+use crate::protocol::{Finished, Handoff, Msg, Report};
+use crate::task::Start;
+
+/// How long one poll batch may keep polling before it hands the rest of its
+/// attempts to a batch of their own (which the other workers can steal).
+const POLL_BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Starts async attempts: one tokio task polls each body once, in order.
+/// Bodies that finish on that first poll (most trivial ones do) cost no task
+/// of their own; the others continue as tokio tasks of their own. What
+/// happened to each comes back in one [`Msg::Reports`] message.
+pub(crate) fn start_async(exec: &Exec, starts: Vec<Start>) {
+    drop(exec.handle().spawn(poll_batch(exec.clone(), starts)));
+}
+
+type BoxedAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = BodyResult> + Send>>;
+
+async fn poll_batch(exec: Exec, starts: Vec<Start>) {
+    let began = Instant::now();
+    // One clock read per attempt: each starts when the one before it ended.
+    let mut started = began;
+    let mut reports = Vec::with_capacity(starts.len());
+    let mut starts = starts.into_iter();
+    for start in starts.by_ref() {
+        if start.output.is_ready() {
+            // Cancelled (or timed out) before it ran: report it, so whatever it
+            // held is given back.
+            let (task, attempt) = (start.task, start.attempt.number);
+            reports.push(Report::Finished(Finished {
+                task,
+                attempt,
+                outcome: Ok(()),
+                started,
+                ended: started,
+                handoff: Handoff::None,
+            }));
+            continue;
+        }
+        let mut attempt = attempt_future(&exec, &start);
+        let polled = futures::poll!(attempt.as_mut());
+        let ended = Instant::now();
+        match polled {
+            std::task::Poll::Ready(outcome) => {
+                reports.push(Report::Finished(report_at(start, outcome, started, ended, Handoff::None)));
+            }
+            std::task::Poll::Pending => {
+                let (task, number) = (start.task, start.attempt.number);
+                let abort = exec.handle().spawn(continue_async(exec.clone(), start, attempt, started)).abort_handle();
+                reports.push(Report::Spawned { task, attempt: number, abort });
+            }
+        }
+        started = ended;
+        if ended.saturating_duration_since(began) > POLL_BATCH_BUDGET {
+            break;
+        }
+    }
+    let rest: Vec<Start> = starts.collect();
+    if !rest.is_empty() {
+        start_async(&exec, rest);
+    }
+    let _ = exec.send(Msg::Reports(reports));
+}
+
+/// An async attempt as a future: the body's future, in the task's context,
+/// with panics caught.
+fn attempt_future(exec: &Exec, start: &Start) -> BoxedAttempt {
+    let TaskBody::Async(body) = &start.body else {
+        return Box::pin(std::future::ready(Err(rustyray_core::TaskError::Error(rustyray_core::Error::NotReady {
+            object: start.output.id(),
+        }))));
+    };
+    let ctx = exec.context(start, start.releases_on_wait, false);
+    // Building the future only takes the arguments; the function runs when
+    // it is polled, inside the task's context.
+    let span = start.span.clone();
+    match span.in_scope(|| catch_unwind(AssertUnwindSafe(|| body(start.attempt)))) {
+        Ok(future) => Box::pin(
+            async move {
+                match Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).await {
+                    Ok(outcome) => outcome,
+                    Err(payload) => Err(crate::panic::into_error(payload)),
+                }
+            }
+            .instrument(span),
+        ),
+        Err(payload) => Box::pin(std::future::ready(Err(crate::panic::into_error(payload)))),
+    }
+}
+
+/// The rest of an async attempt that did not finish on its first poll.
+async fn continue_async(exec: Exec, start: Start, attempt: BoxedAttempt, started: Instant) {
+    let outcome = attempt.await;
+    let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
+}

@@ -1,0 +1,221 @@
+//! Plain bodies on workers: a plain attempt of the usual shape (one CPU, no
+//! queue) runs on a *worker*, a blocking thread with a [`Mailbox`] in which
+//! the manager may leave the next such attempt. When its attempt ends, the
+//! worker takes the next one from the mailbox and reports both in one
+//! message, then runs it at once, so a stream of CPU tasks keeps each CPU
+//! busy without a thread hand-off per task. A worker whose mailbox is empty
+//! closes it and returns its thread. Other plain attempts run on the
+//! blocking pool alone, or inline on the thread of a task that waits.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use rustyray_core::context;
+use rustyray_core::{BodyResult, TaskBody, TaskId};
+use tokio::sync::mpsc;
+
+use super::{Exec, report};
+use crate::protocol::{Handoff, Msg, Report};
+use crate::task::Start;
+
+/// Where the manager leaves a worker its next attempts, in order.
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    state: Mutex<MailboxState>,
+    /// Wakes an idle worker when work arrives.
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    next: VecDeque<Start>,
+    closed: bool,
+}
+
+impl Mailbox {
+    /// Leaves `start` for the worker, after those already there; gives it
+    /// back if the worker has closed its mailbox (it is returning its thread).
+    pub(crate) fn offer(&self, start: Start) -> Result<(), Start> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(start);
+        }
+        state.next.push_back(start);
+        self.arrived.notify_one();
+        Ok(())
+    }
+
+    /// Takes back the attempt left for `task`, if the worker has not taken it yet.
+    pub(crate) fn retract(&self, task: TaskId) -> Option<Start> {
+        let mut state = self.state.lock();
+        let index = state.next.iter().position(|next| next.task == task)?;
+        state.next.remove(index)
+    }
+
+    /// Closes the mailbox for good (the runtime is shutting down).
+    pub(crate) fn close(&self) -> VecDeque<Start> {
+        let mut state = self.state.lock();
+        state.closed = true;
+        std::mem::take(&mut state.next)
+    }
+
+    /// The worker's side: the next attempt and how many wait behind it.
+    fn next(&self) -> (Option<Start>, usize) {
+        let mut state = self.state.lock();
+        let next = state.next.pop_front();
+        (next, state.next.len())
+    }
+
+    /// The worker's side, idle: waits up to `linger` for an attempt; if none
+    /// comes, closes the mailbox (the manager finds out when it next offers one).
+    fn wait_or_close(&self, linger: std::time::Duration) -> Option<Start> {
+        let deadline = Instant::now() + linger;
+        let mut state = self.state.lock();
+        loop {
+            if let Some(next) = state.next.pop_front() {
+                return Some(next);
+            }
+            if self.arrived.wait_until(&mut state, deadline).timed_out() {
+                let next = state.next.pop_front();
+                if next.is_none() {
+                    state.closed = true;
+                }
+                return next;
+            }
+        }
+    }
+}
+
+/// Starts a plain attempt; given a mailbox, it runs on a worker.
+pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox>>) {
+    let exec_for_thread = exec.clone();
+    // The join handle is not needed: outcomes come back as messages.
+    drop(exec.handle().spawn_blocking(move || run_plain(&exec_for_thread, start, mailbox)));
+}
+
+/// Runs plain attempts on this thread: `start`, then whatever the manager
+/// leaves in the mailbox; once it is empty the worker waits a moment for new
+/// work before it returns its thread, so a worker (and the CPU the OS has
+/// placed it on) carries over from one burst of tasks to the next.
+///
+/// Reports of short attempts go to the manager in batches: once the mailbox
+/// has drained to half of what it held since the last batch (so the manager
+/// refills it while half is left), when it runs dry, or after [`REPORT_AGE`].
+/// Every report wakes the manager's thread, which takes a CPU from some
+/// worker for a moment; batching keeps that to a few times per mailbox, not
+/// once per tiny task. An attempt longer than [`BATCH_BELOW`], or one before
+/// an attempt with a timeout, is reported at once.
+///
+/// Held-back reports wait in [`HELD_REPORTS`]: a body that is about to wait
+/// (or to run a task inline) sends them first, see [`flush_held_reports`], so
+/// the manager knows which attempt runs on this thread before it hears that
+/// the attempt waits.
+fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
+    let mut oldest = Instant::now();
+    // The most attempts seen waiting in the mailbox since the last report.
+    let mut peak = 0;
+    loop {
+        let (outcome, started) = attempt_blocking(exec, &start);
+        let (next, waiting) = match &mailbox {
+            Some(mailbox) => mailbox.next(),
+            None => (None, 0),
+        };
+        let handoff = match (&mailbox, &next) {
+            (None, _) => Handoff::None,
+            (Some(_), Some(next)) if next.lookahead => Handoff::Next(next.task, next.attempt.number),
+            (Some(_), Some(_)) => Handoff::Released,
+            (Some(_), None) => Handoff::Idle,
+        };
+        let finished = report(start, outcome, started, handoff);
+        let ended = finished.ended;
+        let ran = ended.saturating_duration_since(finished.started);
+        HELD_REPORTS.with_borrow_mut(|reports| {
+            if reports.is_empty() {
+                oldest = ended;
+            }
+            reports.push(Report::Finished(finished));
+        });
+        let age = ended.saturating_duration_since(oldest);
+        peak = peak.max(waiting + 1);
+        // Batching pays only for short attempts; and a next attempt with a
+        // timeout needs the manager to know now that it started.
+        let urgent = ran > BATCH_BELOW || next.as_ref().is_some_and(|next| next.timed);
+        if urgent || next.is_none() || waiting * 2 < peak || age > REPORT_AGE {
+            flush_held_reports(exec.sender());
+            peak = waiting;
+        }
+        start = match (next, &mailbox) {
+            (Some(next), _) => next,
+            (None, Some(mailbox)) => match mailbox.wait_or_close(WORKER_LINGER) {
+                Some(next) => {
+                    if next.lookahead {
+                        // Left here before the manager learned this worker was
+                        // idle: tell it the attempt starts (and takes a CPU).
+                        let resumed =
+                            Report::Resumed { task: next.task, attempt: next.attempt.number, started: Instant::now() };
+                        let _ = exec.send(Msg::Reports(vec![resumed]));
+                    }
+                    next
+                }
+                None => return,
+            },
+            (None, None) => return,
+        };
+    }
+}
+
+thread_local! {
+    /// A worker's reports that it holds back to send in one batch.
+    static HELD_REPORTS: std::cell::RefCell<Vec<Report>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends the reports this thread's worker holds back, if any. Called before a
+/// body on this thread tells the manager it waits or claims a task: the
+/// manager must first learn that the attempt started (it may have been
+/// handed over in a held report), or the wait would be news about an attempt
+/// it does not know runs, and the CPU would stay held while the body waits.
+pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
+    let reports = HELD_REPORTS.with_borrow_mut(std::mem::take);
+    if !reports.is_empty() {
+        let _ = tx.send(Msg::Reports(reports));
+    }
+}
+
+/// How long an idle worker waits for new work before it returns its thread.
+const WORKER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Attempts shorter than this are reported in batches; longer ones at once.
+const BATCH_BELOW: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// The longest a worker holds a report back.
+const REPORT_AGE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Runs a plain attempt on the calling thread, which waits for it (inline).
+pub(crate) fn run_inline(exec: &Exec, start: Start) {
+    let (outcome, started) = attempt_blocking(exec, &start);
+    let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
+}
+
+/// Runs a plain body on this thread, in its task's context, catching panics.
+fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
+    let started = Instant::now();
+    if start.output.is_ready() {
+        // Cancelled from its ref before it started: the body need not run.
+        return (Ok(Arc::new(())), started);
+    }
+    let TaskBody::Plain(body) = &start.body else {
+        return (
+            Err(rustyray_core::TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() })),
+            started,
+        );
+    };
+    let ctx = exec.context(start, start.releases_on_wait, true);
+    let _entered = context::enter(ctx);
+    let _span = start.span.enter();
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| body(start.attempt))).unwrap_or_else(|p| Err(crate::panic::into_error(p)));
+    (outcome, started)
+}

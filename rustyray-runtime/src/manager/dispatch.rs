@@ -1,0 +1,214 @@
+//! Dispatch: ready tasks are released to the executor (async bodies in poll
+//! batches, plain ones to workers), workers' mailboxes are kept fed, and a
+//! task that waits gives its resources back (or lends them to a task it
+//! runs inline).
+
+use rustyray_core::{TaskId, TaskKind};
+
+use super::books::RunsOn;
+use super::core::Core;
+use crate::executor::{self, Exec};
+use crate::state::TaskState;
+use crate::task::{Maybe, Start, WorkerId};
+
+/// The most async attempts one poll batch takes.
+const POLL_BATCH: usize = 32;
+
+impl Core {
+    /// Releases every task that may run now, and keeps workers fed.
+    pub(super) fn dispatch(&mut self, exec: &Exec) {
+        let mut async_starts = Vec::new();
+        loop {
+            while let Some((ready, held)) = self.books.scheduler.next() {
+                let entry = match self.tasks.get_mut(&ready.task) {
+                    Some(entry) if entry.queued_seq == Some(ready.seq) => entry,
+                    // Cancelled (or claimed inline) while queued: a stale place in line.
+                    _ => {
+                        self.books.scheduler.release(held);
+                        continue;
+                    }
+                };
+                if let TaskKind::ActorCreation { actor } = entry.spec.kind {
+                    self.start_creation(exec, actor, ready.task, held);
+                    continue;
+                }
+                let start = entry.prepare_attempt();
+                if entry.runs_on_worker() {
+                    match self.workers.offer_to_idle(start) {
+                        Ok(worker) => {
+                            self.books.mark_running(entry, held, self.books.now, RunsOn::Worker(worker));
+                        }
+                        Err(start) => {
+                            let (worker, mailbox) = self.workers.open();
+                            self.books.mark_running(entry, held, self.books.now, RunsOn::Worker(worker));
+                            executor::start_plain(exec, start, Some(mailbox));
+                        }
+                    }
+                } else if entry.spec.body.is_plain() {
+                    self.books.mark_running(entry, held, self.books.now, RunsOn::Spawned);
+                    executor::start_plain(exec, start, None);
+                } else {
+                    self.books.mark_running(entry, held, self.books.now, RunsOn::Spawned);
+                    async_starts.push(start);
+                    if async_starts.len() == POLL_BATCH {
+                        executor::start_async(exec, std::mem::take(&mut async_starts));
+                    }
+                }
+            }
+            if !async_starts.is_empty() {
+                executor::start_async(exec, std::mem::take(&mut async_starts));
+            }
+            self.feed_workers();
+            if !self.reclaim_lookahead() {
+                break;
+            }
+        }
+        self.pump_actors(exec);
+    }
+
+    /// Fills workers' mailboxes from the front of the line, as far as the
+    /// front has the workers' shape.
+    pub(super) fn feed_workers(&mut self) {
+        if let Some(top) = self.books.scheduler.bound_top_priority() {
+            for (worker, task) in self.workers.outranked_by(top) {
+                self.unassign(worker, task);
+            }
+        }
+        for (worker, room) in self.workers.room(self.books.scheduler.bound_len()) {
+            for _ in 0..room {
+                let Some(ready) = self.books.scheduler.take_lookahead() else { return };
+                let Some(entry) = self.tasks.get_mut(&ready.task).filter(|e| e.queued_seq == Some(ready.seq)) else {
+                    continue;
+                };
+                let priority = entry.spec.options.priority;
+                let mut start = entry.prepare_attempt();
+                start.lookahead = true;
+                entry.assigned = Maybe::some(worker);
+                entry.lookahead_seq = Maybe::some(ready.seq);
+                if self.workers.assign(worker, start, priority).is_err() {
+                    // The worker is closing: the task keeps its place in line.
+                    entry.assigned = Maybe::NONE;
+                    entry.lookahead_seq = Maybe::NONE;
+                    entry.started_attempts -= 1;
+                    entry.prepared_abandon = None;
+                    entry.queued_seq = Maybe::some(ready.seq);
+                    self.books.scheduler.unget(ready);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Takes a waiting lookahead back into the line (before it started), at
+    /// the place it had: tasks of one priority start in submission order.
+    pub(super) fn unassign(&mut self, worker: WorkerId, task: TaskId) -> bool {
+        if self.workers.retract(worker, task).is_none() {
+            return false;
+        }
+        let Some(entry) = self.tasks.get_mut(&task) else { return false };
+        entry.assigned = Maybe::NONE;
+        entry.started_attempts -= 1;
+        entry.prepared_abandon = None;
+        match entry.lookahead_seq.take() {
+            Some(seq) => {
+                let spec = &entry.spec;
+                let demand = entry.demand.clone();
+                self.books.scheduler.push_at(spec.id, seq, spec.options.priority, demand, spec.options.queue.clone());
+                entry.queued_seq = Maybe::some(seq);
+            }
+            None => self.books.enqueue(entry),
+        }
+        true
+    }
+
+    /// If a CPU is idle while lookaheads wait behind a worker's attempt, takes
+    /// the newer half of the longest such line back, so the idle CPU starts on
+    /// it now.
+    pub(super) fn reclaim_lookahead(&mut self) -> bool {
+        if !self.books.scheduler.cpu_idle() {
+            return false;
+        }
+        let mut moved = false;
+        for (worker, task) in self.workers.newest_half() {
+            moved |= self.unassign(worker, task);
+        }
+        moved
+    }
+
+    /// The running `task` waits for objects (or runs one inline): its
+    /// resources go back to the scheduler, and lookaheads left behind it on
+    /// its worker go back into the line, since they would wait with it (and
+    /// may be what it waits for). Its worker gets no more until it resumes.
+    pub(super) fn block(&mut self, task: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&task) else { return };
+        if let TaskKind::ActorMethod { actor } = entry.spec.kind {
+            // A call holds nothing of its own: its actor's CPUs are given back.
+            return self.actor_call_blocked(actor, task);
+        }
+        let Some(running) = entry.running.as_mut() else { return };
+        if !self.books.scheduler.block(&mut running.held) {
+            // It was waiting already (another wait of the same task is open).
+            return;
+        }
+        if let Some(worker) = running.worker {
+            self.workers.set_waiting(worker, true);
+            for task in self.workers.queued(worker) {
+                self.unassign(worker, task);
+            }
+        }
+    }
+
+    /// One wait of the running `task` ended: once none is open, it takes its
+    /// resources back and its worker may be given lookaheads again.
+    pub(super) fn unblock(&mut self, task: TaskId) {
+        if self.actor_call_unblocked(task) {
+            return;
+        }
+        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        if self.books.scheduler.unblock(&mut running.held)
+            && let Some(worker) = running.worker
+        {
+            self.workers.set_waiting(worker, false);
+        }
+    }
+
+    /// A plain task waits for `task`: if `task` is queued and runs on one CPU
+    /// (and no queue), hand it over to run on the waiter's thread, moving the
+    /// waiter's CPU to it.
+    pub(super) fn claim(
+        &mut self,
+        exec: &Exec,
+        task: TaskId,
+        waiter: Option<TaskId>,
+        reply: std::sync::mpsc::Sender<Option<Start>>,
+    ) {
+        // A lookahead that has not started may be taken back and run here.
+        if let Some(worker) = self.tasks.get(&task).and_then(|e| e.assigned.get()) {
+            self.unassign(worker, task);
+        }
+        let claimable = self
+            .tasks
+            .get(&task)
+            .is_some_and(|e| e.state == TaskState::Queued && e.queued_seq.is_some() && e.runs_on_worker());
+        if !claimable {
+            let _ = reply.send(None);
+            return;
+        }
+        // The waiter lends its CPU and its thread; like any waiting attempt,
+        // it gives back the lookaheads that would wait behind it.
+        if let Some(waiter) = waiter {
+            self.block(waiter);
+        }
+        let Some(entry) = self.tasks.get_mut(&task) else { return };
+        if let Some(seq) = entry.queued_seq.get() {
+            self.books.scheduler.forget(seq);
+        }
+        let held = self.books.scheduler.start_now(entry.demand.clone());
+        let start = entry.prepare_attempt();
+        self.books.mark_running(entry, held, self.books.now, RunsOn::Inline);
+        if let Err(std::sync::mpsc::SendError(Some(start))) = reply.send(Some(start)) {
+            // The waiter is gone: run the attempt on the blocking pool instead.
+            executor::start_plain(exec, start, None);
+        }
+    }
+}
