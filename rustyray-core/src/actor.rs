@@ -23,7 +23,7 @@ use crate::arg::TaskArg;
 use crate::call::{ArgTuple, ArgValue};
 use crate::context;
 use crate::error::{Error, Result};
-use crate::ids::{ActorId, FunctionId, ObjectId, TaskId};
+use crate::ids::{ActorId, FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
 use crate::options::TaskOptions;
 use crate::runner::Runner;
@@ -491,20 +491,33 @@ arities! {
 /// Compile-time check used by generated code: `A` is an actor.
 pub const fn assert_actor<A: Actor>() {}
 
+/// A method given another type's state: the runtime mixed up its actors
+/// (there is no object to name, so not a `TypeMismatch`).
+const WRONG_STATE: Error = Error::Internal { reason: "an actor method was given the state of another type" };
+
 /// Reads an actor's state as an `A` (generated method bodies use it).
 pub fn state_ref<A: 'static>(state: &(dyn std::any::Any + Send)) -> std::result::Result<&A, crate::spec::TaskError> {
-    state.downcast_ref::<A>().ok_or(crate::spec::TaskError::Error(Error::TypeMismatch {
-        object: ObjectId::from_u64(0),
-        expected: std::any::type_name::<A>(),
-    }))
+    state.downcast_ref::<A>().ok_or(crate::spec::TaskError::Error(WRONG_STATE))
 }
 
 /// Reads an actor's state as a mutable `A` (generated method bodies use it).
 pub fn state_mut<A: 'static>(
     state: &mut (dyn std::any::Any + Send),
 ) -> std::result::Result<&mut A, crate::spec::TaskError> {
-    state.downcast_mut::<A>().ok_or(crate::spec::TaskError::Error(Error::TypeMismatch {
-        object: ObjectId::from_u64(0),
-        expected: std::any::type_name::<A>(),
-    }))
+    state.downcast_mut::<A>().ok_or(crate::spec::TaskError::Error(WRONG_STATE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_given_another_types_state_is_an_internal_fault_not_an_object_mismatch() {
+        let mut state: Box<dyn std::any::Any + Send> = Box::new(5_i64);
+        let wrong = state_ref::<String>(&*state).map(|_| ());
+        assert!(matches!(wrong, Err(crate::spec::TaskError::Error(Error::Internal { .. }))), "{wrong:?}");
+        let wrong = state_mut::<String>(&mut *state).map(|_| ());
+        assert!(matches!(wrong, Err(crate::spec::TaskError::Error(Error::Internal { .. }))), "{wrong:?}");
+        assert_eq!(state_ref::<i64>(&*state).ok(), Some(&5));
+    }
 }

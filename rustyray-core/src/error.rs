@@ -181,6 +181,13 @@ pub enum Error {
         /// The object.
         object: ObjectId,
     },
+    /// A fault inside RustyRay itself, not in the task or its use of the
+    /// API: a broken invariant the runtime caught instead of panicking.
+    #[error("internal fault in RustyRay: {reason}")]
+    Internal {
+        /// Which invariant broke.
+        reason: &'static str,
+    },
     /// A task body asked for its arguments after its last attempt had taken them.
     #[error("the arguments were already moved into an earlier attempt (attempt {attempt})")]
     ArgumentConsumed {
@@ -273,6 +280,7 @@ impl Error {
             Error::TypeMismatch { .. } => "type_mismatch",
             Error::ObjectLost { .. } => "object_lost",
             Error::NotReady { .. } => "not_ready",
+            Error::Internal { .. } => "internal",
             Error::ArgumentConsumed { .. } => "argument_consumed",
             Error::WouldBlock => "would_block",
             Error::WaitTimedOut { .. } => "wait_timed_out",

@@ -1,7 +1,7 @@
 //! What the runtime knows about its tasks: states, attempt history and statistics.
 //!
 //! The public snapshots ([`TaskInfo`], [`ActorInfo`], [`Stats`]) and the
-//! records they are made from ([`Record`], one per task). The manager keeps
+//! records they are made from (`Record`, one per task). The manager keeps
 //! finished tasks' records in a bounded ring (`manager/records.rs`).
 
 use std::fmt;

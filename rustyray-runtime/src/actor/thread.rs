@@ -114,9 +114,12 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
             TaskBody::Method(method) => {
                 let method = method.clone();
                 let Some(state) = instance.as_mut() else {
-                    // No state: the constructor failed; the manager fails the call.
+                    // No state: the constructor failed, so the manager should
+                    // have failed the call instead of releasing it.
                     let started = Instant::now();
-                    let error = TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() });
+                    let fault =
+                        rustyray_core::Error::Internal { reason: "an actor call ran without the actor's state" };
+                    let error = TaskError::Error(fault);
                     reporter.finished(report(start, Err(error), started, Handoff::None));
                     continue;
                 };

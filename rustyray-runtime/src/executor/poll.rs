@@ -78,9 +78,8 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
 /// with panics caught.
 fn attempt_future(exec: &Exec, start: &Start) -> BoxedAttempt {
     let TaskBody::Async(body) = &start.body else {
-        return Box::pin(std::future::ready(Err(rustyray_core::TaskError::Error(rustyray_core::Error::NotReady {
-            object: start.output.id(),
-        }))));
+        let fault = rustyray_core::Error::Internal { reason: "an async attempt was handed a body that is not async" };
+        return Box::pin(std::future::ready(Err(rustyray_core::TaskError::Error(fault))));
     };
     let ctx = exec.context(start, start.releases_on_wait, false);
     // Building the future only takes the arguments; the function runs when

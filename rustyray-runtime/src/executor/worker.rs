@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use rustyray_core::context;
-use rustyray_core::{BodyResult, TaskBody, TaskId};
+use rustyray_core::{BodyResult, Error, TaskBody, TaskError, TaskId};
 use tokio::sync::mpsc;
 
 use super::{Exec, report};
@@ -207,10 +207,8 @@ fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
         return (Ok(Arc::new(())), started);
     }
     let TaskBody::Plain(body) = &start.body else {
-        return (
-            Err(rustyray_core::TaskError::Error(rustyray_core::Error::NotReady { object: start.output.id() })),
-            started,
-        );
+        let fault = Error::Internal { reason: "a plain attempt was handed a body that is not plain" };
+        return (Err(TaskError::Error(fault)), started);
     };
     let ctx = exec.context(start, start.releases_on_wait, true);
     let _entered = context::enter(ctx);
@@ -218,4 +216,41 @@ fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
     let outcome =
         catch_unwind(AssertUnwindSafe(|| body(start.attempt))).unwrap_or_else(|p| Err(crate::panic::into_error(p)));
     (outcome, started)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustyray_core::{Attempt, BodyResult, Error, FunctionId, ObjectCell, TaskBody, TaskError, TaskId};
+    use tokio::sync::mpsc;
+
+    use super::attempt_blocking;
+    use crate::executor::Exec;
+    use crate::task::Start;
+
+    #[tokio::test]
+    async fn a_plain_attempt_given_an_async_body_is_an_internal_fault() {
+        let rt = crate::Runtime::builder().num_cpus(1).build().expect("a runtime builds inside tokio");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let exec = Exec::new(rt.runner(), tx, tokio::runtime::Handle::current());
+        let task = TaskId::from_u64(1);
+        let start = Start {
+            task,
+            attempt: Attempt { number: 1, last: true },
+            body: TaskBody::future(|_| async {
+                let done: BodyResult = Ok(Arc::new(()));
+                done
+            }),
+            output: ObjectCell::pending(task, FunctionId::new("t::f"), None, rt.runner()),
+            releases_on_wait: false,
+            abandon: None,
+            lookahead: false,
+            timed: false,
+            span: tracing::Span::none(),
+        };
+        let (outcome, _) = attempt_blocking(&exec, &start);
+        assert!(matches!(outcome, Err(TaskError::Error(Error::Internal { .. }))), "{outcome:?}");
+        rt.shutdown().await;
+    }
 }

@@ -124,7 +124,6 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use rustyray_core::{FunctionId, TaskKind};
 

@@ -72,12 +72,12 @@ impl Runner for Shared {
             return;
         }
         let mut entry = Entry::new(spec);
-        if let Some(actor) = entry.called_actor() {
-            if let Some(slot) = self.directory.slot(actor) {
-                match submit_call(&self.tx, &slot, entry) {
-                    Some(routed) => entry = routed,
-                    None => return,
-                }
+        if let Some(actor) = entry.called_actor()
+            && let Some(slot) = self.directory.slot(actor)
+        {
+            match submit_call(&self.tx, &slot, entry) {
+                Some(routed) => entry = routed,
+                None => return,
             }
         }
         if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(entry)) {

@@ -208,7 +208,7 @@ impl Scheduler {
 
     /// Takes the task at the front of the resource line, without its
     /// resources, if it has the usual plain shape (one CPU, no queue): it is
-    /// to start on a runner when that runner's attempt ends, taking over its CPU.
+    /// to start on a worker when that worker's attempt ends, taking over its CPU.
     pub(crate) fn take_lookahead(&mut self) -> Option<Ready> {
         self.drop_stale();
         let top = self.bound.peek()?;
