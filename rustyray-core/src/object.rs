@@ -272,7 +272,7 @@ impl ObjectCell {
                         }
                         return Ok(Arc::new(()));
                     }
-                    _ => Error::TypeMismatch { object: self.id, expected: "multiple results" },
+                    _ => Error::Internal { reason: "a multiple-result output was written without its elements" },
                 },
                 Err(error) => error,
             };

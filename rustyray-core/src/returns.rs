@@ -60,12 +60,12 @@ pub const fn assert_multiple_returns<T: MultipleReturns>() {}
 fn next_ref<T>(parts: &mut std::vec::IntoIter<Arc<ObjectCell>>) -> ObjectRef<T> {
     match parts.next() {
         Some(cell) => ObjectRef::from_cell(cell),
-        None => ObjectRef::failed(Error::TypeMismatch { object: crate::ids::ObjectId::next(), expected: "an element" }),
+        None => ObjectRef::failed(Error::Internal { reason: "a multiple result has fewer cells than elements" }),
     }
 }
 
-fn unsplittable<T>() -> TaskError {
-    TaskError::Error(Error::TypeMismatch { object: crate::ids::ObjectId::next(), expected: std::any::type_name::<T>() })
+fn unsplittable() -> TaskError {
+    TaskError::Error(Error::Internal { reason: "a multiple-result body produced a shared or mistyped tuple" })
 }
 
 macro_rules! tuples {
@@ -75,9 +75,9 @@ macro_rules! tuples {
             type Refs = ($(ObjectRef<$T>,)*);
 
             fn split(value: Value) -> BodyResult {
-                let tuple = value.downcast::<Self>().map_err(|_| unsplittable::<Self>())?;
+                let tuple = value.downcast::<Self>().map_err(|_| unsplittable())?;
                 // The body's value was just made: nobody else holds it.
-                let ($($v,)*) = Arc::try_unwrap(tuple).map_err(|_| unsplittable::<Self>())?;
+                let ($($v,)*) = Arc::try_unwrap(tuple).map_err(|_| unsplittable())?;
                 Ok(Arc::new(Parts(vec![$(Arc::new($v) as Value),*])))
             }
 
