@@ -56,9 +56,9 @@
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub use rustyray_core::{
-    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, Error, FunctionId, GetSize, ObjectId, ObjectRef,
-    ObjectSize, ObjectStream, Result, ReturnsBuilder, StreamBuilder, TaskArg, TaskBuilder, TaskId, TaskKind,
-    TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, DeathReason, Error, FunctionId, GetSize,
+    ObjectId, ObjectRef, ObjectSize, ObjectStream, Result, ReturnsBuilder, StreamBuilder, TaskArg, TaskBuilder, TaskId,
+    TaskKind, TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]

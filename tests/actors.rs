@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rustyray::prelude::*;
-use rustyray::{ActorState, get_actor};
+use rustyray::{ActorState, DeathReason, get_actor};
 
 #[rustyray::actor]
 pub struct Counter {
@@ -216,7 +216,8 @@ async fn a_panic_kills_an_actor_without_restarts() {
         match &later {
             Error::ActorDied { actor, reason, .. } => {
                 assert_eq!(*actor, c.id());
-                assert!(reason.contains("panicked"), "{reason}");
+                assert!(matches!(reason, DeathReason::Crashed { error: Some(_) }), "{reason}");
+                assert!(later.to_string().contains("a method panicked"), "{later}");
             }
             other => panic!("expected ActorDied, got {other:?}"),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rustyray::prelude::*;
-use rustyray::{EventKind, TaskFilter};
+use rustyray::{DeathReason, EventKind, TaskFilter};
 
 #[rustyray::remote]
 fn square(x: u64) -> u64 {
@@ -263,7 +263,7 @@ async fn subscribers_see_the_lifecycle_in_order() {
     );
     assert!(seen.iter().any(|k| matches!(k, EventKind::ActorStarted { class, .. } if class.ends_with("Tally"))));
     assert!(seen.iter().any(
-        |k| matches!(k, EventKind::ActorDied { class, reason, .. } if class.ends_with("Tally") && reason.contains("killed"))
+        |k| matches!(k, EventKind::ActorDied { class, reason, .. } if class.ends_with("Tally") && *reason == DeathReason::Killed)
     ));
     assert_eq!(events.missed(), 0);
 }

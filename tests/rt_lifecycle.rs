@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustyray::prelude::*;
-use rustyray::{AttemptOutcome, TaskFilter, TaskState};
+use rustyray::{AttemptOutcome, BuildError, TaskFilter, TaskState};
 
 /// How many times each key has been attempted.
 static ATTEMPTS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
@@ -397,7 +397,7 @@ async fn bad_input_is_an_error_at_the_call_or_at_build() {
         Runtime::builder().resource("gpu", f64::NAN),
         Runtime::builder().max_in_flight(0),
     ] {
-        assert!(matches!(builder.build(), Err(Error::InvalidOption { .. })));
+        assert!(matches!(builder.build(), Err(BuildError::InvalidOption { .. })));
     }
 }
 

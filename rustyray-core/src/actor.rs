@@ -209,6 +209,18 @@ impl fmt::Debug for WeakActorRef {
 }
 
 impl WeakActorRef {
+    /// The actor's type.
+    pub fn class(&self) -> &'static str {
+        self.class
+    }
+
+    /// A reference of type `class` that never upgrades: one whose every
+    /// handle is gone. For tests of runners' directories.
+    #[doc(hidden)]
+    pub fn dangling(class: &'static str) -> Self {
+        WeakActorRef { class, token: std::sync::Weak::new() }
+    }
+
     /// The full reference, if a handle to the actor still exists.
     pub fn upgrade(&self) -> Option<ActorRef> {
         self.token.upgrade().map(|token| ActorRef { class: self.class, token })

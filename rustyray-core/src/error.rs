@@ -3,6 +3,8 @@
 //! Every failure a user can see is a variant of [`Error`]: a task that returned
 //! `Err`, panicked, was cancelled or timed out; an actor that died; a name that
 //! is not registered; bytes that do not decode; a runtime that has shut down.
+//! A runtime that cannot be built fails with a [`BuildError`] of its own,
+//! which converts into [`Error::Build`].
 //! Errors that belong to a task carry a [`TaskOrigin`] naming the task and
 //! function where the failure began, and that origin travels unchanged to every
 //! dependent task and every `get`.
@@ -32,6 +34,54 @@ impl fmt::Display for TaskOrigin {
         match &self.name {
             Some(name) => write!(f, "{} `{}` ({})", self.task, name, self.function),
             None => write!(f, "{} ({})", self.task, self.function),
+        }
+    }
+}
+
+/// Why an actor died, carried by [`Error::ActorDied`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeathReason {
+    /// `kill` ended it.
+    Killed,
+    /// Every handle to it was dropped, so nothing could call it again.
+    HandlesDropped,
+    /// Its constructor failed (or was cancelled) the first time.
+    NeverBuilt {
+        /// The constructor's error, when there was one.
+        error: Option<String>,
+    },
+    /// A method panicked and no restart was left.
+    Crashed {
+        /// The panic, when it was known.
+        error: Option<String>,
+    },
+    /// A method panicked, and the constructor failed while rebuilding it.
+    RebuildFailed {
+        /// The constructor's error.
+        error: String,
+    },
+    /// The runtime it lived on shut down.
+    RuntimeShutDown,
+    /// It is not alive, for no recorded reason.
+    NotAlive,
+    /// The runtime no longer remembers it.
+    Gone,
+}
+
+impl fmt::Display for DeathReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeathReason::Killed => f.write_str("it was killed"),
+            DeathReason::HandlesDropped => f.write_str("every handle to it was dropped"),
+            DeathReason::NeverBuilt { error: Some(error) } => write!(f, "it was never built: {error}"),
+            DeathReason::NeverBuilt { error: None } => f.write_str("it was never built"),
+            DeathReason::Crashed { error: Some(error) } => write!(f, "a method panicked: {error}"),
+            DeathReason::Crashed { error: None } => f.write_str("a method panicked"),
+            DeathReason::RebuildFailed { error } => write!(f, "its constructor failed when restarting: {error}"),
+            DeathReason::RuntimeShutDown => f.write_str("the runtime shut down"),
+            DeathReason::NotAlive => f.write_str("it is not alive"),
+            DeathReason::Gone => f.write_str("it no longer exists"),
         }
     }
 }
@@ -121,7 +171,7 @@ pub enum Error {
         /// The actor's type.
         class: &'static str,
         /// Why it died.
-        reason: String,
+        reason: DeathReason,
     },
     /// No actor has this name.
     #[error("no actor is named `{name}`")]
@@ -213,6 +263,19 @@ pub enum Error {
     /// There is no runtime to run this call on.
     #[error("no RustyRay runtime: call rustyray::init() first, or run the code inside Runtime::scope")]
     NoRuntime,
+    /// A runtime could not be built or started; see [`BuildError`].
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Why a runtime could not be built or started: the failures of
+/// `Builder::build` and `init`, apart from the failures of tasks.
+///
+/// `?` turns it into an [`Error`] ([`Error::Build`]), so code returning
+/// [`Result`] can write `rustyray::init()?`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
     /// `init` was called while a default runtime is alive.
     #[error(
         "a default RustyRay runtime is already running; use Runtime::current(), or build more with Runtime::builder()"
@@ -231,6 +294,26 @@ pub enum Error {
         "RustyRay needs tokio's timer: build the tokio runtime with `enable_time()` (or `enable_all()`; #[tokio::main] does)"
     )]
     NoTokioTimer,
+    /// A builder setting is out of range.
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidOption {
+        /// The setting's name, e.g. `num_cpus` or `queue_limit`.
+        option: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+}
+
+impl BuildError {
+    /// A short, stable name for the kind of failure, as [`Error::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BuildError::AlreadyInitialized => "already_initialized",
+            BuildError::NoTokioRuntime => "no_tokio_runtime",
+            BuildError::NoTokioTimer => "no_tokio_timer",
+            BuildError::InvalidOption { .. } => "invalid_option",
+        }
+    }
 }
 
 fn suggestions(near: &[&'static str]) -> String {
@@ -286,9 +369,7 @@ impl Error {
             Error::WaitTimedOut { .. } => "wait_timed_out",
             Error::RuntimeShutdown => "runtime_shutdown",
             Error::NoRuntime => "no_runtime",
-            Error::AlreadyInitialized => "already_initialized",
-            Error::NoTokioRuntime => "no_tokio_runtime",
-            Error::NoTokioTimer => "no_tokio_timer",
+            Error::Build(error) => error.kind(),
         }
     }
 }
@@ -319,5 +400,28 @@ mod tests {
         );
         let e = Error::FunctionNotFound { name: "zzz".into(), near: vec![] };
         assert_eq!(e.to_string(), "no remote function is registered as `zzz`");
+    }
+
+    #[test]
+    fn actor_died_names_its_reason() {
+        let e = Error::ActorDied {
+            actor: ActorId::from_u64(3),
+            class: "Counter",
+            reason: DeathReason::Crashed { error: Some("boom".into()) },
+        };
+        assert!(e.to_string().ends_with("(Counter) is dead: a method panicked: boom"), "{e}");
+        assert_eq!(DeathReason::Killed.to_string(), "it was killed");
+    }
+
+    #[test]
+    fn build_errors_convert_with_their_message_and_kind() {
+        fn start() -> Result<()> {
+            Err(BuildError::NoTokioRuntime)?;
+            Ok(())
+        }
+        let Err(error) = start() else { panic!("the build error was dropped") };
+        assert!(matches!(error, Error::Build(BuildError::NoTokioRuntime)), "{error:?}");
+        assert_eq!(error.to_string(), BuildError::NoTokioRuntime.to_string());
+        assert_eq!(error.kind(), "no_tokio_runtime");
     }
 }

@@ -36,7 +36,7 @@ pub use actor::{
 pub use arg::{ArgSlot, TaskArg};
 pub use call::{ArgTuple, ArgValue, RemoteArg, RemoteFunction, RemoteOutput, TaskBuilder};
 pub use durable::{EnqueueCall, JobArgs, JobQueue, RunAt};
-pub use error::{Error, Result, TaskOrigin};
+pub use error::{BuildError, DeathReason, Error, Result, TaskOrigin};
 pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};
 pub use options::{Backoff, TaskOptions};

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use futures::Stream;
-use rustyray_core::{ActorId, FunctionId, TaskId};
+use rustyray_core::{ActorId, DeathReason, FunctionId, TaskId};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -118,7 +118,7 @@ pub enum EventKind {
         /// Its type.
         class: &'static str,
         /// Why.
-        reason: String,
+        reason: DeathReason,
     },
     /// This subscriber fell behind and missed `missed` events.
     Lagged {

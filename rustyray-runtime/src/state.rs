@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustyray_core::{Error, FunctionId, TaskError, TaskId, TaskKind};
+use rustyray_core::{DeathReason, Error, FunctionId, TaskError, TaskId, TaskKind};
 
 /// Where a task is in its lifecycle:
 /// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`,
@@ -167,7 +167,7 @@ pub struct ActorInfo {
     /// Calls submitted and not finished.
     pub pending_calls: usize,
     /// Why it died.
-    pub death: Option<String>,
+    pub death: Option<DeathReason>,
 }
 
 /// Selects tasks in [`Runtime::tasks_where`](crate::Runtime::tasks_where).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use rustyray_core::{ActorId, ActorRef, Error, Result, WeakActorRef};
+use rustyray_core::{ActorId, ActorRef, DeathReason, Error, Result, WeakActorRef};
 
 use super::slot::ActorSlot;
 
@@ -61,11 +61,17 @@ impl Directory {
                 if inner.names.contains_key(name) {
                     return Err(Error::ActorNameTaken { name: name.to_string() });
                 }
-                let Some(actor) = actor.upgrade() else {
-                    return Err(Error::ActorNotFound { name: name.to_string() });
+                // Every handle was dropped before the actor was listed: it is
+                // dead, not missing.
+                let Some(strong) = actor.upgrade() else {
+                    return Err(Error::ActorDied {
+                        actor: id,
+                        class: actor.class(),
+                        reason: DeathReason::HandlesDropped,
+                    });
                 };
                 inner.names.insert(name.to_string(), id);
-                Listing::Named(actor)
+                Listing::Named(strong)
             }
             None => Listing::Unnamed(actor.clone()),
         };
@@ -116,5 +122,22 @@ impl Directory {
             std::mem::take(&mut inner.by_id)
         };
         drop(listings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_actor_whose_handles_are_gone_is_dead_not_missing() {
+        let directory = Directory::default();
+        let id = ActorId::next();
+        let error = directory.register(id, Some("late"), &WeakActorRef::dangling("app::Late")).unwrap_err();
+        assert!(
+            matches!(&error, Error::ActorDied { actor, class: "app::Late", reason: DeathReason::HandlesDropped } if *actor == id),
+            "{error:?}"
+        );
+        assert!(matches!(directory.named("late"), Err(Error::ActorNotFound { .. })), "the name was not taken");
     }
 }

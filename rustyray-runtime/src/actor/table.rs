@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use rustyray_core::{ActorConfig, ActorId, ActorInstance, Error, ObjectCell, TaskBody, TaskId};
+use rustyray_core::{ActorConfig, ActorId, ActorInstance, DeathReason, Error, ObjectCell, TaskBody, TaskId};
 
 use super::slot::ActorSlot;
 use crate::metrics::ActorCounts;
@@ -32,7 +32,7 @@ pub(crate) struct ActorEntry {
     pub(crate) held: Option<Held>,
     /// Whether every handle was dropped (an unnamed actor then exits when idle).
     pub(crate) orphaned: bool,
-    pub(crate) death: Option<String>,
+    pub(crate) death: Option<DeathReason>,
 }
 
 impl ActorEntry {
@@ -52,7 +52,7 @@ impl ActorEntry {
         Error::ActorDied {
             actor: self.config.id,
             class: self.config.class,
-            reason: self.death.clone().unwrap_or_else(|| "it is not alive".to_string()),
+            reason: self.death.clone().unwrap_or(DeathReason::NotAlive),
         }
     }
 }

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashSet;
-use rustyray_core::{ActorConfig, ActorId, ActorInstance, Attempt, Error, TaskError, TaskId, TaskKind};
+use rustyray_core::{ActorConfig, ActorId, ActorInstance, Attempt, DeathReason, Error, TaskError, TaskId, TaskKind};
 
 use super::books::RunsOn;
 use super::core::Core;
@@ -89,9 +89,9 @@ impl Core {
                 Some(info) => Error::ActorDied {
                     actor,
                     class: info.class,
-                    reason: info.death.clone().unwrap_or_else(|| "it is not alive".into()),
+                    reason: info.death.clone().unwrap_or(DeathReason::NotAlive),
                 },
-                None => Error::ActorDied { actor, class: "unknown", reason: "it no longer exists".into() },
+                None => Error::ActorDied { actor, class: "unknown", reason: DeathReason::Gone },
             }),
         }
     }
@@ -163,7 +163,7 @@ impl Core {
         let direct = entry.state == ActorState::Alive && entry.waiting.is_empty();
         entry.slot.release(exec, starts, unrouted, Some(direct));
         if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() {
-            self.end_actor(actor, "every handle to it was dropped".into());
+            self.end_actor(actor, DeathReason::HandlesDropped);
         }
     }
 
@@ -232,11 +232,7 @@ impl Core {
             let (class, name) = (entry.config.class, &entry.config.options.name);
             self.books.records.emit(self.books.now, || EventKind::ActorStarted { actor, class, name: name.clone() });
         } else {
-            let reason = match error {
-                Some(error) => format!("it was never built: {error}"),
-                None => "it was never built".to_string(),
-            };
-            self.end_actor(actor, reason);
+            self.end_actor(actor, DeathReason::NeverBuilt { error });
         }
     }
 
@@ -259,7 +255,7 @@ impl Core {
                 }
                 self.books.records.emit(self.books.now, || EventKind::ActorRestarted { actor, class, restarts });
             }
-            Err(error) => self.end_actor(actor, format!("its constructor failed when restarting: {error}")),
+            Err(error) => self.end_actor(actor, DeathReason::RebuildFailed { error: error.to_string() }),
         }
     }
 
@@ -279,10 +275,7 @@ impl Core {
             Some(TaskKind::ActorMethod { actor }) => Some(*actor),
             _ => None,
         };
-        let reason = match &culprit.outcome {
-            Err(error) => format!("a method panicked: {error}"),
-            Ok(()) => "a method panicked".to_string(),
-        };
+        let reason = DeathReason::Crashed { error: culprit.outcome.as_ref().err().map(|error| error.to_string()) };
         self.finished(culprit);
         let Some(actor) = actor else { return };
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
@@ -397,12 +390,12 @@ impl Core {
 
     /// Ends an actor now: calls that have not started fail.
     pub(super) fn kill_actor(&mut self, actor: ActorId) {
-        self.end_actor(actor, "it was killed".into());
+        self.end_actor(actor, DeathReason::Killed);
     }
 
     /// The actor is dead: calls still waiting fail, its state goes, it lets go
     /// of its resources and its name.
-    fn end_actor(&mut self, actor: ActorId, reason: String) {
+    fn end_actor(&mut self, actor: ActorId, reason: DeathReason) {
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if entry.state == ActorState::Dead {
             return;
@@ -424,8 +417,8 @@ impl Core {
             self.books.scheduler.release(held);
         }
         let name = entry.config.options.name.clone();
-        tracing::info!(actor = %actor, class = entry.config.class, reason = entry.death.as_deref(), "actor dead");
-        let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or_default());
+        tracing::info!(actor = %actor, class = entry.config.class, reason = entry.death.as_ref().map(tracing::field::display), "actor dead");
+        let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or(DeathReason::NotAlive));
         self.actors.died += 1;
         self.books.records.emit(self.books.now, || EventKind::ActorDied { actor, class, reason });
         for task in doomed {
@@ -466,7 +459,7 @@ impl Core {
     pub(super) fn end_all_actors(&mut self) {
         let ids: Vec<ActorId> = self.actors.live.keys().copied().collect();
         for actor in ids {
-            self.end_actor(actor, "the runtime shut down".into());
+            self.end_actor(actor, DeathReason::RuntimeShutDown);
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use parking_lot::Mutex;
-use rustyray_core::{Error, Result, Runner};
+use rustyray_core::{BuildError, Runner};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
@@ -92,8 +92,8 @@ impl Builder {
         self
     }
 
-    fn config(&self) -> Result<Config> {
-        let invalid = |option: &'static str, reason: String| Err(Error::InvalidOption { option, reason });
+    fn config(&self) -> Result<Config, BuildError> {
+        let invalid = |option: &'static str, reason: String| Err(BuildError::InvalidOption { option, reason });
         let num_cpus = match self.num_cpus {
             Some(cpus) => cpus,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -147,16 +147,17 @@ impl Builder {
 
     /// Builds the runtime and starts its task manager on the tokio runtime.
     ///
-    /// Fails with [`Error::NoTokioRuntime`] outside a tokio runtime (unless
+    /// Fails with [`BuildError::NoTokioRuntime`] outside a tokio runtime (unless
     /// [`tokio_handle`](Self::tokio_handle) was given), and with
-    /// [`Error::InvalidOption`] for out-of-range settings. The tokio runtime
+    /// [`BuildError::InvalidOption`] for out-of-range settings; `?` turns
+    /// either into a [`rustyray_core::Error`]. The tokio runtime
     /// needs no timer (`enable_time`): the runtime's own deadlines (task
     /// timeouts, retry backoff, `wait`'s timeout) run on a timer of its own.
-    pub fn build(self) -> Result<Runtime> {
+    pub fn build(self) -> Result<Runtime, BuildError> {
         let config = self.config()?;
         let handle = match self.handle {
             Some(handle) => handle,
-            None => Handle::try_current().map_err(|_| Error::NoTokioRuntime)?,
+            None => Handle::try_current().map_err(|_| BuildError::NoTokioRuntime)?,
         };
         crate::panic::install_hook();
         let (tx, rx) = mpsc::unbounded_channel();

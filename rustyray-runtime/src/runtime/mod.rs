@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 use rustyray_core::context::{self, Scoped, TaskContext};
 use rustyray_core::{
-    Deps, Error, FunctionId, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
+    BuildError, Deps, FunctionId, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
 };
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -332,15 +332,15 @@ static INIT: Mutex<()> = Mutex::new(());
 /// the current tokio runtime. Free functions use it wherever no task or scope
 /// names another runtime.
 ///
-/// Fails with [`Error::AlreadyInitialized`] while a default runtime is alive
+/// Fails with [`BuildError::AlreadyInitialized`] while a default runtime is alive
 /// (use [`Runtime::current`], or build more with [`Runtime::builder`]); a
 /// default that was shut down, or whose tokio runtime ended, is replaced.
-pub fn init() -> Result<Runtime> {
+pub fn init() -> Result<Runtime, BuildError> {
     let _serialized = INIT.lock();
     if let Some(existing) = context::default_runner().and_then(Runtime::from_runner)
         && !existing.is_shut_down()
     {
-        return Err(Error::AlreadyInitialized);
+        return Err(BuildError::AlreadyInitialized);
     }
     let runtime = Runtime::builder().build()?;
     context::set_default_runner(Some(runtime.runner()));
