@@ -56,9 +56,9 @@
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub use rustyray_core::{
-    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, DeathReason, Error, FunctionId, GetSize,
-    ObjectId, ObjectRef, ObjectSize, ObjectStream, Result, ReturnsBuilder, StreamBuilder, TaskArg, TaskBuilder, TaskId,
-    TaskKind, TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
+    ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, DeathReason, Error, ErrorSource, FunctionId,
+    GetSize, ObjectId, ObjectRef, ObjectSize, ObjectStream, Result, ReturnsBuilder, StreamBuilder, TaskArg,
+    TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, remote};
 #[cfg(feature = "metrics")]
@@ -122,8 +122,8 @@ pub mod __private {
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::stream::{StreamSource, StreamingFunction};
     pub use rustyray_core::{
-        Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, FunctionId,
-        JobArgs, JobQueue, RemoteFunction, TaskBody, TaskError, Value,
+        Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, DisplayOnly,
+        FailedWith, FunctionId, JobArgs, JobQueue, KeepSource, RemoteFunction, TaskBody, TaskError, Value,
     };
 }
 

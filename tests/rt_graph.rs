@@ -120,6 +120,12 @@ async fn results_fail_the_task_with_the_error_message() {
         let parsed = parse::remote("x1".to_string()).get().await.unwrap_err();
         assert!(parsed.to_string().contains("invalid digit"), "{parsed}");
         assert!(matches!(parsed, Error::TaskFailed { error_type, .. } if error_type.contains("ParseIntError")));
+        // An error type that implements std::error::Error is kept as the source;
+        // a String error has only its text.
+        let source = std::error::Error::source(&parsed).expect("the ParseIntError is kept as the source");
+        let kept = source.downcast_ref::<std::num::ParseIntError>().expect("the source is the body's own error");
+        assert_eq!(kept, &"x1".parse::<i64>().unwrap_err());
+        assert!(std::error::Error::source(&error).is_none(), "a String error has no source");
     })
     .await;
 }

@@ -38,6 +38,34 @@ impl fmt::Display for TaskOrigin {
     }
 }
 
+/// A task body's own error value, shared by every reader of the failure.
+///
+/// It dereferences to the error, so [`Error::TaskFailed`]'s `source()` is
+/// the body's error itself and `downcast_ref` finds its type.
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl ErrorSource {
+    /// Keeps `error`.
+    pub fn new<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
+        ErrorSource(Arc::new(error))
+    }
+}
+
+impl std::ops::Deref for ErrorSource {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
 /// Why an actor died, carried by [`Error::ActorDied`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,6 +122,10 @@ impl fmt::Display for DeathReason {
 #[non_exhaustive]
 pub enum Error {
     /// The task's body returned `Err`; `message` is that error's `Display`.
+    ///
+    /// When the error's type implements `std::error::Error` (and is `Send +
+    /// Sync`), the error itself is kept too, as this error's
+    /// [`source`](std::error::Error::source); downcast it to get it back.
     #[error("{origin} failed after {attempts} attempt(s): {message}")]
     TaskFailed {
         /// Where the failure began.
@@ -104,6 +136,9 @@ pub enum Error {
         error_type: &'static str,
         /// How many attempts ran.
         attempts: u32,
+        /// The error value, when its type implements `std::error::Error`.
+        #[source]
+        source: Option<ErrorSource>,
     },
     /// The task's body panicked.
     #[error("{origin} panicked after {attempts} attempt(s): {message}")]
@@ -384,7 +419,13 @@ mod tests {
 
     #[test]
     fn task_errors_name_task_and_function() {
-        let e = Error::TaskFailed { origin: origin(None), message: "boom".into(), error_type: "String", attempts: 1 };
+        let e = Error::TaskFailed {
+            origin: origin(None),
+            message: "boom".into(),
+            error_type: "String",
+            attempts: 1,
+            source: None,
+        };
         assert_eq!(e.to_string(), "task #7 (app::add) failed after 1 attempt(s): boom");
         let e = Error::Cancelled { origin: origin(Some("resize")) };
         assert_eq!(e.to_string(), "task #7 `resize` (app::add) was cancelled");

@@ -36,7 +36,7 @@ pub use actor::{
 pub use arg::{ArgSlot, TaskArg};
 pub use call::{ArgTuple, ArgValue, RemoteArg, RemoteFunction, RemoteOutput, TaskBuilder};
 pub use durable::{EnqueueCall, JobArgs, JobQueue, RunAt};
-pub use error::{BuildError, DeathReason, Error, Result, TaskOrigin};
+pub use error::{BuildError, DeathReason, Error, ErrorSource, Result, TaskOrigin};
 pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};
 pub use options::{Backoff, TaskOptions};
@@ -47,6 +47,8 @@ pub use spec::{
     ActorInstance, ActorMethod, Attempt, BodyFuture, BodyResult, Deps, LocalBodyFuture, TaskBody, TaskError, TaskKind,
     TaskSpec,
 };
+#[doc(hidden)]
+pub use spec::{DisplayOnly, FailedWith, KeepSource};
 pub use stream::{ObjectStream, StreamBuilder, StreamSource, StreamingFunction, Yield};
 
 #[doc(hidden)]

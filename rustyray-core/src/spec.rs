@@ -59,6 +59,8 @@ pub enum TaskError {
         message: String,
         /// The Rust type of the error.
         error_type: &'static str,
+        /// The error itself, when its type implements `std::error::Error`.
+        source: Option<crate::error::ErrorSource>,
     },
     /// The body panicked.
     Panicked {
@@ -82,13 +84,25 @@ pub enum TaskError {
 impl TaskError {
     /// The failure a body's `Err(e)` becomes.
     pub fn failed<E: fmt::Display + ?Sized>(error: &E) -> Self {
-        TaskError::Failed { message: error.to_string(), error_type: std::any::type_name::<E>() }
+        TaskError::Failed { message: error.to_string(), error_type: std::any::type_name::<E>(), source: None }
+    }
+
+    /// The failure a body's `Err(e)` becomes, keeping `e` itself as the
+    /// error's [`source`](std::error::Error::source).
+    pub fn failed_with_source<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
+        TaskError::Failed {
+            message: error.to_string(),
+            error_type: std::any::type_name::<E>(),
+            source: Some(crate::error::ErrorSource::new(error)),
+        }
     }
 
     /// Turns the failure of a task's last attempt into the error its readers see.
     pub fn into_error(self, origin: TaskOrigin, attempts: u32) -> Error {
         match self {
-            TaskError::Failed { message, error_type } => Error::TaskFailed { origin, message, error_type, attempts },
+            TaskError::Failed { message, error_type, source } => {
+                Error::TaskFailed { origin, message, error_type, attempts, source }
+            }
             TaskError::Panicked { message, backtrace } => Error::TaskPanicked { origin, message, backtrace, attempts },
             TaskError::TimedOut { timeout } => Error::TimedOut { origin, timeout, attempts },
             TaskError::Error(error) => error,
@@ -99,6 +113,42 @@ impl TaskError {
     /// Whether a retry may follow this failure (if the task has retries left).
     pub fn retryable(&self) -> bool {
         !matches!(self, TaskError::NotRetried(_))
+    }
+}
+
+/// A body's error on its way to a [`TaskError`]: generated code calls
+/// `FailedWith(error).into_task_error()` with [`KeepSource`] and
+/// [`DisplayOnly`] in scope. Method lookup takes [`KeepSource`] (by value)
+/// when the error type implements `std::error::Error + Send + Sync`, so the
+/// error stays reachable as a source; any other `Display` type falls back to
+/// [`DisplayOnly`] (by reference), which keeps its text.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FailedWith<E>(pub E);
+
+/// See [`FailedWith`].
+#[doc(hidden)]
+pub trait KeepSource {
+    /// The failure, with the error kept as its source.
+    fn into_task_error(self) -> TaskError;
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> KeepSource for FailedWith<E> {
+    fn into_task_error(self) -> TaskError {
+        TaskError::failed_with_source(self.0)
+    }
+}
+
+/// See [`FailedWith`].
+#[doc(hidden)]
+pub trait DisplayOnly {
+    /// The failure, with the error's text only.
+    fn into_task_error(self) -> TaskError;
+}
+
+impl<E: fmt::Display> DisplayOnly for &FailedWith<E> {
+    fn into_task_error(self) -> TaskError {
+        TaskError::failed(&self.0)
     }
 }
 

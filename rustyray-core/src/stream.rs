@@ -144,6 +144,7 @@ impl<T: Send + Sync + 'static> StreamSource<T> {
             return Err(TaskError::NotRetried(Box::new(TaskError::Failed {
                 message: "a streaming task is not retried once its consumer has read an item".into(),
                 error_type: "rustyray::stream",
+                source: None,
             })));
         }
         Ok(Yield { source: self.clone(), epoch })

@@ -231,9 +231,11 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn) -> syn::Result<Tok
                 ::core::result::Result::Ok(state) => ::core::result::Result::Ok(
                     ::std::boxed::Box::new(state) as ::rustyray::__private::ActorInstance
                 ),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                    ::rustyray::__private::TaskError::failed(&error)
-                ),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err({
+                        #[allow(unused_imports)]
+                        use ::rustyray::__private::{DisplayOnly as _, KeepSource as _};
+                        ::rustyray::__private::FailedWith(error).into_task_error()
+                    }),
             }
         }
     } else {

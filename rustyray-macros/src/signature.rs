@@ -61,9 +61,11 @@ impl Output {
                     ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
                         ::std::sync::Arc::new(value) as ::rustyray::__private::Value
                     ),
-                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                        ::rustyray::__private::TaskError::failed(&error)
-                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err({
+                        #[allow(unused_imports)]
+                        use ::rustyray::__private::{DisplayOnly as _, KeepSource as _};
+                        ::rustyray::__private::FailedWith(error).into_task_error()
+                    }),
                 }
             }
         } else {

@@ -53,11 +53,15 @@ pub(crate) struct ActorSlot {
     pub(super) holds_cpus: bool,
 }
 
-#[derive(Default)]
-struct SlotInner {
-    calls: VecDeque<Start>,
+/// The slot's hand-off state: which calls wait, whether a thread runs the
+/// actor, where its state is. Every decision about starting, feeding and
+/// parking the actor's thread is a method here, made under the slot's lock;
+/// generic over the call `C` and the state `S` so the loom model in
+/// [`tests`] drives this same code.
+pub(super) struct SlotInner<C = Start, S = ActorInstance> {
+    calls: VecDeque<C>,
     /// The state, while no thread holds it.
-    parked: Option<ActorInstance>,
+    parked: Option<S>,
     /// Whether a thread is running the actor.
     active: bool,
     /// Whether calls may start (false after a crash, until the manager resumes it).
@@ -70,6 +74,82 @@ struct SlotInner {
     /// Calls sent through the manager that it has not released yet: direct
     /// calls wait for them, to keep each caller's calls in order.
     routed: usize,
+}
+
+impl<C, S> Default for SlotInner<C, S> {
+    fn default() -> Self {
+        SlotInner {
+            calls: VecDeque::new(),
+            parked: None,
+            active: false,
+            halted: false,
+            killed: false,
+            direct: false,
+            routed: 0,
+        }
+    }
+}
+
+impl<C, S> SlotInner<C, S> {
+    /// The manager releases `starts`: returns `None` if there are none (no
+    /// wake-up needed), else whether the caller must start a thread for the
+    /// actor (then marked active).
+    fn release(&mut self, starts: Vec<C>, unrouted: usize, direct: Option<bool>) -> Option<bool> {
+        self.routed = self.routed.saturating_sub(unrouted);
+        if let Some(direct) = direct {
+            self.direct = direct;
+        }
+        if starts.is_empty() {
+            return None;
+        }
+        self.calls.extend(starts);
+        let activate = !self.active && !self.halted && !self.killed;
+        self.active |= activate;
+        Some(activate)
+    }
+
+    /// A caller's direct call: queued (`true`) only while a thread runs the
+    /// actor, direct calls are allowed and none sent through the manager is
+    /// on its way; else counted as routed (`false`).
+    fn push_direct(&mut self, hand_over: impl FnOnce() -> Option<C>) -> bool {
+        // An idle actor has no thread: starting one per call costs more
+        // than the manager's path, which starts it once for a batch.
+        if !self.direct || self.routed > 0 || !self.active || self.halted || self.killed {
+            self.routed += 1;
+            return false;
+        }
+        if let Some(start) = hand_over() {
+            self.calls.push_back(start);
+        }
+        true
+    }
+
+    /// Lets calls start again after a crash: whether to start a thread.
+    fn resume(&mut self) -> bool {
+        self.halted = false;
+        // Calls that were waiting go first: the manager allows direct
+        // calls again once its line is empty.
+        self.direct = false;
+        let activate = !self.active && !self.killed && !self.calls.is_empty();
+        self.active |= activate;
+        activate
+    }
+
+    /// The actor thread's side: the next call, or give the state back and
+    /// stop (the slot is then inactive).
+    fn next(&mut self, instance: &mut Option<S>) -> Option<C> {
+        if !self.halted
+            && !self.killed
+            && let Some(call) = self.calls.pop_front()
+        {
+            return Some(call);
+        }
+        self.active = false;
+        if !self.killed {
+            self.parked = instance.take();
+        }
+        None
+    }
 }
 
 impl ActorSlot {
@@ -106,20 +186,7 @@ impl ActorSlot {
     /// [`route`](Self::route); `direct` (if given) says whether callers may
     /// now leave calls here themselves.
     pub(crate) fn release(self: &Arc<Self>, exec: &Exec, starts: Vec<Start>, unrouted: usize, direct: Option<bool>) {
-        let activate = {
-            let mut inner = self.inner.lock();
-            inner.routed = inner.routed.saturating_sub(unrouted);
-            if let Some(direct) = direct {
-                inner.direct = direct;
-            }
-            if starts.is_empty() {
-                return;
-            }
-            inner.calls.extend(starts);
-            let activate = !inner.active && !inner.halted && !inner.killed;
-            inner.active |= activate;
-            activate
-        };
+        let Some(activate) = self.inner.lock().release(starts, unrouted, direct) else { return };
         self.wake();
         if activate {
             self.activate(exec);
@@ -132,17 +199,9 @@ impl ActorSlot {
     /// returns its attempt, which is queued here; returns `true` then. Else
     /// the call is counted as sent through the manager and `false` returned.
     pub(crate) fn push_direct(&self, hand_over: impl FnOnce() -> Option<Start>) -> bool {
-        {
-            let mut inner = self.inner.lock();
-            // An idle actor has no thread: starting one per call costs more
-            // than the manager's path, which starts it once for a batch.
-            if !inner.direct || inner.routed > 0 || !inner.active || inner.halted || inner.killed {
-                inner.routed += 1;
-                return false;
-            }
-            let Some(start) = hand_over() else { return true };
-            inner.calls.push_back(start);
-        };
+        if !self.inner.lock().push_direct(hand_over) {
+            return false;
+        }
         self.wake();
         true
     }
@@ -161,16 +220,7 @@ impl ActorSlot {
 
     /// Lets calls start again after a crash, and starts a thread if calls wait.
     pub(crate) fn resume(self: &Arc<Self>, exec: &Exec) {
-        let activate = {
-            let mut inner = self.inner.lock();
-            inner.halted = false;
-            // Calls that were waiting go first: the manager allows direct
-            // calls again once its line is empty.
-            inner.direct = false;
-            let activate = !inner.active && !inner.killed && !inner.calls.is_empty();
-            inner.active |= activate;
-            activate
-        };
+        let activate = self.inner.lock().resume();
         if activate {
             self.activate(exec);
         }
@@ -243,18 +293,7 @@ impl ActorSlot {
 
     /// The actor thread's side: the next call, or give the state back and stop.
     pub(super) fn next(&self, instance: &mut Option<ActorInstance>) -> Option<Start> {
-        let mut inner = self.inner.lock();
-        if !inner.halted
-            && !inner.killed
-            && let Some(call) = inner.calls.pop_front()
-        {
-            return Some(call);
-        }
-        inner.active = false;
-        if !inner.killed {
-            inner.parked = instance.take();
-        }
-        None
+        self.inner.lock().next(instance)
     }
 
     /// The next call, if it may join the `&self` async calls in flight.
@@ -274,5 +313,91 @@ impl ActorSlot {
         let mut inner = self.inner.lock();
         inner.halted = true;
         inner.direct = false;
+    }
+}
+
+/// A loom model of the hand-off: the manager releasing calls, a caller
+/// leaving one directly and the actor's threads taking and parking, all
+/// through [`SlotInner`]'s own methods. Run it with
+/// `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-runtime --no-default-features --lib loom`.
+#[cfg(all(test, rustyray_loom))]
+mod tests {
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    use super::SlotInner;
+
+    struct Model {
+        inner: Mutex<SlotInner<u32, &'static str>>,
+        /// Whether an actor thread holds the state now.
+        running: AtomicBool,
+        /// Calls run, as a bit set.
+        ran: AtomicUsize,
+    }
+
+    /// The actor thread: takes the state, runs calls until none is left,
+    /// parks the state, as `thread::run` does.
+    fn actor_thread(model: &Model) {
+        assert!(!model.running.swap(true, Ordering::SeqCst), "two threads ran the actor at once");
+        let mut state = model.inner.lock().unwrap().parked.take();
+        assert!(state.is_some(), "a thread started without the actor's state");
+        loop {
+            let mut inner = model.inner.lock().unwrap();
+            match inner.next(&mut state) {
+                Some(call) => {
+                    drop(inner);
+                    let before = model.ran.fetch_or(1 << call, Ordering::SeqCst);
+                    assert_eq!(before & (1 << call), 0, "call {call} ran twice");
+                }
+                None => {
+                    // Cleared under the lock that made the slot inactive, so a
+                    // thread started after this one sees it cleared.
+                    model.running.store(false, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn spawn_if(model: &Arc<Model>, activate: bool, threads: &mut Vec<thread::JoinHandle<()>>) {
+        if activate {
+            let model = model.clone();
+            threads.push(thread::spawn(move || actor_thread(&model)));
+        }
+    }
+
+    #[test]
+    fn loom_handoff_runs_every_call_once_on_one_thread_at_a_time() {
+        loom::model(|| {
+            let model = Arc::new(Model {
+                inner: Mutex::new(SlotInner { parked: Some("state"), ..SlotInner::default() }),
+                running: AtomicBool::new(false),
+                ran: AtomicUsize::new(0),
+            });
+            let mut threads = Vec::new();
+            // The manager releases call 0 and allows direct calls.
+            let activate = model.inner.lock().unwrap().release(vec![0], 0, Some(true));
+            spawn_if(&model, activate == Some(true), &mut threads);
+            // A caller leaves call 1 directly, or routes it to the manager.
+            let caller = {
+                let model = model.clone();
+                thread::spawn(move || model.inner.lock().unwrap().push_direct(|| Some(1)))
+            };
+            let direct = caller.join().unwrap();
+            // A routed call reaches the slot through the manager.
+            if !direct {
+                let activate = model.inner.lock().unwrap().release(vec![1], 1, None);
+                spawn_if(&model, activate == Some(true), &mut threads);
+            }
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            let inner = model.inner.lock().unwrap();
+            assert_eq!(model.ran.load(Ordering::SeqCst), 0b11, "a call was lost");
+            assert!(!inner.active && inner.calls.is_empty(), "the slot was left active or with calls");
+            assert_eq!(inner.parked, Some("state"), "the state was not parked");
+            assert_eq!(inner.routed, 0, "a routed call was never released");
+        });
     }
 }

@@ -89,7 +89,7 @@ impl Runtime {
     }
 
     /// Stops the runtime: unfinished tasks fail with
-    /// [`Error::RuntimeShutdown`] (async bodies are dropped; plain bodies that
+    /// [`Error::RuntimeShutdown`](rustyray_core::Error::RuntimeShutdown) (async bodies are dropped; plain bodies that
     /// are running cannot be interrupted and are abandoned), and later
     /// submissions fail with it at once.
     pub async fn shutdown(&self) {
@@ -120,7 +120,7 @@ impl Runtime {
     }
 
     /// Stores `value` in this runtime's object store. After a shutdown the
-    /// returned ref is failed with [`Error::RuntimeShutdown`], as every
+    /// returned ref is failed with [`Error::RuntimeShutdown`](rustyray_core::Error::RuntimeShutdown), as every
     /// submission then is.
     pub fn put<T: Any + Send + Sync>(&self, value: T) -> ObjectRef<T> {
         object::put_in(self.runner(), value)
@@ -130,8 +130,8 @@ impl Runtime {
     /// arguments (the encoding of the parameter tuple); the result is the
     /// codec encoding of the function's return value.
     ///
-    /// An unknown name fails with [`Error::FunctionNotFound`] (listing near
-    /// matches) and malformed arguments with [`Error::Codec`]; both come back
+    /// An unknown name fails with [`Error::FunctionNotFound`](rustyray_core::Error::FunctionNotFound) (listing near
+    /// matches) and malformed arguments with [`Error::Codec`](rustyray_core::Error::Codec); both come back
     /// from `get` like any task failure, as does everything else.
     #[track_caller]
     pub fn call_by_name(&self, name: &str, args: &[u8]) -> ObjectRef<Vec<u8>> {
