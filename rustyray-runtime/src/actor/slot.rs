@@ -135,6 +135,13 @@ impl<C, S> SlotInner<C, S> {
         activate
     }
 
+    /// Ends the actor: the calls that had not started, and the state if it
+    /// was parked (else the thread that holds it drops it).
+    fn kill(&mut self) -> (Vec<C>, Option<S>) {
+        self.killed = true;
+        (self.calls.drain(..).collect(), self.parked.take())
+    }
+
     /// The actor thread's side: the next call, or give the state back and
     /// stop (the slot is then inactive).
     fn next(&mut self, instance: &mut Option<S>) -> Option<C> {
@@ -264,11 +271,7 @@ impl ActorSlot {
     /// state where a user's `Drop` may run: not on the manager's thread, nor
     /// under its lock, since that `Drop` may call back into the runtime.
     pub(crate) fn kill(&self) -> (Vec<Start>, Option<ActorInstance>) {
-        let ended = {
-            let mut inner = self.inner.lock();
-            inner.killed = true;
-            (inner.calls.drain(..).collect(), inner.parked.take())
-        };
+        let ended = self.inner.lock().kill();
         self.wake();
         ended
     }
@@ -337,11 +340,16 @@ mod tests {
     }
 
     /// The actor thread: takes the state, runs calls until none is left,
-    /// parks the state, as `thread::run` does.
-    fn actor_thread(model: &Model) {
+    /// parks the state, as `thread::run` does. Returns whether it still
+    /// held the state at the end (the actor was killed: it drops it).
+    fn actor_thread(model: &Model) -> bool {
         assert!(!model.running.swap(true, Ordering::SeqCst), "two threads ran the actor at once");
-        let mut state = model.inner.lock().unwrap().parked.take();
-        assert!(state.is_some(), "a thread started without the actor's state");
+        let mut state = {
+            let mut inner = model.inner.lock().unwrap();
+            // A kill before the thread starts takes the state itself.
+            assert!(inner.parked.is_some() || inner.killed, "a thread started without the actor's state");
+            inner.parked.take()
+        };
         loop {
             let mut inner = model.inner.lock().unwrap();
             match inner.next(&mut state) {
@@ -354,13 +362,13 @@ mod tests {
                     // Cleared under the lock that made the slot inactive, so a
                     // thread started after this one sees it cleared.
                     model.running.store(false, Ordering::SeqCst);
-                    return;
+                    return state.is_some();
                 }
             }
         }
     }
 
-    fn spawn_if(model: &Arc<Model>, activate: bool, threads: &mut Vec<thread::JoinHandle<()>>) {
+    fn spawn_if(model: &Arc<Model>, activate: bool, threads: &mut Vec<thread::JoinHandle<bool>>) {
         if activate {
             let model = model.clone();
             threads.push(thread::spawn(move || actor_thread(&model)));
@@ -391,13 +399,45 @@ mod tests {
                 spawn_if(&model, activate == Some(true), &mut threads);
             }
             for thread in threads {
-                thread.join().unwrap();
+                assert!(!thread.join().unwrap(), "a live actor's thread kept its state");
             }
             let inner = model.inner.lock().unwrap();
             assert_eq!(model.ran.load(Ordering::SeqCst), 0b11, "a call was lost");
             assert!(!inner.active && inner.calls.is_empty(), "the slot was left active or with calls");
             assert_eq!(inner.parked, Some("state"), "the state was not parked");
             assert_eq!(inner.routed, 0, "a routed call was never released");
+        });
+    }
+
+    #[test]
+    fn loom_kill_takes_each_call_and_the_state_exactly_once() {
+        loom::model(|| {
+            let model = Arc::new(Model {
+                inner: Mutex::new(SlotInner { parked: Some("state"), ..SlotInner::default() }),
+                running: AtomicBool::new(false),
+                ran: AtomicUsize::new(0),
+            });
+            let mut threads = Vec::new();
+            let activate = model.inner.lock().unwrap().release(vec![0, 1], 0, None);
+            spawn_if(&model, activate == Some(true), &mut threads);
+            let killer = {
+                let model = model.clone();
+                thread::spawn(move || model.inner.lock().unwrap().kill())
+            };
+            let (taken, state) = killer.join().unwrap();
+            let mut dropped_by_thread = false;
+            for thread in threads {
+                dropped_by_thread |= thread.join().unwrap();
+            }
+            let mut calls = model.ran.load(Ordering::SeqCst);
+            for call in taken {
+                assert_eq!(calls & (1 << call), 0, "call {call} both ran and was taken back");
+                calls |= 1 << call;
+            }
+            assert_eq!(calls, 0b11, "a call neither ran nor was taken back");
+            assert!(state.is_some() != dropped_by_thread, "the state must end in exactly one place");
+            let inner = model.inner.lock().unwrap();
+            assert!(inner.parked.is_none() && !inner.active, "a killed actor parked its state or stayed active");
         });
     }
 }
