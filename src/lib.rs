@@ -30,6 +30,12 @@
 //!   function: `f::remote(args..)` submits a task and returns an
 //!   [`ObjectRef`] at once; `f::options()` sets retries, timeout, priority,
 //!   queue, resources and a name for one call.
+//! - `#[remote(num_returns = n)]` on a function returning an `n`-tuple gives
+//!   one `ObjectRef` per element, each its own object ([`ReturnsBuilder`]).
+//! - `#[remote(streaming)]` on a function whose last parameter is a
+//!   [`Yield<T>`](Yield) gives an [`ObjectStream<T>`](ObjectStream): one
+//!   `ObjectRef` per item, read as the function sends them, with
+//!   backpressure ([`StreamBuilder::buffer`]).
 //! - [`ObjectRef`] is a typed future of a task's result. Pass it (or `&` it)
 //!   to another remote call to build a graph; read it with [`get`],
 //!   [`get_all`], [`wait`] or [`get_blocking`].
@@ -51,8 +57,8 @@
 
 pub use rustyray_core::{
     ActorBuilder, ActorHandle, ActorId, ActorOptions, Backoff, BuildError, ConcurrencyGroup, DeathReason, Error,
-    ErrorSource, FunctionId, GetSize, ObjectId, ObjectRef, ObjectSize, Result, TaskArg, TaskBuilder, TaskId, TaskKind,
-    TaskOptions, TaskOrigin, codec, get_actor, kill,
+    ErrorSource, FunctionId, GetSize, ObjectId, ObjectRef, ObjectSize, ObjectStream, Result, ReturnsBuilder,
+    StreamBuilder, TaskArg, TaskBuilder, TaskId, TaskKind, TaskOptions, TaskOrigin, Yield, codec, get_actor, kill,
 };
 pub use rustyray_macros::{actor, method, remote};
 #[cfg(feature = "metrics")]
@@ -112,7 +118,9 @@ pub mod __private {
     pub use rustyray_core::call::{assert_remote_arg, assert_remote_output, describe_arg, describe_args};
     pub use rustyray_core::inventory;
     pub use rustyray_core::registry::RegisteredFunction;
+    pub use rustyray_core::returns::{MultipleReturns, assert_multiple_returns};
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
+    pub use rustyray_core::stream::{StreamSource, StreamingFunction};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, DisplayOnly,
         FailedWith, FunctionId, JobArgs, JobQueue, KeepSource, RemoteFunction, TaskBody, TaskError, Value,

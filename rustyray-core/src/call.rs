@@ -122,15 +122,24 @@ impl<F, Args> TaskBuilder<F, Args> {
 
     crate::__option_setters!(options);
 
-    /// Lets the job start no earlier than `delay` after it is enqueued.
-    /// Durable jobs only: `.enqueue(..)` honours it, `.remote(..)` fails.
+    /// Lets the task start no earlier than `delay` after it is submitted
+    /// (`.remote(..)`) or enqueued (`.enqueue(..)`). In process, the task
+    /// is held in the runtime's timer queue, in state `Delayed`, and can be
+    /// cancelled while it waits; then it waits for its arguments as usual.
+    ///
+    /// ```
+    /// # use rustyray_core::{TaskBuilder, RunAt};
+    /// # struct F;
+    /// let builder = TaskBuilder::<F, ()>::new().run_after(std::time::Duration::from_secs(5));
+    /// assert!(matches!(builder.task_options().run_at, Some(RunAt::After(_))));
+    /// ```
     pub fn run_after(mut self, delay: std::time::Duration) -> Self {
         self.options.run_at = Some(RunAt::After(delay));
         self
     }
 
-    /// Lets the job start no earlier than `at`. Durable jobs only:
-    /// `.enqueue(..)` honours it, `.remote(..)` fails.
+    /// Lets the task start no earlier than `at` (a past time means at once);
+    /// otherwise as [`run_after`](Self::run_after).
     pub fn run_at(mut self, at: std::time::SystemTime) -> Self {
         self.options.run_at = Some(RunAt::At(at));
         self
@@ -173,15 +182,6 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     /// Submits the call with arguments already wrapped.
     #[track_caller]
     pub fn call(self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
-        if self.options.run_at.is_some() {
-            return ObjectRef::failed(Error::InvalidOption {
-                option: "run_after",
-                reason: format!(
-                    "`{}`: a start time applies to durable jobs (`.enqueue(..)`), not to in-process calls",
-                    F::NAME
-                ),
-            });
-        }
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
         let function = FunctionId::new(F::NAME);

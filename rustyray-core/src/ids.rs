@@ -91,10 +91,30 @@ id_type!(
     "actor"
 );
 
+/// Where in an object id the element number of a task's multiple results
+/// sits: above every number the counter will hand out, so an element's id
+/// still carries its task's number in the bits below.
+const PART_SHIFT: u32 = 48;
+
 impl TaskId {
     /// The id of the object this task's result is stored under.
     pub const fn output(self) -> ObjectId {
         ObjectId(self.0)
+    }
+
+    /// The id of element `index` (0-based) of this task's multiple results
+    /// (`#[remote(num_returns = n)]`): the task's number with the element's
+    /// (1-based) in the high bits, so the producer is found without a table.
+    pub const fn output_part(self, index: usize) -> ObjectId {
+        ObjectId(self.0 | ((index as u64 + 1) << PART_SHIFT))
+    }
+}
+
+impl ObjectId {
+    /// The number of the task whose output (or element of it) this id names,
+    /// when a task produces it.
+    pub(crate) const fn task_number(self) -> u64 {
+        self.0 & ((1 << PART_SHIFT) - 1)
     }
 }
 
@@ -152,5 +172,17 @@ mod tests {
         let t = TaskId::next();
         assert_eq!(t.output().as_u64(), t.as_u64());
         assert_eq!(t.to_string(), format!("task #{}", t.as_u64()));
+    }
+
+    #[test]
+    fn result_elements_keep_the_task_number() {
+        let t = TaskId::next();
+        let parts = [t.output_part(0), t.output_part(1), t.output_part(11)];
+        for part in parts {
+            assert_ne!(part, t.output());
+            assert_eq!(part.task_number(), t.as_u64());
+        }
+        assert_ne!(parts[0], parts[1]);
+        assert_eq!(t.output().task_number(), t.as_u64());
     }
 }

@@ -23,9 +23,11 @@ pub mod ids;
 pub mod object;
 pub mod options;
 pub mod registry;
+pub mod returns;
 pub mod runner;
 pub mod size;
 pub mod spec;
+pub mod stream;
 
 pub use actor::{
     Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote,
@@ -38,6 +40,7 @@ pub use error::{BuildError, DeathReason, Error, ErrorSource, Result, TaskOrigin}
 pub use ids::{ActorId, FunctionId, ObjectId, TaskId};
 pub use object::{ObjectCell, ObjectRef, Value};
 pub use options::{Backoff, TaskOptions};
+pub use returns::{MultipleReturns, ReturnsBuilder};
 pub use runner::Runner;
 pub use size::{GetSize, ObjectSize};
 pub use spec::{
@@ -46,6 +49,7 @@ pub use spec::{
 };
 #[doc(hidden)]
 pub use spec::{DisplayOnly, FailedWith, KeepSource};
+pub use stream::{ObjectStream, StreamBuilder, StreamSource, StreamingFunction, Yield};
 
 #[doc(hidden)]
 pub use inventory;

@@ -50,6 +50,10 @@ pub struct ObjectCell {
     /// (`encode_size`); measured once, when the value is written.
     size: AtomicUsize,
     ready: Event,
+    /// For a task with multiple results, the output cell's elements: each
+    /// write to the output is passed on to them (see [`complete`](Self::complete)).
+    /// Empty for every other cell.
+    parts: Box<[Arc<ObjectCell>]>,
 }
 
 /// [`ObjectSize`] in one word: the two largest values stand for the
@@ -100,7 +104,57 @@ impl ObjectCell {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
+            parts: Box::default(),
         })
+    }
+
+    /// The output cell of task `producer` returning `count` results, each its
+    /// own object (`#[remote(num_returns = n)]`), and the cells of those
+    /// elements (ids [`TaskId::output_part`]).
+    ///
+    /// The body's value must be a [`Parts`](crate::returns::Parts) of
+    /// `count` values: [`complete`](Self::complete) writes each into its
+    /// element and leaves only `()` in the output, so an element lives as
+    /// long as its own references, not its siblings'. An error written to
+    /// the output is written to every element.
+    pub fn pending_parts(
+        producer: TaskId,
+        function: FunctionId,
+        name: Option<Arc<str>>,
+        owner: Arc<dyn Runner>,
+        count: usize,
+    ) -> (Arc<Self>, Vec<Arc<Self>>) {
+        let parts: Vec<Arc<Self>> = (0..count)
+            .map(|index| {
+                let id = producer.output_part(index);
+                owner.object_created(id, ObjectSize::Empty);
+                Arc::new(ObjectCell {
+                    id,
+                    produced: true,
+                    function: Some(function),
+                    name: name.clone(),
+                    owner: Some(owner.clone()),
+                    slot: OnceLock::new(),
+                    size: AtomicUsize::new(EMPTY),
+                    ready: Event::new(),
+                    parts: Box::default(),
+                })
+            })
+            .collect();
+        let id = producer.output();
+        owner.object_created(id, ObjectSize::Empty);
+        let output = Arc::new(ObjectCell {
+            id,
+            produced: true,
+            function: Some(function),
+            name,
+            owner: Some(owner),
+            slot: OnceLock::new(),
+            size: AtomicUsize::new(EMPTY),
+            ready: Event::new(),
+            parts: parts.iter().cloned().collect(),
+        });
+        (output, parts)
     }
 
     /// A cell that holds `value` from the start (what `put` creates).
@@ -116,6 +170,7 @@ impl ObjectCell {
             slot: OnceLock::from(Ok(value)),
             size: AtomicUsize::new(encode_size(size)),
             ready: Event::new(),
+            parts: Box::default(),
         })
     }
 
@@ -133,6 +188,7 @@ impl ObjectCell {
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
+            parts: Box::default(),
         })
     }
 
@@ -143,7 +199,17 @@ impl ObjectCell {
 
     /// The task that writes this object, if a task does.
     pub fn producer(&self) -> Option<TaskId> {
-        self.produced.then(|| TaskId::from_u64(self.id.as_u64()))
+        self.produced.then(|| TaskId::from_u64(self.id.task_number()))
+    }
+
+    /// The object whose write a runner watches for to know this one is
+    /// written: the cell itself, or for an element of a task's multiple
+    /// results, the task's output (written right after its elements).
+    pub fn written_with(&self) -> ObjectId {
+        match self.producer() {
+            Some(task) => task.output(),
+            None => self.id,
+        }
     }
 
     /// The runner that owns this object.
@@ -167,6 +233,9 @@ impl ObjectCell {
     /// A value is measured here, once (see [`size`](crate::size)), and its
     /// size reported to the owning runner.
     pub fn complete(&self, outcome: Result<Value>) -> bool {
+        if !self.parts.is_empty() {
+            return self.complete_parts(outcome);
+        }
         let mut won = false;
         self.slot.get_or_init(|| {
             // Only the winning write runs this, before the outcome is
@@ -179,6 +248,38 @@ impl ObjectCell {
                 owner.object_stored(self.id, size);
             }
             outcome.map_err(Box::new)
+        });
+        if won {
+            self.ready.notify(usize::MAX);
+        }
+        won
+    }
+
+    /// [`complete`](Self::complete) for the output of a task with multiple
+    /// results: the elements first, so whoever sees the output written finds
+    /// them written too.
+    fn complete_parts(&self, outcome: Result<Value>) -> bool {
+        let mut won = false;
+        // Only the winning write fans out, inside the initialization (a
+        // concurrent write waits for it): the elements never mix two outcomes.
+        self.slot.get_or_init(|| {
+            won = true;
+            let outcome = match outcome {
+                Ok(value) => match value.downcast::<crate::returns::Parts>() {
+                    Ok(values) if values.0.len() == self.parts.len() => {
+                        for (part, value) in self.parts.iter().zip(values.0.iter()) {
+                            part.complete(Ok(value.clone()));
+                        }
+                        return Ok(Arc::new(()));
+                    }
+                    _ => Error::Internal { reason: "a multiple-result output was written without its elements" },
+                },
+                Err(error) => error,
+            };
+            for part in self.parts.iter() {
+                part.complete(Err(outcome.clone()));
+            }
+            Err(Box::new(outcome))
         });
         if won {
             self.ready.notify(usize::MAX);
@@ -561,6 +662,7 @@ mod tests {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
+            parts: Box::default(),
         });
         let waiter = {
             let cell = cell.clone();
@@ -584,6 +686,7 @@ mod tests {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
+            parts: Box::default(),
         });
         assert!(cell.ready_blocking(Some(Instant::now() + Duration::from_millis(20))).is_none());
     }
@@ -608,6 +711,7 @@ mod tests {
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
+            parts: Box::default(),
         });
         let r: ObjectRef<Vec<u8>> = ObjectRef::from_cell(cell);
         let keep = r.clone();

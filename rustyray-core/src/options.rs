@@ -53,8 +53,7 @@ pub struct TaskOptions {
     pub resources: Vec<(Arc<str>, f64)>,
     /// Whether arguments may appear in logs, events and task state.
     pub record_args: bool,
-    /// When a durable job may start (`run_after` / `run_at`); only the
-    /// durable queue honours it, an in-process call with it set fails.
+    /// When the task (or durable job) may start (`run_after` / `run_at`).
     pub run_at: Option<crate::durable::RunAt>,
     /// The first invalid option given, if any.
     pub invalid: Option<Box<Error>>,

@@ -76,6 +76,9 @@ pub enum TaskError {
     },
     /// The attempt could not run its body (e.g. an argument did not resolve).
     Error(Error),
+    /// A failure that must not be retried whatever retries remain (a
+    /// streaming task whose consumer already read an item).
+    NotRetried(Box<TaskError>),
 }
 
 impl TaskError {
@@ -103,7 +106,13 @@ impl TaskError {
             TaskError::Panicked { message, backtrace } => Error::TaskPanicked { origin, message, backtrace, attempts },
             TaskError::TimedOut { timeout } => Error::TimedOut { origin, timeout, attempts },
             TaskError::Error(error) => error,
+            TaskError::NotRetried(error) => error.into_error(origin, attempts),
         }
+    }
+
+    /// Whether a retry may follow this failure (if the task has retries left).
+    pub fn retryable(&self) -> bool {
+        !matches!(self, TaskError::NotRetried(_))
     }
 }
 
@@ -156,6 +165,7 @@ impl fmt::Display for TaskError {
             TaskError::Panicked { message, .. } => write!(f, "panicked: {message}"),
             TaskError::TimedOut { timeout } => write!(f, "timed out after {timeout:?}"),
             TaskError::Error(error) => error.fmt(f),
+            TaskError::NotRetried(error) => error.fmt(f),
         }
     }
 }

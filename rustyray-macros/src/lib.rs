@@ -8,6 +8,7 @@ mod actor;
 mod groups;
 mod remote;
 mod signature;
+mod streaming;
 
 use proc_macro::TokenStream;
 

@@ -5,6 +5,11 @@
 //! `add::remote(..)`, `add::options()` and `add::NAME`, an implementation of
 //! `RemoteFunction` that builds the task body, and a registry entry under
 //! `module_path!()::add` for calls by name.
+//!
+//! `#[remote(num_returns = n)]` on a function returning an `n`-tuple makes
+//! `remote(..)` (and `options()...remote(..)`) return one `ObjectRef` per
+//! element, each its own object (see `rustyray_core::returns`); the function
+//! is otherwise the same (by name and as a durable job it returns the tuple).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -16,12 +21,7 @@ use crate::signature::{self, Param};
 const WHAT: &str = "a #[remote] function";
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
-        return Err(syn::Error::new(
-            attr.span(),
-            "#[remote] takes no arguments; set task options per call with `f::options()`",
-        ));
-    }
+    let Attr { num_returns, streaming } = parse_attr(attr)?;
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
@@ -32,8 +32,15 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     signature::check_common(sig, WHAT)?;
+    if streaming {
+        return crate::streaming::expand(func);
+    }
     let params = signature::params(sig.inputs.iter(), WHAT)?;
     let output = signature::output(&sig.output, WHAT)?;
+    let elements = match &num_returns {
+        Some(n) => Some(tuple_elements(n, &output.ty, &sig.output)?),
+        None => None,
+    };
 
     let vis = &func.vis;
     let name = &sig.ident;
@@ -82,8 +89,61 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
          the parameter's type. Never blocks; failures surface from `get`."
     );
 
+    let (remote_fn, options_fn, returns_assertion) = match &elements {
+        None => (
+            quote! {
+                #[doc = #remote_doc]
+                #[track_caller]
+                #[allow(clippy::too_many_arguments)]
+                pub fn remote(#(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
+                    ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#names),*)
+                }
+            },
+            quote! {
+                /// Task options for one call; end the chain with `.remote(args..)`.
+                pub fn options() -> ::rustyray::TaskBuilder<#name, #args_ty> {
+                    ::rustyray::TaskBuilder::new()
+                }
+            },
+            TokenStream::new(),
+        ),
+        Some(elements) => {
+            let remote_doc = format!(
+                "Submits `{name_str}` as a task and returns one `ObjectRef` per element of its result, \
+                 each its own object. Each argument may be a value, an `ObjectRef` or an `&ObjectRef` of \
+                 the parameter's type. Never blocks; failures surface from `get` on every element."
+            );
+            let assertion = quote::quote_spanned!(sig.output.span()=>
+                const _: () = {
+                    #[allow(dead_code)]
+                    fn __rustyray_check_returns() { ::rustyray::__private::assert_multiple_returns::<#out_ty>(); }
+                };
+            );
+            (
+                quote! {
+                    #[doc = #remote_doc]
+                    #[track_caller]
+                    #[allow(clippy::too_many_arguments)]
+                    pub fn remote(#(#remote_params),*) -> (#(::rustyray::ObjectRef<#elements>,)*) {
+                        ::rustyray::ReturnsBuilder::<#name, #args_ty>::new().remote(#(#names),*)
+                    }
+                },
+                quote! {
+                    /// Task options for one call; end the chain with `.remote(args..)`, which
+                    /// returns one `ObjectRef` per element of the result.
+                    pub fn options() -> ::rustyray::ReturnsBuilder<#name, #args_ty> {
+                        ::rustyray::ReturnsBuilder::new()
+                    }
+                },
+                assertion,
+            )
+        }
+    };
+
     Ok(quote! {
         #func
+
+        #returns_assertion
 
         #out_assertion
 
@@ -97,12 +157,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             /// The stable name this function is registered under.
             pub const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
 
-            #[doc = #remote_doc]
-            #[track_caller]
-            #[allow(clippy::too_many_arguments)]
-            pub fn remote(#(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
-                ::rustyray::TaskBuilder::<#name, #args_ty>::new().remote(#(#names),*)
-            }
+            #remote_fn
 
             #[doc = #enqueue_doc]
             #[allow(clippy::too_many_arguments)]
@@ -131,10 +186,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 ::rustyray::TaskBuilder::<#name, #args_ty>::new().enqueue_many(queue, items)
             }
 
-            /// Task options for one call; end the chain with `.remote(args..)`.
-            pub fn options() -> ::rustyray::TaskBuilder<#name, #args_ty> {
-                ::rustyray::TaskBuilder::new()
-            }
+            #options_fn
         }
 
         impl ::rustyray::__private::RemoteFunction<#args_ty> for #name {
@@ -160,6 +212,95 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
         #sizes
     })
+}
+
+/// The attribute's arguments.
+struct Attr {
+    num_returns: Option<syn::LitInt>,
+    streaming: bool,
+}
+
+/// Reads the attribute's arguments: nothing, `num_returns = n` or `streaming`.
+fn parse_attr(attr: TokenStream) -> syn::Result<Attr> {
+    let mut num_returns = None;
+    let mut streaming = false;
+    if attr.is_empty() {
+        return Ok(Attr { num_returns, streaming });
+    }
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("streaming") {
+            if num_returns.is_some() || streaming {
+                return Err(meta.error("`streaming` cannot be combined with `num_returns` or given twice"));
+            }
+            streaming = true;
+            Ok(())
+        } else if meta.path.is_ident("num_returns") {
+            if streaming {
+                return Err(meta.error("`num_returns` cannot be combined with `streaming`"));
+            }
+            if num_returns.is_some() {
+                return Err(meta.error("`num_returns` is given twice"));
+            }
+            let value: syn::LitInt = meta.value()?.parse().map_err(|error| {
+                syn::Error::new(error.span(), "`num_returns` takes a whole number: `num_returns = 2`")
+            })?;
+            let n: usize = value.base10_parse()?;
+            if n < 2 {
+                return Err(syn::Error::new(
+                    value.span(),
+                    "`num_returns` must be at least 2: a function with one result returns one `ObjectRef` \
+                     without it",
+                ));
+            }
+            num_returns = Some(value);
+            Ok(())
+        } else {
+            Err(meta.error(
+                "#[remote] takes only `num_returns = n` or `streaming`; set task options per call with \
+                 `f::options()`",
+            ))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    Ok(Attr { num_returns, streaming })
+}
+
+/// The element types of the tuple a `num_returns = n` function returns,
+/// which must be written out as a tuple of exactly `n` elements.
+fn tuple_elements(n: &syn::LitInt, ty: &TokenStream, output: &syn::ReturnType) -> syn::Result<Vec<syn::Type>> {
+    let expected: usize = n.base10_parse()?;
+    let span = match output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => output.span(),
+    };
+    let mut parsed: syn::Type = syn::parse2(ty.clone())?;
+    let tuple = loop {
+        parsed = match parsed {
+            syn::Type::Paren(inner) => *inner.elem,
+            syn::Type::Group(inner) => *inner.elem,
+            other => break other,
+        };
+    };
+    let syn::Type::Tuple(tuple) = tuple else {
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "`num_returns = {expected}` needs the function to return a tuple of {expected} elements, \
+                 written out (`-> (A, B)` or `-> Result<(A, B), E>`), found `{}`",
+                ty.to_string().replace(' ', "")
+            ),
+        ));
+    };
+    if tuple.elems.len() != expected {
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "`num_returns = {expected}` does not match the result: the tuple has {} elements",
+                tuple.elems.len()
+            ),
+        ));
+    }
+    Ok(tuple.elems.into_iter().collect())
 }
 
 /// The body: take the arguments for the attempt, call the function, convert its result.

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 use rustyray_core::{DeathReason, Error, FunctionId, TaskError, TaskId, TaskKind};
 
 /// Where a task is in its lifecycle:
-/// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`.
+/// `PendingArgs -> Queued -> Running -> Succeeded | Failed | Cancelled`,
+/// with `Delayed` before `PendingArgs` for a task given a start time.
 /// A retry is a new attempt of the same task: `Running -> Queued -> Running`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TaskState {
+    /// Held until its start time (`run_after` / `run_at`), before it waits
+    /// for its arguments; cancellable meanwhile. Then `PendingArgs`.
+    Delayed,
     /// Waiting for the objects it takes as arguments.
     PendingArgs,
     /// Ready, waiting for its turn (or for the backoff before a retry).
@@ -38,6 +42,7 @@ impl TaskState {
     /// The state's name as Ray spells it: `PENDING_ARGS`, `QUEUED`, ...
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskState::Delayed => "DELAYED",
             TaskState::PendingArgs => "PENDING_ARGS",
             TaskState::Queued => "QUEUED",
             TaskState::Running => "RUNNING",

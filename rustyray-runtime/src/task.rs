@@ -149,6 +149,11 @@ impl Options {
         self.0.as_mut().and_then(|extra| extra.options.invalid.take())
     }
 
+    /// Takes its start time out (`run_after` / `run_at`), if it has one.
+    pub(crate) fn take_run_at(&mut self) -> Option<rustyray_core::RunAt> {
+        self.0.as_mut().and_then(|extra| extra.options.run_at.take())
+    }
+
     /// Marks the task as refused with `error` before it runs.
     pub(crate) fn set_invalid(&mut self, error: Error) {
         let extra = self

@@ -15,6 +15,7 @@
 mod actors;
 mod books;
 mod core;
+mod delayed;
 mod dependencies;
 mod dispatch;
 mod outcome;
@@ -47,6 +48,8 @@ pub(crate) enum Timer {
     Timeout { task: TaskId, attempt: u32 },
     /// The end of the backoff before a retry.
     Retry { task: TaskId },
+    /// The start time of a delayed task (`run_after` / `run_at`).
+    Release { task: TaskId },
 }
 
 /// The event loop.
@@ -109,7 +112,7 @@ impl Manager {
                 // Timers first: a timeout that fired is settled before the attempt's
                 // own outcome (possibly in this batch) is looked at.
                 for timer in timers.drain(..) {
-                    core.on_timer(timer);
+                    core.on_timer(&exec, timer);
                 }
                 for msg in messages.drain(..) {
                     core.handle(&exec, msg);

@@ -12,6 +12,7 @@ use super::Timer;
 use super::books::RunsOn;
 use super::core::Core;
 use crate::events::EventKind;
+use crate::executor::Exec;
 use crate::protocol::{Finished, Handoff};
 use crate::scheduler::Held;
 use crate::state::{AttemptOutcome, TaskState};
@@ -157,7 +158,7 @@ impl Core {
     /// An attempt failed: retry it if retries remain, else fail the task.
     pub(super) fn attempt_failed(&mut self, task: TaskId, error: TaskError) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if entry.started_attempts <= entry.spec.options.max_retries {
+        if entry.started_attempts <= entry.spec.options.max_retries && error.retryable() {
             self.books.records.count_retry(entry.metrics);
             tracing::debug!(task = %task, function = %entry.spec.function, attempt = entry.started_attempts, error = %error, "retrying task");
             let delay = match entry.spec.options.backoff.as_deref().copied() {
@@ -189,8 +190,9 @@ impl Core {
         }
     }
 
-    pub(super) fn on_timer(&mut self, timer: Timer) {
+    pub(super) fn on_timer(&mut self, exec: &Exec, timer: Timer) {
         match timer {
+            Timer::Release { task } => self.release(exec, task),
             Timer::Timeout { task, attempt } => self.timed_out(task, attempt),
             Timer::Retry { task } => {
                 if let Some(entry) = self.tasks.get_mut(&task)

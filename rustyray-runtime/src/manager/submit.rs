@@ -94,6 +94,15 @@ impl Core {
         {
             parent.history().children.push(id);
         }
+        if let Some(delay) = super::delayed::start_delay(entry.spec.options.take_run_at()) {
+            return self.hold(entry, delay);
+        }
+        self.await_inputs(exec, entry);
+    }
+
+    /// A submitted task waits for its inputs, or joins the line if it has none left to wait for.
+    pub(super) fn await_inputs(&mut self, exec: &Exec, mut entry: Box<Entry>) {
+        let id = entry.spec.id;
         let mut failed = None;
         for cell in &entry.spec.deps {
             match cell.try_get() {
@@ -104,7 +113,9 @@ impl Core {
                 }
                 None => {
                     entry.unresolved += 1;
-                    match self.waiting.entry(cell.id()) {
+                    // An element of a multiple result is written just before
+                    // its task's output: the output's write releases it.
+                    match self.waiting.entry(cell.written_with()) {
                         MapEntry::Occupied(mut waiters) => waiters.get_mut().tasks.push(id),
                         MapEntry::Vacant(slot) => {
                             slot.insert(Waiters { cell: cell.clone(), tasks: smallvec![id] });
@@ -132,6 +143,6 @@ fn watch(exec: &Exec, cell: Arc<ObjectCell>) {
     let sender = exec.sender().clone();
     exec.handle().spawn(async move {
         let _ = cell.ready().await;
-        let _ = sender.send(Msg::ObjectReady(cell.id()));
+        let _ = sender.send(Msg::ObjectReady(cell.written_with()));
     });
 }
