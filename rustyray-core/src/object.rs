@@ -52,8 +52,10 @@ pub struct ObjectCell {
     ready: Event,
     /// For a task with multiple results, the output cell's elements: each
     /// write to the output is passed on to them (see [`complete`](Self::complete)).
-    /// Empty for every other cell.
-    parts: Box<[Arc<ObjectCell>]>,
+    /// `None` for every other cell (one word, not a slice's two: every task
+    /// has an output cell).
+    #[allow(clippy::box_collection)] // the box is what keeps the field to one word
+    parts: Option<Box<Vec<Arc<ObjectCell>>>>,
 }
 
 /// [`ObjectSize`] in one word: the two largest values stand for the
@@ -104,7 +106,7 @@ impl ObjectCell {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         })
     }
 
@@ -137,7 +139,7 @@ impl ObjectCell {
                     slot: OnceLock::new(),
                     size: AtomicUsize::new(EMPTY),
                     ready: Event::new(),
-                    parts: Box::default(),
+                    parts: None,
                 })
             })
             .collect();
@@ -152,7 +154,7 @@ impl ObjectCell {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: parts.iter().cloned().collect(),
+            parts: Some(Box::new(parts.to_vec())),
         });
         (output, parts)
     }
@@ -170,7 +172,7 @@ impl ObjectCell {
             slot: OnceLock::from(Ok(value)),
             size: AtomicUsize::new(encode_size(size)),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         })
     }
 
@@ -188,7 +190,7 @@ impl ObjectCell {
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         })
     }
 
@@ -233,7 +235,7 @@ impl ObjectCell {
     /// A value is measured here, once (see [`size`](crate::size)), and its
     /// size reported to the owning runner.
     pub fn complete(&self, outcome: Result<Value>) -> bool {
-        if !self.parts.is_empty() {
+        if !self.parts().is_empty() {
             return self.complete_parts(outcome);
         }
         let mut won = false;
@@ -258,6 +260,11 @@ impl ObjectCell {
     /// [`complete`](Self::complete) for the output of a task with multiple
     /// results: the elements first, so whoever sees the output written finds
     /// them written too.
+    /// The elements of a multiple-result output cell; empty for any other.
+    fn parts(&self) -> &[Arc<ObjectCell>] {
+        self.parts.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     fn complete_parts(&self, outcome: Result<Value>) -> bool {
         let mut won = false;
         // Only the winning write fans out, inside the initialization (a
@@ -266,8 +273,8 @@ impl ObjectCell {
             won = true;
             let outcome = match outcome {
                 Ok(value) => match value.downcast::<crate::returns::Parts>() {
-                    Ok(values) if values.0.len() == self.parts.len() => {
-                        for (part, value) in self.parts.iter().zip(values.0.iter()) {
+                    Ok(values) if values.0.len() == self.parts().len() => {
+                        for (part, value) in self.parts().iter().zip(values.0.iter()) {
                             part.complete(Ok(value.clone()));
                         }
                         return Ok(Arc::new(()));
@@ -276,7 +283,7 @@ impl ObjectCell {
                 },
                 Err(error) => error,
             };
-            for part in self.parts.iter() {
+            for part in self.parts().iter() {
                 part.complete(Err(outcome.clone()));
             }
             Err(Box::new(outcome))
@@ -662,7 +669,7 @@ mod tests {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         });
         let waiter = {
             let cell = cell.clone();
@@ -686,7 +693,7 @@ mod tests {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         });
         assert!(cell.ready_blocking(Some(Instant::now() + Duration::from_millis(20))).is_none());
     }
@@ -711,7 +718,7 @@ mod tests {
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Box::default(),
+            parts: None,
         });
         let r: ObjectRef<Vec<u8>> = ObjectRef::from_cell(cell);
         let keep = r.clone();
