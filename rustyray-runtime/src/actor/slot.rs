@@ -304,6 +304,11 @@ impl ActorSlot {
 
     /// The next call, if it may join the `&self` async calls in flight.
     pub(super) fn next_shared(&self, room: impl Fn(usize) -> bool) -> Option<(Start, usize)> {
+        // Every group full (the usual case while a burst runs): nothing to
+        // look for, and a look would walk the whole line.
+        if !(0..self.limits.len()).any(&room) {
+            return None;
+        }
         let mut inner = self.inner.lock();
         if inner.halted || inner.killed {
             return None;

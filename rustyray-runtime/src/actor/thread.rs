@@ -280,6 +280,9 @@ async fn run_shared_phase(
         if in_flight.is_empty() {
             return None;
         }
+        // With every group full, a new call could not start: it waits for a
+        // call to end (which scans the line again) instead of waking us.
+        let room = busy.iter().enumerate().any(|(group, n)| *n < slot.limits.limit(group));
         tokio::select! {
             Some((start, group, outcome, started)) = in_flight.next() => {
                 busy[group] -= 1;
@@ -293,7 +296,7 @@ async fn run_shared_phase(
                 reporter.finished(finished);
             }
             // A new call may fit in a group with room.
-            _ = slot.arrived.notified() => {}
+            _ = slot.arrived.notified(), if room => {}
         }
     }
 }
