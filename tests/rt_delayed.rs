@@ -33,7 +33,8 @@ async fn a_delayed_task_waits_in_its_own_state_and_can_be_cancelled() {
         until_state(&rt, task, TaskState::Delayed).await;
         assert!(!held.is_ready());
         assert_eq!(rt.task(task).unwrap().state.as_str(), "DELAYED");
-        assert_eq!(rt.task(dependent.task().unwrap()).unwrap().state, TaskState::PendingArgs);
+        // The dependent waits for the held task's object, in its own state.
+        until_state(&rt, dependent.task().unwrap(), TaskState::PendingArgs).await;
 
         rustyray::cancel(&held);
         assert!(held.get().await.unwrap_err().is_cancelled());
