@@ -95,19 +95,7 @@ impl ObjectCell {
         name: Option<Arc<str>>,
         owner: Arc<dyn Runner>,
     ) -> Arc<Self> {
-        let id = producer.output();
-        owner.object_created(id, ObjectSize::Empty);
-        Arc::new(ObjectCell {
-            id,
-            produced: true,
-            function: Some(function),
-            name,
-            owner: Some(owner),
-            slot: OnceLock::new(),
-            size: AtomicUsize::new(EMPTY),
-            ready: Event::new(),
-            parts: None,
-        })
+        Self::unwritten(producer.output(), function, name, owner, None)
     }
 
     /// The output cell of task `producer` returning `count` results, each its
@@ -127,25 +115,23 @@ impl ObjectCell {
         count: usize,
     ) -> (Arc<Self>, Vec<Arc<Self>>) {
         let parts: Vec<Arc<Self>> = (0..count)
-            .map(|index| {
-                let id = producer.output_part(index);
-                owner.object_created(id, ObjectSize::Empty);
-                Arc::new(ObjectCell {
-                    id,
-                    produced: true,
-                    function: Some(function),
-                    name: name.clone(),
-                    owner: Some(owner.clone()),
-                    slot: OnceLock::new(),
-                    size: AtomicUsize::new(EMPTY),
-                    ready: Event::new(),
-                    parts: None,
-                })
-            })
+            .map(|index| Self::unwritten(producer.output_part(index), function, name.clone(), owner.clone(), None))
             .collect();
-        let id = producer.output();
+        let output = Self::unwritten(producer.output(), function, name, owner, Some(Box::new(parts.clone())));
+        (output, parts)
+    }
+
+    /// A cell a task will write, announced to its owner.
+    #[allow(clippy::box_collection)] // see the `parts` field
+    fn unwritten(
+        id: ObjectId,
+        function: FunctionId,
+        name: Option<Arc<str>>,
+        owner: Arc<dyn Runner>,
+        parts: Option<Box<Vec<Arc<ObjectCell>>>>,
+    ) -> Arc<Self> {
         owner.object_created(id, ObjectSize::Empty);
-        let output = Arc::new(ObjectCell {
+        Arc::new(ObjectCell {
             id,
             produced: true,
             function: Some(function),
@@ -154,9 +140,8 @@ impl ObjectCell {
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: Some(Box::new(parts.to_vec())),
-        });
-        (output, parts)
+            parts,
+        })
     }
 
     /// A cell that holds `value` from the start (what `put` creates).

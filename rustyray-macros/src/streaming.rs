@@ -154,7 +154,7 @@ fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature:
         let ret = output.convert(quote!(#name(#(#passes,)* __rustyray_yield)));
         quote! {
             let slot = ::rustyray::__private::ArgSlot::new(args);
-            ::rustyray::__private::TaskBody::blocking(move |attempt| {
+            ::rustyray::__private::TaskBody::plain(move |attempt| {
                 let __rustyray_yield = source.attempt(attempt)?;
                 let (#(#idents,)*) = slot.take(attempt)?;
                 source.finish(#ret)
