@@ -320,10 +320,11 @@ impl Record {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(id: u64, state: TaskState) -> Record {
+    /// A finished plain task's record, for tests of what reads records.
+    pub(crate) fn record(id: u64, state: TaskState) -> Record {
         Record {
             id: TaskId::from_u64(id),
             name: None,

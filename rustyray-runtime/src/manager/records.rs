@@ -124,31 +124,10 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
-
-    use rustyray_core::{FunctionId, TaskKind};
+    use rustyray_core::FunctionId;
 
     use super::*;
-    use crate::state::Attempts;
-
-    fn record(id: u64, state: TaskState) -> Record {
-        Record {
-            id: TaskId::from_u64(id),
-            name: None,
-            function: FunctionId::new("t::f"),
-            kind: TaskKind::Normal,
-            state,
-            parent: None,
-            priority: 0,
-            queue: None,
-            submitted: Instant::now(),
-            finished: Some(Instant::now()),
-            attempts: Attempts::new(),
-            error: None,
-            inputs: Box::new([]),
-            plain: true,
-            args: None,
-        }
-    }
+    use crate::state::tests::record;
 
     fn records(limit: usize) -> Records {
         Records::new(limit, Clock::new(), 16)
