@@ -28,6 +28,7 @@ pub mod runner;
 pub mod size;
 pub mod spec;
 pub mod stream;
+mod sync;
 
 pub use actor::{
     Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote,

@@ -12,11 +12,10 @@ use std::any::{Any, type_name};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, Listener};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::context;
@@ -24,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::ids::{FunctionId, ObjectId, TaskId};
 use crate::runner::Runner;
 use crate::size::{ObjectSize, size_of_value};
+use crate::sync::{Event, Listener, OnceLock};
 
 /// A stored value, type-erased. Stored values are shared, never copied, by the store.
 pub type Value = Arc<dyn Any + Send + Sync>;
@@ -712,5 +712,91 @@ mod tests {
         assert_eq!(keep.try_get().unwrap().unwrap(), vec![1, 2, 3]);
         // Unique: moved.
         assert_eq!(keep.into_value().unwrap().unwrap(), vec![1, 2, 3]);
+    }
+}
+
+/// A loom model of the cell's write and its waiters: every interleaving of
+/// a write (or two racing ones) with blocking and async waiters, through
+/// the cell's own code over the primitives of [`crate::sync`]. A waiter
+/// that checked, listened and checked again in another order could miss
+/// the notification; loom reports that as a deadlock. Run it with
+/// `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-core --lib loom`.
+#[cfg(all(test, rustyray_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::returns::Parts;
+
+    #[allow(clippy::box_collection)] // the field's own type
+    fn pending(parts: Option<Box<Vec<Arc<ObjectCell>>>>) -> Arc<ObjectCell> {
+        Arc::new(ObjectCell {
+            id: ObjectId::next(),
+            produced: false,
+            function: None,
+            name: None,
+            owner: None,
+            slot: OnceLock::new(),
+            size: AtomicUsize::new(EMPTY),
+            ready: Event::new(),
+            parts,
+        })
+    }
+
+    fn value_of(outcome: Option<OutcomeRef<'_>>) -> Option<i64> {
+        outcome.and_then(|outcome| outcome.ok()).and_then(|value| value.downcast_ref::<i64>().copied())
+    }
+
+    #[test]
+    fn loom_a_blocking_waiter_always_sees_the_write() {
+        loom::model(|| {
+            let cell = pending(None);
+            let waiter = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || value_of(cell.ready_blocking(None)))
+            };
+            assert!(cell.complete(Ok(Arc::new(5i64))));
+            assert_eq!(waiter.join().unwrap(), Some(5), "the waiter missed the write");
+        });
+    }
+
+    #[test]
+    fn loom_racing_writes_leave_one_outcome_that_every_waiter_sees() {
+        loom::model(|| {
+            let cell = pending(None);
+            let writer = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || cell.complete(Ok(Arc::new(1i64))))
+            };
+            let waiter = {
+                let cell = cell.clone();
+                loom::thread::spawn(move || value_of(Some(loom::future::block_on(cell.ready()))))
+            };
+            let second = cell.complete(Ok(Arc::new(2i64)));
+            let first = writer.join().unwrap();
+            assert!(first != second, "both writes or neither won");
+            let seen = waiter.join().unwrap();
+            let stored = value_of(cell.try_get());
+            assert_eq!(seen, stored, "a waiter saw an outcome that did not stay");
+            assert_eq!(stored, Some(if first { 1 } else { 2 }), "the stored outcome is not the winner's");
+        });
+    }
+
+    #[test]
+    fn loom_an_element_of_a_multiple_result_is_written_before_its_output() {
+        loom::model(|| {
+            let part = pending(None);
+            let output = pending(Some(Box::new(vec![part.clone()])));
+            let waiter = {
+                let (part, output) = (part.clone(), output.clone());
+                loom::thread::spawn(move || {
+                    let done = output.ready_blocking(None).is_some_and(|outcome| outcome.is_ok());
+                    // Whoever sees the output written finds its element written.
+                    (done, value_of(part.try_get()))
+                })
+            };
+            let parts: Value = Arc::new(Parts(vec![Arc::new(7i64) as Value]));
+            assert!(output.complete(Ok(parts)));
+            assert_eq!(waiter.join().unwrap(), (true, Some(7)));
+            assert_eq!(value_of(part.ready_blocking(None)), Some(7));
+        });
     }
 }

@@ -445,3 +445,76 @@ mod tests {
         assert_eq!(s.cpus(), (1.0, 1.0));
     }
 }
+
+/// A loom model of the waiting counter: a task's waits begin and end on
+/// the threads that run it (an async task may end a wait on another tokio
+/// worker than the one it began on) and reach the manager as messages over
+/// one channel, where [`Scheduler::block`] and [`Scheduler::unblock`] count
+/// them. Loom's channel stands in for the manager's (both keep each
+/// sender's order). Run it with
+/// `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-runtime --no-default-features --lib loom`.
+#[cfg(all(test, rustyray_loom))]
+mod loom_tests {
+    use loom::sync::mpsc;
+    use loom::thread;
+    use rustyray_core::TaskOptions;
+
+    use super::*;
+
+    enum Wait {
+        Begin(usize),
+        End(usize),
+    }
+
+    #[test]
+    fn loom_a_task_takes_its_cpu_back_once_after_its_last_wait() {
+        loom::model(|| {
+            let (tx, rx) = mpsc::channel();
+            // The first wait begins on one thread and ends on another.
+            let first = {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    tx.send(Wait::Begin(0)).unwrap();
+                    let later = tx.clone();
+                    thread::spawn(move || later.send(Wait::End(0)).unwrap()).join().unwrap();
+                })
+            };
+            // The second is open at the same time, from another thread.
+            let second = thread::spawn(move || {
+                tx.send(Wait::Begin(1)).unwrap();
+                tx.send(Wait::End(1)).unwrap();
+            });
+
+            // The manager, applying the messages as they come.
+            let mut options = TaskOptions::default();
+            options.set_num_cpus(1.0);
+            let mut scheduler = Scheduler::new(1.0, &[], &[], usize::MAX);
+            let mut held = scheduler.start_now(Demand::of(&options, true));
+            let mut open = [false; 2];
+            let mut taken_back = 0;
+            for _ in 0..4 {
+                match rx.recv().unwrap() {
+                    Wait::Begin(wait) => {
+                        let gave_back = scheduler.block(&mut held);
+                        assert_eq!(gave_back, !open.contains(&true), "the CPU was given back twice, or not at first");
+                        open[wait] = true;
+                    }
+                    Wait::End(wait) => {
+                        assert!(open[wait], "a wait ended before it began");
+                        open[wait] = false;
+                        let took_back = scheduler.unblock(&mut held);
+                        assert_eq!(took_back, !open.contains(&true), "the CPU was taken back while a wait was open");
+                        taken_back += usize::from(took_back);
+                    }
+                }
+                let expected = if open.contains(&true) { 1.0 } else { 0.0 };
+                assert_eq!(scheduler.cpus(), (expected, 1.0), "free CPUs do not match the open waits");
+            }
+            first.join().unwrap();
+            second.join().unwrap();
+            assert!(taken_back >= 1 && held.waits == 0, "the task ended still waiting");
+            scheduler.release(held);
+            assert_eq!(scheduler.cpus(), (1.0, 1.0));
+        });
+    }
+}

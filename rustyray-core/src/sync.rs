@@ -1,0 +1,166 @@
+//! The primitives an [`ObjectCell`](crate::object::ObjectCell) is built on,
+//! routed through one place so a model checker can stand in for them.
+//!
+//! Normally these are `std`'s `OnceLock` and `event-listener`'s `Event`.
+//! Under `--cfg rustyray_loom` they are small equivalents built on loom's
+//! primitives (which neither the standard library nor `event-listener`
+//! uses), with the same contract: a value is written once and then read
+//! without a lock; a listener made before a notification sees it, one made
+//! after waits for the next. The cell's own code is then unchanged, and the
+//! loom model in `object.rs` explores every interleaving of a write and its
+//! waiters. Run it with
+//! `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-core --lib loom`.
+
+#[cfg(not(rustyray_loom))]
+pub(crate) use std::sync::OnceLock;
+
+#[cfg(not(rustyray_loom))]
+pub(crate) use event_listener::{Event, Listener};
+
+#[cfg(rustyray_loom)]
+pub(crate) use self::model::{Event, Listener, OnceLock};
+
+#[cfg(rustyray_loom)]
+mod model {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::sync::{Condvar, Mutex};
+
+    /// A write-once value: writers are serialized by a lock, readers only
+    /// load the flag (acquire) that the winning writer sets (release).
+    pub(crate) struct OnceLock<T> {
+        written: AtomicBool,
+        writing: Mutex<()>,
+        value: UnsafeCell<Option<T>>,
+    }
+
+    // SAFETY: the value is written once, under `writing`, before `written`
+    // is set with release ordering, and read only after `written` is seen
+    // with acquire ordering; `take` needs `&mut self`.
+    unsafe impl<T: Send + Sync> Sync for OnceLock<T> {}
+
+    impl<T> OnceLock<T> {
+        pub(crate) fn new() -> Self {
+            OnceLock { written: AtomicBool::new(false), writing: Mutex::new(()), value: UnsafeCell::new(None) }
+        }
+
+        pub(crate) fn get(&self) -> Option<&T> {
+            if !self.written.load(Ordering::Acquire) {
+                return None;
+            }
+            // SAFETY: written, so never written again while `&self` lives.
+            self.value.with(|value| unsafe { (*value).as_ref() })
+        }
+
+        pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+            if self.get().is_none() {
+                let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !self.written.load(Ordering::Acquire) {
+                    let value = init();
+                    // SAFETY: the only writer (under `writing`), and no reader
+                    // looks before `written` is set.
+                    self.value.with_mut(|slot| unsafe { *slot = Some(value) });
+                    self.written.store(true, Ordering::Release);
+                }
+            }
+            match self.get() {
+                Some(value) => value,
+                None => unreachable!("a once-cell read as empty after its write"),
+            }
+        }
+
+        pub(crate) fn take(&mut self) -> Option<T> {
+            self.written.store(false, Ordering::Relaxed);
+            // SAFETY: `&mut self` excludes every reader.
+            self.value.with_mut(|slot| unsafe { (*slot).take() })
+        }
+    }
+
+    impl<T> From<T> for OnceLock<T> {
+        fn from(value: T) -> Self {
+            OnceLock { written: AtomicBool::new(true), writing: Mutex::new(()), value: UnsafeCell::new(Some(value)) }
+        }
+    }
+
+    /// Notifications counted by generation: a listener remembers the
+    /// generation it was made in and is done once it has moved on.
+    pub(crate) struct Event {
+        state: Mutex<State>,
+        changed: Condvar,
+    }
+
+    struct State {
+        generation: u64,
+        wakers: Vec<Waker>,
+    }
+
+    impl Event {
+        pub(crate) fn new() -> Self {
+            Event { state: Mutex::new(State { generation: 0, wakers: Vec::new() }), changed: Condvar::new() }
+        }
+
+        fn state(&self) -> loom::sync::MutexGuard<'_, State> {
+            self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn listen(&self) -> EventListener<'_> {
+            EventListener { event: self, generation: self.state().generation }
+        }
+
+        /// Wakes every listener (the cell always notifies all of them).
+        pub(crate) fn notify(&self, _count: usize) {
+            let wakers = {
+                let mut state = self.state();
+                state.generation += 1;
+                std::mem::take(&mut state.wakers)
+            };
+            self.changed.notify_all();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// One wait for the next notification.
+    pub(crate) struct EventListener<'a> {
+        event: &'a Event,
+        generation: u64,
+    }
+
+    /// The blocking side of a listener, as `event-listener` names it.
+    pub(crate) trait Listener {
+        fn wait(self);
+        /// Loom has no clock: waits as [`wait`](Listener::wait) does.
+        fn wait_deadline(self, deadline: Instant) -> Option<()>;
+    }
+
+    impl Listener for EventListener<'_> {
+        fn wait(self) {
+            let mut state = self.event.state();
+            while state.generation == self.generation {
+                state = self.event.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
+
+        fn wait_deadline(self, _deadline: Instant) -> Option<()> {
+            self.wait();
+            Some(())
+        }
+    }
+
+    impl Future for EventListener<'_> {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let mut state = self.event.state();
+            if state.generation != self.generation {
+                return Poll::Ready(());
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
