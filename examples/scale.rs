@@ -9,8 +9,10 @@
 //! pages the system allocator keeps mapped).
 //!
 //! The resident set after the refs are dropped is printed twice: as the
-//! process has it, and after asking glibc to give back the free pages it
-//! keeps (`malloc_trim`), to tell what is ours from what is the allocator's.
+//! runtime leaves it (it asks glibc for its free pages back when its last
+//! object goes: see `Builder::trim_memory`), and after the program asks
+//! once more (`malloc_trim`), to tell what is ours from what is the
+//! allocator's.
 //! With `SCALE_MALLOC_STATS=1` set, glibc's per-arena figures are printed to
 //! stderr before that.
 
@@ -168,18 +170,37 @@ fn heap_in_use_mib() -> f64 {
     }
 }
 
-/// What is left once every ref of a run is dropped: objects, heap held, and
-/// the resident set before and after glibc gives back its free pages.
-fn after_drop(rt: &rustyray::Runtime, baseline: f64) {
-    let kept = status_mib("VmRSS");
+/// The resident set once it has stopped falling for half a second (the
+/// runtime gives glibc's free pages back on a thread of its own when its
+/// last object goes, which takes a moment for a large heap), in MiB.
+async fn settled_rss() -> f64 {
+    let mut last = status_mib("VmRSS");
+    let mut steady = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = status_mib("VmRSS");
+        steady = if (last - now).abs() < 0.5 { steady + 1 } else { 0 };
+        last = now;
+        if steady == 10 {
+            break;
+        }
+    }
+    last
+}
+
+/// What is left once every ref of a run is dropped: objects, heap held, the
+/// resident set as the runtime leaves it, and after one more `malloc_trim`
+/// by the program (what glibc could still give back).
+async fn after_drop(rt: &rustyray::Runtime, baseline: f64) {
     let held = heap_live();
     if std::env::var_os("SCALE_MALLOC_STATS").is_some() {
         malloc_stats();
     }
+    let kept = settled_rss().await;
     trim();
     println!(
         "  after dropping the refs: {} objects alive, heap held {:.1} MiB; resident set {kept:.0} MiB \
-         ({:.1}x the baseline {baseline:.0} MiB), {:.0} MiB once glibc returns its free pages",
+         ({:.1}x the baseline {baseline:.0} MiB), {:.0} MiB after one more malloc_trim",
         rt.objects(),
         mib(held),
         kept / baseline,
@@ -195,7 +216,15 @@ fn per(elapsed: Duration, n: u64) -> Duration {
 async fn main() -> rustyray::Result<()> {
     let rt = rustyray::init()?;
     let million: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let baseline = status_mib("VmRSS");
+    // The baseline is a runtime in its steady state: it has run work of each
+    // kind, so its threads (their stacks and allocator arenas) exist, and
+    // enough of it (10,000 tasks) to fill its ring of finished-task records,
+    // a fixed cost of any runtime that has run that much.
+    let warm: Vec<ObjectRef<u64>> = (0..5_000).flat_map(|i| [inc::remote(i), inc_async::remote(i)]).collect();
+    rustyray::get_all(&warm).await?;
+    drop(warm);
+    rt.wait_idle().await;
+    let baseline = settled_rss().await;
     println!(
         "baseline: heap held {:.1} MiB (glibc in use {:.1} MiB), resident set {baseline:.0} MiB, peak {:.0} MiB",
         mib(heap_live()),
@@ -240,7 +269,7 @@ async fn main() -> rustyray::Result<()> {
     );
     drop((refs, values, blocker));
     rt.wait_idle().await;
-    after_drop(&rt, baseline);
+    after_drop(&rt, baseline).await;
 
     // 2. A million tasks ready at once (plain bodies: at most one per core
     //    runs at a time, as `init()` uses every core).
@@ -264,7 +293,7 @@ async fn main() -> rustyray::Result<()> {
     );
     drop((refs, values));
     rt.wait_idle().await;
-    after_drop(&rt, baseline);
+    after_drop(&rt, baseline).await;
 
     // 2. A 100k-deep dependency chain.
     let depth = 100_000u64;

@@ -6,7 +6,9 @@
 //! written: see `rustyray_core::size`), and keeps a table of the objects
 //! whose ids were serialized so they can be found again by id while they
 //! live. Nothing here is on a lock in the common case: counting is atomic,
-//! and the table is touched only when ids are exported.
+//! and the table is touched only when ids are exported. When the last
+//! object goes, the allocator may be asked for its free pages back
+//! ([`crate::trim`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +17,13 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use rustyray_core::{Error, ObjectCell, ObjectId, ObjectSize, Result};
 
+use crate::trim::Trimmer;
+
 /// Counts and the export table of one runtime's objects.
 #[derive(Default)]
 pub(crate) struct Store {
+    /// Gives the allocator's free pages back when the last object goes.
+    trimmer: Trimmer,
     live: AtomicUsize,
     /// Bytes of the live objects whose values have a known size.
     bytes: AtomicUsize,
@@ -28,6 +34,10 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    pub(crate) fn new(trimmer: Trimmer) -> Self {
+        Store { trimmer, ..Store::default() }
+    }
+
     pub(crate) fn created(&self, size: ObjectSize) {
         self.live.fetch_add(1, Ordering::Relaxed);
         self.stored(size);
@@ -40,12 +50,15 @@ impl Store {
     }
 
     pub(crate) fn released(&self, id: ObjectId, size: ObjectSize) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
+        let before = self.live.fetch_sub(1, Ordering::Relaxed);
         if let Some((counter, amount)) = self.counter_of(size) {
             counter.fetch_sub(amount, Ordering::Relaxed);
         }
         if self.exported_count.load(Ordering::Acquire) > 0 && self.exported.lock().remove(&id).is_some() {
             self.exported_count.fetch_sub(1, Ordering::Release);
+        }
+        if before == 1 {
+            self.trimmer.emptied();
         }
     }
 

@@ -12,4 +12,6 @@ pub(crate) struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) max_finished_records: usize,
     pub(crate) event_capacity: usize,
+    /// Whether the allocator is asked for its free pages back when the last object goes.
+    pub(crate) trim_memory: bool,
 }

@@ -60,6 +60,7 @@ pub mod state;
 mod task;
 mod timeline;
 mod timer;
+mod trim;
 
 pub use api::{call_by_name, cancel, current_task, get, get_all, get_blocking, put, wait};
 pub use events::{Event, EventKind, EventStream};

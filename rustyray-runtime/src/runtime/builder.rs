@@ -14,6 +14,7 @@ use crate::accounting::Store;
 use crate::actor::Directory;
 use crate::config::Config;
 use crate::manager::{Core, Manager};
+use crate::trim::Trimmer;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -39,6 +40,7 @@ pub struct Builder {
     max_in_flight: Option<usize>,
     max_finished_records: Option<usize>,
     event_capacity: Option<usize>,
+    keep_memory: bool,
     handle: Option<Handle>,
 }
 
@@ -83,6 +85,18 @@ impl Builder {
     /// the oldest (default 4,096). See [`Runtime::subscribe`].
     pub fn event_capacity(mut self, events: usize) -> Self {
         self.event_capacity = Some(events);
+        self
+    }
+
+    /// Whether to ask the allocator for its free pages back once every
+    /// object of the runtime is gone (default `true`). glibc keeps the
+    /// pages of freed memory mapped, so after a burst of a million tasks
+    /// the process would stay hundreds of MiB resident while holding a few;
+    /// the runtime then calls `malloc_trim` on a thread of its own, at most
+    /// once a second, when glibc keeps more than 16 MiB free. It does
+    /// nothing with another allocator or on another platform.
+    pub fn trim_memory(mut self, trim: bool) -> Self {
+        self.keep_memory = !trim;
         self
     }
 
@@ -142,6 +156,7 @@ impl Builder {
                 Some(events) => events,
                 None => crate::events::DEFAULT_CAPACITY,
             },
+            trim_memory: !self.keep_memory,
         })
     }
 
@@ -168,7 +183,7 @@ impl Builder {
             this: this.clone(),
             tx,
             core: core.clone(),
-            store: Store::default(),
+            store: Store::new(Trimmer::new(config.trim_memory)),
             directory,
             handle: handle.clone(),
             config,
