@@ -28,6 +28,7 @@ pub mod runner;
 pub mod size;
 pub mod spec;
 pub mod stream;
+pub mod value;
 
 pub use actor::{
     Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote,
@@ -50,6 +51,9 @@ pub use spec::{
 #[doc(hidden)]
 pub use spec::{DisplayOnly, FailedWith, KeepSource};
 pub use stream::{ObjectStream, StreamBuilder, StreamSource, StreamingFunction, Yield};
+pub use value::{ArgOps, OutputOps, TaskOutput, TaskValue};
 
 #[doc(hidden)]
 pub use inventory;
+#[doc(hidden)]
+pub use serde_json;
