@@ -116,13 +116,13 @@ pub mod prelude {
 pub mod __private {
     pub use rustyray_core::actor::{assert_actor, state_mut, state_ref};
     pub use rustyray_core::call::{assert_remote_output, describe_args};
-    pub use rustyray_core::value::{ArgDecoder, ArgOps, JsonArgs, OutputOps, arg_ops, assert_stream_item, output_ops};
-    pub use rustyray_core::serde_json;
     pub use rustyray_core::inventory;
     pub use rustyray_core::registry::RegisteredFunction;
     pub use rustyray_core::returns::{MultipleReturns, assert_multiple_returns};
+    pub use rustyray_core::serde_json;
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
     pub use rustyray_core::stream::{DEFAULT_BUFFER, StreamSource, StreamingFunction};
+    pub use rustyray_core::value::{ArgDecoder, ArgOps, JsonArgs, OutputOps, arg_ops, assert_stream_item, output_ops};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, DisplayOnly,
         FailedWith, FunctionId, JobArgs, JobQueue, KeepSource, RemoteFunction, TaskBody, TaskError, Value,

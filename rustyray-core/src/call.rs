@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::arg::TaskArg;
-use crate::value::{OutputOps, TaskOutput};
 use crate::context;
 use crate::durable::{EnqueueCall, JobArgs, JobQueue, RunAt};
 use crate::error::Error;
@@ -22,6 +21,7 @@ use crate::ids::{FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
 use crate::options::TaskOptions;
 use crate::spec::{Deps, TaskBody, TaskKind, TaskSpec};
+use crate::value::{OutputOps, TaskOutput};
 
 /// What the task machinery needs of every argument type: it moves between
 /// threads and is shared. (What a parameter type must be beyond that,

@@ -123,9 +123,8 @@ where
 fn json_output<F: RemoteFunction<Args>, Args: ArgTuple>(value: Value) -> BodyResult {
     let id = crate::ids::ObjectId::from_u64(0);
     let value = downcast_value::<F::Output>(id, &value).map_err(TaskError::Error)?;
-    let json = (F::OUTPUT.to_json)(value).map_err(|message| {
-        TaskError::Error(Error::Codec { context: "encoding the result as JSON".into(), message })
-    })?;
+    let json = (F::OUTPUT.to_json)(value)
+        .map_err(|message| TaskError::Error(Error::Codec { context: "encoding the result as JSON".into(), message }))?;
     Ok(Arc::new(json))
 }
 

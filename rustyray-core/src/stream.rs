@@ -424,7 +424,11 @@ impl<T> PendingStream<T> {
 
 /// A stream's two sides, for the task `origin` in `runner`, holding at most
 /// `buffer` unread items.
-pub(crate) fn channel<T>(runner: Arc<dyn Runner>, origin: TaskOrigin, buffer: usize) -> (StreamSource<T>, PendingStream<T>) {
+pub(crate) fn channel<T>(
+    runner: Arc<dyn Runner>,
+    origin: TaskOrigin,
+    buffer: usize,
+) -> (StreamSource<T>, PendingStream<T>) {
     let (tx, rx) = mpsc::channel(buffer);
     let shared = Arc::new(Shared::default());
     (StreamSource { tx, shared: shared.clone(), runner, origin }, PendingStream { rx, shared })

@@ -423,7 +423,8 @@ fn method(
     };
     let ops_consts = signature::ops_consts(&params);
     let slot = signature::arg_slot(&params);
-    let function = quote!(::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)));
+    let function =
+        quote!(::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)));
     let (returns, submit, doc, result_check, result_ty) = match &item {
         None => (
             quote!(::rustyray::ObjectRef<#out_ty>),
@@ -433,7 +434,8 @@ fn method(
                  at once. Calls from one caller run in the order they were made."
             ),
             {
-                let check = quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty, _>(););
+                let check =
+                    quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty, _>(););
                 quote! {
                     const _: () = {
                         #[allow(dead_code)]

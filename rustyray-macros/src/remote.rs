@@ -57,7 +57,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let body = body(name, is_async, &params, &output);
     let describe = signature::describe_fn(&params, &args_ty);
     let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]), None);
-    let output_ops = quote::quote_spanned!(output_span(&sig.output)=> ::rustyray::__private::output_ops::<#out_ty, _>());
+    let output_ops =
+        quote::quote_spanned!(output_span(&sig.output)=> ::rustyray::__private::output_ops::<#out_ty, _>());
     let ops_consts = signature::ops_consts(&params);
     let decoders = decoders(name, &params, &args_ty);
     let marker_doc = format!(

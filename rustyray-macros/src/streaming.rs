@@ -44,10 +44,7 @@ pub fn stream_item(sig: &syn::Signature, inputs: &[&FnArg], what: &str, streamin
         if index + 1 != inputs.len() {
             return Err(syn::Error::new(
                 typed.ty.span(),
-                format!(
-                    "the `Yield<T>` of {what} must be its last parameter: `fn {}(.., out: Yield<T>)`",
-                    sig.ident
-                ),
+                format!("the `Yield<T>` of {what} must be its last parameter: `fn {}(.., out: Yield<T>)`", sig.ident),
             ));
         }
         if !streaming {
