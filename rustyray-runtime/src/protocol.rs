@@ -44,6 +44,9 @@ pub(crate) enum Msg {
     WhenIdle(oneshot::Sender<()>),
     /// Stop: fail everything unfinished, then reply.
     Shutdown(oneshot::Sender<()>),
+    /// A deterministic run (of this seed) can make no progress: fail every
+    /// unfinished task with a deadlock report, then reply how many there were.
+    Deadlock(u64, oneshot::Sender<usize>),
 }
 
 /// A plain task (`waiter`) wants to run queued `task` on its own thread.

@@ -228,7 +228,7 @@ pub(crate) struct Entry {
 pub(crate) struct Stamp(u64);
 
 /// The instant stamps count from.
-fn stamp_origin() -> Instant {
+pub(crate) fn stamp_origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)
 }
@@ -320,7 +320,7 @@ pub(crate) struct Abandoned {
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
         let demand = Demand::of(&spec.options, spec.body.is_plain());
-        let now = Stamp::of(Instant::now());
+        let now = Stamp::of(crate::timer::now());
         Box::new(Entry {
             spec: Spec::new(spec),
             state: TaskState::PendingArgs,

@@ -37,7 +37,7 @@ use parking_lot::{Condvar, Mutex};
 use rustyray_core::{ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
 use tokio::sync::Notify;
 
-use super::thread::run;
+use super::thread::{run, run_here};
 use crate::executor::Exec;
 use crate::task::Start;
 
@@ -239,6 +239,11 @@ impl ActorSlot {
     fn activate(self: &Arc<Self>, exec: &Exec) {
         let slot = self.clone();
         let exec_for_thread = exec.clone();
+        if exec.det.is_some() {
+            // A deterministic run: a local task of its one thread, not a thread.
+            drop(crate::deterministic::spawn(run_here(exec_for_thread, slot)));
+            return;
+        }
         drop(exec.handle().spawn_blocking(move || run(&exec_for_thread, &slot)));
     }
 

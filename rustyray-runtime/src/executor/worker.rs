@@ -92,6 +92,14 @@ impl Mailbox {
 /// Starts a plain attempt; given a mailbox, it runs on a worker.
 pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox>>) {
     let exec_for_thread = exec.clone();
+    if let Some(det) = exec.det.clone() {
+        // A deterministic run: on its one thread, after yielding as the seed picks.
+        drop(crate::deterministic::spawn(async move {
+            det.stagger().await;
+            run_plain(&exec_for_thread, start, None);
+        }));
+        return;
+    }
     // The join handle is not needed: outcomes come back as messages.
     drop(exec.handle().spawn_blocking(move || run_plain(&exec_for_thread, start, mailbox)));
 }
@@ -114,7 +122,7 @@ pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox
 /// the manager knows which attempt runs on this thread before it hears that
 /// the attempt waits.
 fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
-    let mut oldest = Instant::now();
+    let mut oldest = crate::timer::now();
     // The most attempts seen waiting in the mailbox since the last report.
     let mut peak = 0;
     loop {
@@ -155,7 +163,7 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
                         // Left here before the manager learned this worker was
                         // idle: tell it the attempt starts (and takes a CPU).
                         let resumed =
-                            Report::Resumed { task: next.task, attempt: next.attempt.number, started: Instant::now() };
+                            Report::Resumed { task: next.task, attempt: next.attempt.number, started: crate::timer::now() };
                         let _ = exec.send(Msg::Reports(vec![resumed]));
                     }
                     next
@@ -201,7 +209,7 @@ pub(crate) fn run_inline(exec: &Exec, start: Start) {
 
 /// Runs a plain body on this thread, in its task's context, catching panics.
 fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
-    let started = Instant::now();
+    let started = crate::timer::now();
     if start.output.is_ready() {
         // Cancelled from its ref before it started: the body need not run.
         return (Ok(Arc::new(())), started);

@@ -94,7 +94,7 @@ impl Core {
         {
             parent.history().children.push(id);
         }
-        if let Some(delay) = super::delayed::start_delay(entry.spec.options.take_run_at()) {
+        if let Some(delay) = super::delayed::start_delay(entry.spec.options.take_run_at(), || self.wall_now()) {
             return self.hold(entry, delay);
         }
         self.await_inputs(exec, entry);

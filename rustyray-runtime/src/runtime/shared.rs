@@ -21,7 +21,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
 
 use crate::accounting::Store;
-use crate::actor::{ActorSlot, Directory, submit_call};
+use crate::actor::{ActorSlot, Directory, route_call, submit_call};
 use crate::config::Config;
 use crate::executor::{self, Exec};
 use crate::manager::Core;
@@ -75,9 +75,14 @@ impl Runner for Shared {
         if let Some(actor) = entry.called_actor()
             && let Some(slot) = self.directory.slot(actor)
         {
-            match submit_call(&self.tx, &slot, entry) {
-                Some(routed) => entry = routed,
-                None => return,
+            if self.config.det.is_some() {
+                // A deterministic run sends every call through the manager.
+                route_call(&slot, &mut entry);
+            } else {
+                match submit_call(&self.tx, &slot, entry) {
+                    Some(routed) => entry = routed,
+                    None => return,
+                }
             }
         }
         if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(entry)) {
@@ -156,8 +161,9 @@ impl Runner for Shared {
     }
 
     fn run_inline(&self, task: TaskId) -> bool {
-        // Only a plain task of this runtime lends its thread (and its CPU).
-        if !context::on_blocking_thread() || !self.is_current_runner() {
+        // Only a plain task of this runtime lends its thread (and its CPU); on
+        // a deterministic run the manager needs this very thread to answer.
+        if self.config.det.is_some() || !context::on_blocking_thread() || !self.is_current_runner() {
             return false;
         }
         let Some(this) = self.this.upgrade() else { return false };
@@ -171,7 +177,7 @@ impl Runner for Shared {
             return false;
         }
         let Ok(Some(start)) = claimed.recv() else { return false };
-        executor::run_inline(&Exec::new(this, self.tx.clone(), self.handle.clone()), start);
+        executor::run_inline(&Exec::new(this, self.tx.clone(), self.handle.clone(), None), start);
         if let Some(waiter) = waiter {
             let _ = self.send(Msg::Unblocked(waiter));
         }
@@ -179,6 +185,10 @@ impl Runner for Shared {
     }
 
     fn block_on_object(&self, cell: &ObjectCell, deadline: Option<Instant>) -> Result<bool> {
+        if self.config.det.is_some() && !cell.is_ready() {
+            // The one thread that would write the object is the one that would wait.
+            return Err(Error::BlockingInDeterministic { object: cell.id() });
+        }
         let wait = || cell.ready_blocking(deadline).is_some();
         if context::on_blocking_thread() {
             return Ok(wait());
