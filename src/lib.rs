@@ -50,6 +50,10 @@
 //!   (`progress::get_all_with_progress`, feature `progress`). Arguments stay
 //!   out of all of them unless a call opts in with `.record_args(true)`.
 //!
+//! - [`deterministic`]: a test mode (`Builder::deterministic(seed)`, feature
+//!   `deterministic`) that runs a task graph on one thread in an order the
+//!   seed picks, on virtual time, so a failing interleaving replays exactly.
+//!
 //! The semantics (ordering, readiness, failure propagation, object lifetime,
 //! cancellation, retries, shutdown) are written down in `docs/semantics.md`.
 
@@ -65,6 +69,7 @@ pub use rustyray_macros::{actor, method, remote};
 pub use rustyray_runtime::MetricsCollector;
 #[cfg(feature = "progress")]
 pub use rustyray_runtime::progress;
+pub use rustyray_runtime::deterministic;
 pub use rustyray_runtime::{
     ActorInfo, ActorState, AttemptInfo, AttemptOutcome, Builder, Event, EventKind, EventStream, Runtime, Stats,
     TaskFilter, TaskInfo, TaskState, call_by_name, cancel, current_task, get, get_all, get_blocking, init, put, wait,
