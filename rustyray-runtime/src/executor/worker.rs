@@ -241,7 +241,7 @@ mod tests {
     async fn a_plain_attempt_given_an_async_body_is_an_internal_fault() {
         let rt = crate::Runtime::builder().num_cpus(1).build().expect("a runtime builds inside tokio");
         let (tx, _rx) = mpsc::unbounded_channel();
-        let exec = Exec::new(rt.runner(), tx, tokio::runtime::Handle::current());
+        let exec = Exec::new(rt.runner(), tx, tokio::runtime::Handle::current(), None);
         let task = TaskId::from_u64(1);
         let start = Start {
             task,
