@@ -92,9 +92,8 @@ fn describe(tasks: &[TaskInfo]) -> Vec<String> {
 
 fn main() -> rustyray::Result<()> {
     // Normal runs: the bug hides.
-    let tokio = tokio::runtime::Runtime::new().map_err(|error| Error::Internal {
-        reason: Box::leak(format!("tokio: {error}").into_boxed_str()),
-    })?;
+    let tokio = tokio::runtime::Runtime::new()
+        .map_err(|error| Error::Internal { reason: Box::leak(format!("tokio: {error}").into_boxed_str()) })?;
     let mut passed = 0;
     let normal_runs = 20;
     for _ in 0..normal_runs {

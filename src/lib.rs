@@ -67,9 +67,9 @@ pub use rustyray_core::{
 pub use rustyray_macros::{actor, method, remote};
 #[cfg(feature = "metrics")]
 pub use rustyray_runtime::MetricsCollector;
+pub use rustyray_runtime::deterministic;
 #[cfg(feature = "progress")]
 pub use rustyray_runtime::progress;
-pub use rustyray_runtime::deterministic;
 pub use rustyray_runtime::{
     ActorInfo, ActorState, AttemptInfo, AttemptOutcome, Builder, Event, EventKind, EventStream, Runtime, Stats,
     TaskFilter, TaskInfo, TaskState, call_by_name, cancel, current_task, get, get_all, get_blocking, init, put, wait,

@@ -59,6 +59,7 @@ async fn sleepy() -> u32 {
 }
 
 #[rustyray::actor]
+#[derive(Default)]
 pub struct Tally {
     seen: Vec<u32>,
 }
@@ -102,10 +103,8 @@ fn run_graph(seed: u64) -> Outcome {
             let chained = add::remote(&plain[0], &concurrent[1]);
             let tally: ActorHandle<Tally> = Tally::remote();
             let pushes: Vec<ObjectRef<usize>> = (0..3).map(|n| tally.push(n)).collect();
-            let retried = flaky::options()
-                .max_retries(3)
-                .backoff(Duration::from_secs(60), Duration::from_secs(600))
-                .remote();
+            let retried =
+                flaky::options().max_retries(3).backoff(Duration::from_secs(60), Duration::from_secs(600)).remote();
             let timed_out = sleepy::options().timeout(Duration::from_secs(1)).remote();
             let mut values = Vec::new();
             for r in plain.iter().chain(&concurrent) {
@@ -219,10 +218,8 @@ fn an_hour_of_timeout_backoff_and_delay_passes_on_virtual_time() {
             ATTEMPTS.with_borrow_mut(|n| *n = 0);
             let timed_out = sleepy::options().timeout(Duration::from_secs(3599)).remote();
             let delayed = hello::options().run_after(Duration::from_secs(3600)).remote();
-            let retried = flaky::options()
-                .max_retries(2)
-                .backoff(Duration::from_secs(3600), Duration::from_secs(3600))
-                .remote();
+            let retried =
+                flaky::options().max_retries(2).backoff(Duration::from_secs(3600), Duration::from_secs(3600)).remote();
             let out = (timed_out.get().await, delayed.get().await, retried.get().await);
             rt.wait_idle().await;
             let infos = [timed_out.task(), delayed.task(), retried.task()].map(|task| rt.task(task.unwrap()).unwrap());

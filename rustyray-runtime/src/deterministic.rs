@@ -11,7 +11,7 @@
 //! worker threads), and actors' calls (no actor threads; calls always go
 //! through the manager, never by the direct path).
 //!
-//! The seed feeds one [`Det`] generator (splitmix64), drawn from only on that
+//! The seed feeds one generator (splitmix64, `Det`), drawn from only on that
 //! thread, so the draws come in the same order on a replay: the order in
 //! which the tasks one dispatch released start, how often each task yields
 //! before it starts and between its polls, and retry jitter. Ids come from a
@@ -38,6 +38,7 @@ pub const SEED_VAR: &str = "RUSTYRAY_SEED";
 
 /// How long a deterministic run may sit idle, in virtual time, with no
 /// timer due, before it counts as deadlocked: a virtual century.
+#[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
 pub(crate) const DEADLOCK_AFTER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// The seeded choices of a deterministic run.

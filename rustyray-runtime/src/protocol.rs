@@ -46,6 +46,7 @@ pub(crate) enum Msg {
     Shutdown(oneshot::Sender<()>),
     /// A deterministic run (of this seed) can make no progress: fail every
     /// unfinished task with a deadlock report, then reply how many there were.
+    #[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
     Deadlock(u64, oneshot::Sender<usize>),
 }
 

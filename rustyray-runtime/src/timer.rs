@@ -39,11 +39,13 @@ thread_local! {
 }
 
 /// Makes time on this thread virtual until dropped (a deterministic run).
+#[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) struct VirtualTime {
     was: bool,
 }
 
+#[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
 impl VirtualTime {
     pub(crate) fn enter() -> Self {
         VirtualTime { was: VIRTUAL.replace(true) }

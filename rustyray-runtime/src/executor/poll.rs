@@ -43,7 +43,14 @@ fn start_async_here(exec: &Exec, det: &std::sync::Arc<crate::deterministic::Det>
             let started = crate::timer::now();
             if start.output.is_ready() {
                 // Cancelled (or timed out) before it ran.
-                let finished = Finished { task, attempt: number, outcome: Ok(()), started, ended: started, handoff: Handoff::None };
+                let finished = Finished {
+                    task,
+                    attempt: number,
+                    outcome: Ok(()),
+                    started,
+                    ended: started,
+                    handoff: Handoff::None,
+                };
                 let _ = exec_for_task.send(Msg::Finished(Box::new(finished)));
                 return;
             }

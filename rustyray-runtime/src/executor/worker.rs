@@ -162,8 +162,11 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
                     if next.lookahead {
                         // Left here before the manager learned this worker was
                         // idle: tell it the attempt starts (and takes a CPU).
-                        let resumed =
-                            Report::Resumed { task: next.task, attempt: next.attempt.number, started: crate::timer::now() };
+                        let resumed = Report::Resumed {
+                            task: next.task,
+                            attempt: next.attempt.number,
+                            started: crate::timer::now(),
+                        };
                         let _ = exec.send(Msg::Reports(vec![resumed]));
                     }
                     next

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn a_start_time_becomes_a_delay() {
-        assert_eq!(start_delay(Some(RunAt::After(Duration::from_secs(3))), SystemTime::now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            start_delay(Some(RunAt::After(Duration::from_secs(3))), SystemTime::now),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(start_delay(Some(RunAt::After(Duration::ZERO)), SystemTime::now), None, "no delay means at once");
         assert_eq!(start_delay(None, SystemTime::now), None);
 

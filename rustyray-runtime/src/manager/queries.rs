@@ -1,7 +1,6 @@
 //! Queries: what the runtime's handles read from the manager's state
 //! (tasks, actors, statistics, metrics, the timeline, idleness).
 
-
 use rustc_hash::FxHashMap;
 use rustyray_core::TaskId;
 

@@ -19,9 +19,9 @@ use crate::accounting::Store;
 use crate::actor::Directory;
 use crate::config::Config;
 use crate::deterministic::Det;
+use crate::manager::{Core, Manager};
 #[cfg(feature = "deterministic")]
 use crate::timer::VirtualTime;
-use crate::manager::{Core, Manager};
 
 /// Configures and builds a [`Runtime`].
 ///
