@@ -302,6 +302,28 @@ impl ActorSlot {
         if inner.halted || inner.killed { None } else { inner.calls.pop_front() }
     }
 
+    /// The actor thread's side, its slot empty: looks for a call for up to
+    /// `spin`, yielding the CPU between looks (to the caller, if they share
+    /// it), without sleeping.
+    pub(super) fn spin(&self, spin: Duration) -> Option<Start> {
+        let deadline = Instant::now() + spin;
+        loop {
+            std::thread::yield_now();
+            {
+                let mut inner = self.inner.lock();
+                if inner.halted || inner.killed {
+                    return None;
+                }
+                if let Some(call) = inner.calls.pop_front() {
+                    return Some(call);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
+
     /// The actor thread's side: the next call, or give the state back and stop.
     pub(super) fn next(&self, instance: &mut Option<ActorInstance>) -> Option<Start> {
         self.inner.lock().next(instance)

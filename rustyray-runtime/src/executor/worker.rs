@@ -114,8 +114,11 @@ pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox
 /// refills it while half is left), when it runs dry, or after [`REPORT_AGE`].
 /// Every report wakes the manager's thread, which takes a CPU from some
 /// worker for a moment; batching keeps that to a few times per mailbox, not
-/// once per tiny task. An attempt longer than [`BATCH_BELOW`], or one before
-/// an attempt with a timeout, is reported at once.
+/// once per task. A report is held only while the next attempt, expected
+/// to run about as long as the last, would end within [`REPORT_AGE`] of the
+/// oldest held one (so attempts longer than that are reported at once, as
+/// is one before an attempt with a timeout): dependents and the books wait
+/// at most about that long.
 ///
 /// Held-back reports wait in [`HELD_REPORTS`]: a body that is about to wait
 /// (or to run a task inline) sends them first, see [`flush_held_reports`], so
@@ -148,10 +151,12 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
         });
         let age = ended.saturating_duration_since(oldest);
         peak = peak.max(waiting + 1);
-        // Batching pays only for short attempts; and a next attempt with a
+        // A held report goes out when a later attempt ends: hold it only if
+        // that attempt, taken to run about as long as this one, ends within
+        // `REPORT_AGE` of the oldest held report. A next attempt with a
         // timeout needs the manager to know now that it started.
-        let urgent = ran > BATCH_BELOW || next.as_ref().is_some_and(|next| next.timed);
-        if urgent || next.is_none() || waiting * 2 < peak || age > REPORT_AGE {
+        let urgent = next.as_ref().is_some_and(|next| next.timed);
+        if urgent || next.is_none() || waiting * 2 < peak || age + ran > REPORT_AGE {
             flush_held_reports(exec.sender());
             peak = waiting;
         }
@@ -197,9 +202,6 @@ pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
 
 /// How long an idle worker waits for new work before it returns its thread.
 const WORKER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Attempts shorter than this are reported in batches; longer ones at once.
-const BATCH_BELOW: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// The longest a worker holds a report back.
 const REPORT_AGE: std::time::Duration = std::time::Duration::from_millis(2);
