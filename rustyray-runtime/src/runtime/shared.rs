@@ -58,7 +58,9 @@ impl Shared {
     /// waits, so its submitter starts it itself.
     fn may_start_here(&self, entry: &Entry) -> bool {
         let spec = &entry.spec;
-        matches!(spec.body, TaskBody::Async(_))
+        // A deterministic run's manager decides every start (and its order).
+        self.config.det.is_none()
+            && matches!(spec.body, TaskBody::Async(_))
             && matches!(spec.kind, TaskKind::Normal)
             && spec.parent.is_none()
             && self.config.max_in_flight == usize::MAX
@@ -84,7 +86,7 @@ impl Shared {
             entry.output().complete(Err(Error::RuntimeShutdown));
             return;
         }
-        executor::start_here(Exec::new(this, self.tx.clone(), self.handle.clone()), start, registration);
+        executor::start_here(Exec::new(this, self.tx.clone(), self.handle.clone(), None), start, registration);
     }
 
     pub(super) fn is_current_runner(&self) -> bool {
