@@ -50,6 +50,10 @@
 //!   (`progress::get_all_with_progress`, feature `progress`). Arguments stay
 //!   out of all of them unless a call opts in with `.record_args(true)`.
 //!
+//! - [`deterministic`]: a test mode (`Builder::deterministic(seed)`, feature
+//!   `deterministic`) that runs a task graph on one thread in an order the
+//!   seed picks, on virtual time, so a failing interleaving replays exactly.
+//!
 //! The semantics (ordering, readiness, failure propagation, object lifetime,
 //! cancellation, retries, shutdown) are written down in `docs/semantics.md`.
 
@@ -63,6 +67,7 @@ pub use rustyray_core::{
 pub use rustyray_macros::{actor, method, remote};
 #[cfg(feature = "metrics")]
 pub use rustyray_runtime::MetricsCollector;
+pub use rustyray_runtime::deterministic;
 #[cfg(feature = "progress")]
 pub use rustyray_runtime::progress;
 pub use rustyray_runtime::{

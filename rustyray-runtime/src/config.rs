@@ -12,4 +12,6 @@ pub(crate) struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) max_finished_records: usize,
     pub(crate) event_capacity: usize,
+    /// The seeded choices of a deterministic run; `None` in the normal mode.
+    pub(crate) det: Option<Arc<crate::deterministic::Det>>,
 }
