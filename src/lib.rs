@@ -50,6 +50,10 @@
 //!   (`progress::get_all_with_progress`, feature `progress`). Arguments stay
 //!   out of all of them unless a call opts in with `.record_args(true)`.
 //!
+//! - [`deterministic`]: a test mode (`Builder::deterministic(seed)`, feature
+//!   `deterministic`) that runs a task graph on one thread in an order the
+//!   seed picks, on virtual time, so a failing interleaving replays exactly.
+//!
 //! The semantics (ordering, readiness, failure propagation, object lifetime,
 //! cancellation, retries, shutdown) are written down in `docs/semantics.md`.
 
@@ -63,6 +67,7 @@ pub use rustyray_core::{
 pub use rustyray_macros::{actor, method, remote};
 #[cfg(feature = "metrics")]
 pub use rustyray_runtime::MetricsCollector;
+pub use rustyray_runtime::deterministic;
 #[cfg(feature = "progress")]
 pub use rustyray_runtime::progress;
 pub use rustyray_runtime::{
@@ -115,12 +120,14 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use rustyray_core::actor::{assert_actor, state_mut, state_ref};
-    pub use rustyray_core::call::{assert_remote_arg, assert_remote_output, describe_arg, describe_args};
+    pub use rustyray_core::call::{assert_remote_output, describe_args};
     pub use rustyray_core::inventory;
     pub use rustyray_core::registry::RegisteredFunction;
     pub use rustyray_core::returns::{MultipleReturns, assert_multiple_returns};
+    pub use rustyray_core::serde_json;
     pub use rustyray_core::size::{ProbeGetSize, ProbeUnsized, SignatureType, SizeProbe};
-    pub use rustyray_core::stream::{StreamSource, StreamingFunction};
+    pub use rustyray_core::stream::{DEFAULT_BUFFER, StreamSource, StreamingFunction};
+    pub use rustyray_core::value::{ArgDecoder, ArgOps, JsonArgs, OutputOps, arg_ops, assert_stream_item, output_ops};
     pub use rustyray_core::{
         Actor, ActorConstructor, ActorInstance, ActorMethod, ActorRef, ActorRemote, ArgSlot, ArgTuple, DisplayOnly,
         FailedWith, FunctionId, JobArgs, JobQueue, KeepSource, RemoteFunction, TaskBody, TaskError, Value,

@@ -22,12 +22,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::arg::TaskArg;
 use crate::call::{ArgTuple, ArgValue};
 use crate::context;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TaskOrigin};
 use crate::ids::{ActorId, FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
 use crate::options::TaskOptions;
 use crate::runner::Runner;
 use crate::spec::{Deps, TaskBody, TaskKind, TaskSpec};
+use crate::stream::{ObjectStream, StreamSource};
 
 /// A type that can run as an actor. Implemented by `#[actor]`.
 #[diagnostic::on_unimplemented(
@@ -198,6 +199,46 @@ impl ActorRef {
         };
         runner.submit(spec);
         ObjectRef::from_cell(output)
+    }
+
+    /// Submits a call of the streaming method `method`, whose body `body`
+    /// builds around the stream's producing side, waiting for `deps`; returns
+    /// the stream of its items, holding at most `buffer` unread ones.
+    #[track_caller]
+    pub fn call_stream<T: Send + Sync + 'static>(
+        &self,
+        method: FunctionId,
+        deps: Deps,
+        buffer: usize,
+        body: impl FnOnce(StreamSource<T>) -> TaskBody,
+    ) -> ObjectStream<T> {
+        let caller = Location::caller();
+        let id = TaskId::next();
+        let Some(runner) = &self.token.runner else {
+            let error = match self.token.created.try_get() {
+                Some(Err(error)) => error.clone(),
+                _ => Error::NoRuntime,
+            };
+            return ObjectStream::failed(error);
+        };
+        let origin = TaskOrigin { task: id, function: method, name: None };
+        let (source, pending) = crate::stream::channel(runner.clone(), origin, buffer.max(1));
+        let output = ObjectCell::pending(id, method, None, runner.clone());
+        let spec = TaskSpec {
+            id,
+            function: method,
+            kind: TaskKind::ActorMethod { actor: self.token.id },
+            options: TaskOptions::default(),
+            deps,
+            body: body(source),
+            output: output.clone(),
+            parent: context::current_task(),
+            caller,
+            args: None,
+            trace_parent: crate::spec::current_trace_parent(),
+        };
+        runner.submit(spec);
+        pending.stream(ObjectRef::from_cell(output))
     }
 }
 

@@ -79,11 +79,16 @@ impl<T: Any + Send + Sync> TaskArg<T> {
     where
         T: Clone,
     {
+        self.into_owned_with(T::clone)
+    }
+
+    /// [`into_owned`](Self::into_owned), copying a shared object with `clone`.
+    pub fn into_owned_with(self, clone: fn(&T) -> T) -> Result<T, TaskError> {
         match self {
             TaskArg::Value(value) => Ok(value),
             TaskArg::Ref(r) => {
                 let id = r.id();
-                r.into_value().unwrap_or(Err(Error::NotReady { object: id })).map_err(TaskError::Error)
+                r.into_value_with(clone).unwrap_or(Err(Error::NotReady { object: id })).map_err(TaskError::Error)
             }
         }
     }
@@ -93,21 +98,33 @@ impl<T: serde::Serialize> TaskArg<T> {
     /// The argument as text: a value as JSON, a reference as `ObjectRef(id)`.
     /// Only calls that opt in with `record_args(true)` are described.
     pub fn describe(&self) -> String {
+        self.describe_with(|value| {
+            serde_json::to_string(value).unwrap_or_else(|error| format!("<not representable: {error}>"))
+        })
+    }
+}
+
+impl<T> TaskArg<T> {
+    /// [`describe`](Self::describe), writing a value with `describe`.
+    pub fn describe_with(&self, describe: fn(&T) -> String) -> String {
         match self {
-            TaskArg::Value(value) => {
-                serde_json::to_string(value).unwrap_or_else(|error| format!("<not representable: {error}>"))
-            }
+            TaskArg::Value(value) => describe(value),
             TaskArg::Ref(r) => format!("ObjectRef({})", r.id()),
+        }
+    }
+
+    /// A copy, copying a value with `clone` (a reference is shared).
+    pub fn clone_with(&self, clone: fn(&T) -> T) -> Self {
+        match self {
+            TaskArg::Value(value) => TaskArg::Value(clone(value)),
+            TaskArg::Ref(r) => TaskArg::Ref(r.clone()),
         }
     }
 }
 
 impl<T: Clone> Clone for TaskArg<T> {
     fn clone(&self) -> Self {
-        match self {
-            TaskArg::Value(value) => TaskArg::Value(value.clone()),
-            TaskArg::Ref(r) => TaskArg::Ref(r.clone()),
-        }
+        self.clone_with(T::clone)
     }
 }
 
@@ -115,6 +132,7 @@ impl<T: Clone> Clone for TaskArg<T> {
 /// gets a copy, the last gets the arguments themselves.
 pub struct ArgSlot<A> {
     args: Mutex<Option<A>>,
+    clone: fn(&A) -> A,
 }
 
 impl<A> std::fmt::Debug for ArgSlot<A> {
@@ -126,13 +144,22 @@ impl<A> std::fmt::Debug for ArgSlot<A> {
 impl<A: Clone> ArgSlot<A> {
     /// Holds `args`.
     pub fn new(args: A) -> Self {
-        ArgSlot { args: Mutex::new(Some(args)) }
+        ArgSlot::with_clone(args, A::clone)
+    }
+}
+
+impl<A> ArgSlot<A> {
+    /// Holds `args`, copied for each attempt but the last with `clone`
+    /// (generated code passes the copy its parameters' checked operations
+    /// make, so the arguments need no `Clone` bound here).
+    pub fn with_clone(args: A, clone: fn(&A) -> A) -> Self {
+        ArgSlot { args: Mutex::new(Some(args)), clone }
     }
 
     /// The arguments for `attempt`.
     pub fn take(&self, attempt: Attempt) -> Result<A, TaskError> {
         let mut args = self.args.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let taken = if attempt.last { args.take() } else { args.clone() };
+        let taken = if attempt.last { args.take() } else { args.as_ref().map(self.clone) };
         taken.ok_or(TaskError::Error(Error::ArgumentConsumed { attempt: attempt.number }))
     }
 }

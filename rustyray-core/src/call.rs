@@ -21,10 +21,14 @@ use crate::ids::{FunctionId, TaskId};
 use crate::object::{ObjectCell, ObjectRef};
 use crate::options::TaskOptions;
 use crate::spec::{Deps, TaskBody, TaskKind, TaskSpec};
+use crate::value::{OutputOps, TaskOutput};
 
-/// What every argument and result type of a remote function is.
-pub trait ArgValue: Clone + Send + Sync + 'static {}
-impl<T: Clone + Send + Sync + 'static> ArgValue for T {}
+/// What the task machinery needs of every argument type: it moves between
+/// threads and is shared. (What a parameter type must be beyond that,
+/// `Clone` and serde, is checked once, at the parameter: see
+/// [`TaskValue`](crate::value::TaskValue).)
+pub trait ArgValue: Send + Sync + 'static {}
+impl<T: Send + Sync + 'static> ArgValue for T {}
 
 /// What a parameter type of a remote function or actor method must be.
 #[diagnostic::on_unimplemented(
@@ -44,11 +48,8 @@ impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> RemoteArg 
 pub trait RemoteOutput: Send + Sync + Serialize + 'static {}
 impl<T: Send + Sync + Serialize + 'static> RemoteOutput for T {}
 
-/// Compile-time check used by generated code: `T` can be a parameter.
-pub const fn assert_remote_arg<T: RemoteArg>() {}
-
 /// Compile-time check used by generated code: `T` can be a result.
-pub const fn assert_remote_output<T: RemoteOutput>() {}
+pub const fn assert_remote_output<T: TaskOutput<M>, M>() {}
 
 /// A tuple of parameter types `(A, B, ..)` and its tuple of task arguments
 /// `(TaskArg<A>, TaskArg<B>, ..)`.
@@ -72,12 +73,12 @@ pub trait RemoteFunction<Args: ArgTuple>: 'static {
     /// The arguments as text, `("a", 1, ObjectRef(7))`, for a call that opted
     /// in with `record_args(true)`.
     fn describe(args: &Args::TaskArgs) -> String;
-}
-
-/// One argument as text (generated `describe` functions use it; it also
-/// checks at compile time that the parameter type is a [`RemoteArg`]).
-pub fn describe_arg<T: RemoteArg>(arg: &TaskArg<T>) -> String {
-    arg.describe()
+    /// The operations on the result, for calls by name.
+    const OUTPUT: OutputOps<Self::Output>;
+    /// The arguments from the codec's encoding of the parameter tuple.
+    fn decode_args(bytes: &[u8]) -> Result<Args::TaskArgs, Error>;
+    /// The arguments from a JSON array, one element per parameter.
+    fn json_args(name: &str, signature: &str, args: &serde_json::Value) -> Result<Args::TaskArgs, Error>;
 }
 
 /// Arguments as text, in parentheses.

@@ -284,6 +284,25 @@ pub enum Error {
         "get_blocking would block a thread that runs async tasks; use `.get().await` in async code, or call it from a plain (non-async) task body"
     )]
     WouldBlock,
+    /// A deterministic run could make no progress: nothing could run, no
+    /// timer was pending, and tasks were still waiting. Each waiting task
+    /// fails with this error, which names them all.
+    #[error("deadlock in a deterministic run (seed {seed}): nothing can run and no timer is pending, but {waiting}")]
+    Deadlock {
+        /// The run's seed.
+        seed: u64,
+        /// The tasks that were waiting, and what each was doing.
+        waiting: String,
+    },
+    /// A blocking wait was asked for in a deterministic run, whose one thread
+    /// runs every task: it would wait forever for work that thread must do.
+    #[error(
+        "get_blocking on {object}, which is not ready, in a deterministic runtime: its one thread runs every task, so the wait could never end; use `.get().await`"
+    )]
+    BlockingInDeterministic {
+        /// The object asked for.
+        object: ObjectId,
+    },
     /// A wait with a deadline ran out before the object was ready.
     #[error("{object} was not ready within {timeout:?}")]
     WaitTimedOut {
@@ -402,6 +421,8 @@ impl Error {
             Error::ArgumentConsumed { .. } => "argument_consumed",
             Error::WouldBlock => "would_block",
             Error::WaitTimedOut { .. } => "wait_timed_out",
+            Error::Deadlock { .. } => "deadlock",
+            Error::BlockingInDeterministic { .. } => "blocking_in_deterministic",
             Error::RuntimeShutdown => "runtime_shutdown",
             Error::NoRuntime => "no_runtime",
             Error::Build(error) => error.kind(),

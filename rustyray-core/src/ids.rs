@@ -22,6 +22,38 @@ thread_local! {
     static RESERVED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// Where the ids of a thread under [`ThreadIds`] start: above every number
+/// the process-wide counter will reach, below the bits of a result's element.
+const SCOPED_BASE: u64 = 1 << 47;
+
+/// While alive, this thread draws its ids from a range of its own, starting
+/// afresh at the same number each time one is made, instead of from the
+/// process-wide counter; dropping it gives the thread its former range back.
+///
+/// A deterministic run uses it so that a replay hands out the same ids as
+/// the run it replays. Ids drawn under two such guards may be equal: objects
+/// and tasks of two such runs must not meet (the run's runtime is shut down
+/// when it ends, so they do not).
+#[derive(Debug)]
+#[must_use = "the thread's own range ends when the guard is dropped"]
+pub struct ThreadIds {
+    saved: (u64, u64),
+}
+
+impl ThreadIds {
+    /// Starts this thread's own range of ids.
+    pub fn start() -> Self {
+        let saved = RESERVED.with(|reserved| reserved.replace((SCOPED_BASE + 1, (1 << PART_SHIFT) - 1)));
+        ThreadIds { saved }
+    }
+}
+
+impl Drop for ThreadIds {
+    fn drop(&mut self) {
+        RESERVED.with(|reserved| reserved.set(self.saved));
+    }
+}
+
 /// Returns a fresh process-unique number.
 fn next_raw() -> u64 {
     RESERVED.with(|reserved| {
@@ -146,6 +178,26 @@ impl fmt::Display for FunctionId {
 impl fmt::Debug for FunctionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "FunctionId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod scoped_tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_range_starts_afresh_and_gives_the_old_range_back() {
+        let before = TaskId::next().as_u64();
+        let first: Vec<u64> = {
+            let _ids = ThreadIds::start();
+            (0..3).map(|_| TaskId::next().as_u64()).collect()
+        };
+        let again: Vec<u64> = {
+            let _ids = ThreadIds::start();
+            (0..3).map(|_| TaskId::next().as_u64()).collect()
+        };
+        assert_eq!(first, again);
+        assert_eq!(TaskId::next().as_u64(), before + 1);
     }
 }
 

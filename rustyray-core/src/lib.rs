@@ -29,6 +29,7 @@ pub mod size;
 pub mod spec;
 pub mod stream;
 mod sync;
+pub mod value;
 
 pub use actor::{
     Actor, ActorBuilder, ActorConfig, ActorConstructor, ActorHandle, ActorOptions, ActorRef, ActorRemote,
@@ -51,6 +52,9 @@ pub use spec::{
 #[doc(hidden)]
 pub use spec::{DisplayOnly, FailedWith, KeepSource};
 pub use stream::{ObjectStream, StreamBuilder, StreamSource, StreamingFunction, Yield};
+pub use value::{ArgOps, OutputOps, TaskOutput, TaskValue};
 
 #[doc(hidden)]
 pub use inventory;
+#[doc(hidden)]
+pub use serde_json;

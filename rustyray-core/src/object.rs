@@ -556,15 +556,23 @@ impl<T: Any + Send + Sync> ObjectRef<T> {
     where
         T: Clone,
     {
+        self.into_value_with(T::clone)
+    }
+
+    /// [`into_value`](Self::into_value), copying a shared value with `clone`.
+    pub fn into_value_with(self, clone: fn(&T) -> T) -> Option<Result<T>> {
         let mut cell = self.cell;
         if let Some(value) = ObjectCell::take_unique(&mut cell) {
             let id = cell.id;
             return Some(match value.downcast::<T>() {
-                Ok(shared) => Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())),
+                Ok(shared) => Ok(Arc::try_unwrap(shared).unwrap_or_else(|shared| clone(&shared))),
                 Err(_) => Err(Error::TypeMismatch { object: id, expected: type_name::<T>() }),
             });
         }
-        cell.try_get().map(|outcome| read_clone(cell.id, outcome))
+        cell.try_get().map(|outcome| match outcome {
+            Ok(value) => downcast_value::<T>(cell.id, value).map(clone),
+            Err(error) => Err(error.clone()),
+        })
     }
 }
 

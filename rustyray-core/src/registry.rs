@@ -16,11 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::call::{ArgTuple, RemoteFunction};
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::object::{Value, downcast_value};
 use crate::spec::{BodyResult, TaskBody, TaskError};
@@ -40,8 +36,7 @@ impl RegisteredFunction {
     pub const fn new<F, Args>(name: &'static str, signature: &'static str, is_async: bool) -> Self
     where
         F: RemoteFunction<Args>,
-        Args: ArgTuple + DeserializeOwned,
-        F::Output: Serialize,
+        Args: ArgTuple,
     {
         RegisteredFunction {
             name,
@@ -49,7 +44,7 @@ impl RegisteredFunction {
             is_async,
             make_body: encoded_body::<F, Args>,
             make_json_body: json_body::<F, Args>,
-            check_json: check_json::<Args>,
+            check_json: check_json::<F, Args>,
         }
     }
 
@@ -102,61 +97,41 @@ inventory::collect!(RegisteredFunction);
 fn encoded_body<F, Args>(args: &[u8]) -> Result<TaskBody>
 where
     F: RemoteFunction<Args>,
-    Args: ArgTuple + DeserializeOwned,
-    F::Output: Serialize,
+    Args: ArgTuple,
 {
-    let args: Args = codec::decode(args).map_err(|error| match error {
-        Error::Codec { message, .. } => {
-            Error::Codec { context: format!("decoding the arguments of `{}`", F::NAME), message }
-        }
-        other => other,
-    })?;
-    Ok(F::body(args.into_task_args()).map_output(encode_output::<F::Output>))
+    let args = F::decode_args(args)?;
+    Ok(F::body(args).map_output(encode_output::<F, Args>))
 }
 
-/// Decodes JSON arguments into the parameter tuple.
-fn decode_json<Args: DeserializeOwned>(name: &str, signature: &str, args: &serde_json::Value) -> Result<Args> {
-    let empty = serde_json::Value::Null;
-    // `[]` is how a call without parameters is written; serde reads `()` from `null`.
-    let args = match args {
-        serde_json::Value::Array(items) if items.is_empty() => &empty,
-        other => other,
-    };
-    Args::deserialize(args).map_err(|error| Error::Codec {
-        context: format!(
-            "decoding the JSON arguments of `{name}` (`{signature}`; pass a JSON array, one element per parameter)"
-        ),
-        message: error.to_string(),
-    })
-}
-
-fn check_json<Args: ArgTuple + DeserializeOwned>(name: &str, signature: &str, args: &serde_json::Value) -> Result<()> {
-    decode_json::<Args>(name, signature, args).map(drop)
+fn check_json<F: RemoteFunction<Args>, Args: ArgTuple>(
+    name: &str,
+    signature: &str,
+    args: &serde_json::Value,
+) -> Result<()> {
+    F::json_args(name, signature, args).map(drop)
 }
 
 fn json_body<F, Args>(name: &str, signature: &str, args: &serde_json::Value) -> Result<TaskBody>
 where
     F: RemoteFunction<Args>,
-    Args: ArgTuple + DeserializeOwned,
-    F::Output: Serialize,
+    Args: ArgTuple,
 {
-    let args: Args = decode_json(name, signature, args)?;
-    Ok(F::body(args.into_task_args()).map_output(json_output::<F::Output>))
+    let args = F::json_args(name, signature, args)?;
+    Ok(F::body(args).map_output(json_output::<F, Args>))
 }
 
-fn json_output<T: Serialize + 'static>(value: Value) -> BodyResult {
+fn json_output<F: RemoteFunction<Args>, Args: ArgTuple>(value: Value) -> BodyResult {
     let id = crate::ids::ObjectId::from_u64(0);
-    let value = downcast_value::<T>(id, &value).map_err(TaskError::Error)?;
-    let json = serde_json::to_value(value).map_err(|error| {
-        TaskError::Error(Error::Codec { context: "encoding the result as JSON".into(), message: error.to_string() })
-    })?;
+    let value = downcast_value::<F::Output>(id, &value).map_err(TaskError::Error)?;
+    let json = (F::OUTPUT.to_json)(value)
+        .map_err(|message| TaskError::Error(Error::Codec { context: "encoding the result as JSON".into(), message }))?;
     Ok(Arc::new(json))
 }
 
-fn encode_output<T: Serialize + 'static>(value: Value) -> BodyResult {
+fn encode_output<F: RemoteFunction<Args>, Args: ArgTuple>(value: Value) -> BodyResult {
     let id = crate::ids::ObjectId::from_u64(0);
-    let value = downcast_value::<T>(id, &value).map_err(TaskError::Error)?;
-    let bytes = codec::encode(value).map_err(TaskError::Error)?;
+    let value = downcast_value::<F::Output>(id, &value).map_err(TaskError::Error)?;
+    let bytes = (F::OUTPUT.encode)(value).map_err(TaskError::Error)?;
     Ok(Arc::new(bytes))
 }
 

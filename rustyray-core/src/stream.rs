@@ -213,7 +213,7 @@ pub struct ObjectStream<T> {
 
 impl<T> ObjectStream<T> {
     /// A stream that ends at once with `error` (a call that could not start).
-    fn failed(error: Error) -> Self {
+    pub(crate) fn failed(error: Error) -> Self {
         let (_, rx) = mpsc::channel(1);
         ObjectStream { rx, shared: Arc::default(), output: ObjectRef::failed(error), ended: None, done: false }
     }
@@ -388,9 +388,7 @@ where
         let function = FunctionId::new(F::NAME);
         let id = TaskId::next();
         let origin = TaskOrigin { task: id, function, name: self.options.name.clone() };
-        let (tx, rx) = mpsc::channel(self.buffer);
-        let shared = Arc::new(Shared::default());
-        let source = StreamSource { tx, shared: shared.clone(), runner: runner.clone(), origin };
+        let (source, pending) = channel(runner.clone(), origin, self.buffer);
         let body = F::body(args, source);
         let output = ObjectCell::pending(id, function, self.options.name.clone(), runner.clone());
         let stream_output = ObjectRef::from_cell(output.clone());
@@ -407,8 +405,33 @@ where
             args: described,
             trace_parent: crate::spec::current_trace_parent(),
         });
-        ObjectStream { rx, shared, output: stream_output, ended: None, done: false }
+        pending.stream(stream_output)
     }
+}
+
+/// The consuming side of a stream whose task is not submitted yet.
+pub(crate) struct PendingStream<T> {
+    rx: mpsc::Receiver<Item<T>>,
+    shared: Arc<Shared>,
+}
+
+impl<T> PendingStream<T> {
+    /// The stream of the task whose output is `output`.
+    pub(crate) fn stream(self, output: ObjectRef<()>) -> ObjectStream<T> {
+        ObjectStream { rx: self.rx, shared: self.shared, output, ended: None, done: false }
+    }
+}
+
+/// A stream's two sides, for the task `origin` in `runner`, holding at most
+/// `buffer` unread items.
+pub(crate) fn channel<T>(
+    runner: Arc<dyn Runner>,
+    origin: TaskOrigin,
+    buffer: usize,
+) -> (StreamSource<T>, PendingStream<T>) {
+    let (tx, rx) = mpsc::channel(buffer);
+    let shared = Arc::new(Shared::default());
+    (StreamSource { tx, shared: shared.clone(), runner, origin }, PendingStream { rx, shared })
 }
 
 macro_rules! arities {

@@ -232,7 +232,8 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn, declared: &Declare
             "an actor constructor cannot be `async`; build the state in `new` and do async setup in a method",
         ));
     }
-    let params = signature::params(sig.inputs.iter(), "an actor constructor")?;
+    let mut params = signature::params(sig.inputs.iter(), "an actor constructor")?;
+    signature::prefix_ops(&mut params, "new");
     let fallible = match &sig.output {
         ReturnType::Default => {
             return Err(syn::Error::new(sig.span(), "an actor constructor returns `Self` (or `Result<Self, E>`)"));
@@ -263,6 +264,8 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn, declared: &Declare
         quote!(::core::result::Result::Ok(::std::boxed::Box::new(<#self_ty>::new(#(#passes),*)) as ::rustyray::__private::ActorInstance))
     };
     let describe = signature::describe_fn(&params, &args_ty);
+    let slot = signature::arg_slot(&params);
+    let ops_consts = signature::ops_consts(&params);
     let groups = declared.to_tokens();
     let sizes = signature::size_registrations(stored.iter().copied(), Some(self_ty));
     Ok(quote! {
@@ -272,7 +275,7 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn, declared: &Declare
             fn construct(
                 args: <#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs,
             ) -> ::rustyray::__private::TaskBody {
-                let slot = ::rustyray::__private::ArgSlot::new(args);
+                let slot = #slot;
                 ::rustyray::__private::TaskBody::construct(move |attempt| {
                     let (#(#idents,)*) = slot.take(attempt)?;
                     #build
@@ -283,6 +286,8 @@ fn constructor_impl(self_ty: &Type, constructor: &ImplItemFn, declared: &Declare
         }
 
         impl #self_ty {
+            #ops_consts
+
             /// Creates the actor as a task and returns its handle at once. Each
             /// argument may be a value, an `ObjectRef` or an `&ObjectRef` of the
             /// parameter's type.
@@ -350,14 +355,24 @@ fn method(
         Some(ReceiverKind::Reference(_, _, mutability)) => mutability.is_some(),
         _ => false,
     };
-    let params = signature::params(sig.inputs.iter().filter(|input| matches!(input, FnArg::Typed(_))), WHAT)?;
+    let typed: Vec<&FnArg> = sig.inputs.iter().filter(|input| matches!(input, FnArg::Typed(_))).collect();
+    let item = crate::streaming::stream_item(sig, &typed, "an actor method", true)?;
+    let count = typed.len() - usize::from(item.is_some());
+    let mut params = signature::params(typed.iter().copied().take(count), WHAT)?;
+    signature::prefix_ops(&mut params, &sig.ident.to_string());
     let output = signature::output(&sig.output, WHAT)?;
+    if item.is_some() {
+        crate::streaming::check_output(sig, &output, "a streaming actor method")?;
+    }
     let name = &sig.ident;
     let method_path = format!("{type_name}::{name}");
     let stored: Vec<&TokenStream> = params.iter().map(|p| &p.stored).collect();
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
     let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
-    let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
+    let mut passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
+    if item.is_some() {
+        passes.push(quote!(__rustyray_yield));
+    }
     let args_ty = quote!((#(#stored,)*));
     let out_ty = &output.ty;
     let remote_params = remote_params(&params);
@@ -367,17 +382,27 @@ fn method(
     } else {
         quote!(::rustyray::__private::state_ref::<#self_ty>(state)?)
     };
+    // A streaming method takes its attempt's `Yield` first and applies the
+    // stream's retry rule to its result, as a streaming function does.
+    let open = item.as_ref().map(|_| quote!(let __rustyray_yield = source.attempt(attempt)?;));
+    let finish = |ret: TokenStream| match item {
+        Some(_) => quote!(source.finish(#ret)),
+        None => ret,
+    };
     let body = if sig.asyncness.is_some() {
-        let ret = output.convert(quote!(this.#name(#(#passes),*).await));
+        let ret = finish(output.convert(quote!(this.#name(#(#passes),*).await)));
         let (constructor, group) = match (exclusive, group) {
             (true, _) => (quote!(exclusive_async), quote!()),
             (false, None) => (quote!(shared_async), quote!()),
             (false, Some(group)) => (quote!(shared_async_in), quote!(#group,)),
         };
+        let source = item.as_ref().map(|_| quote!(let source = source.clone();));
         quote! {
             ::rustyray::__private::ActorMethod::#constructor(#group move |attempt, state| {
                 let args = slot.take(attempt);
+                #source
                 ::std::boxed::Box::pin(async move {
+                    #open
                     let (#(#idents,)*) = args?;
                     let this = #state;
                     #ret
@@ -385,46 +410,69 @@ fn method(
             })
         }
     } else {
-        let ret = output.convert(quote!(this.#name(#(#passes),*)));
+        let ret = finish(output.convert(quote!(this.#name(#(#passes),*))));
         let constructor = if exclusive { quote!(exclusive) } else { quote!(shared) };
         quote! {
             ::rustyray::__private::ActorMethod::#constructor(move |attempt, state| {
+                #open
                 let (#(#idents,)*) = slot.take(attempt)?;
                 let this = #state;
                 #ret
             })
         }
     };
-    let doc = format!(
-        "Calls [`{type_name}::{name}`] on the actor as an actor task; returns an `ObjectRef` to its result at once. \
-         Calls from one caller run in the order they were made."
-    );
-    let assertions = signature::arg_assertions(&params);
-    let out_assertion = quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty>();
-    );
-    let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]), Some(self_ty));
+    let ops_consts = signature::ops_consts(&params);
+    let slot = signature::arg_slot(&params);
+    let function =
+        quote!(::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)));
+    let (returns, submit, doc, result_check, result_ty) = match &item {
+        None => (
+            quote!(::rustyray::ObjectRef<#out_ty>),
+            quote!(self.actor.call(#function, deps, #body)),
+            format!(
+                "Calls [`{type_name}::{name}`] on the actor as an actor task; returns an `ObjectRef` to its result \
+                 at once. Calls from one caller run in the order they were made."
+            ),
+            {
+                let check =
+                    quote_spanned!(sig.output.span()=> ::rustyray::__private::assert_remote_output::<#out_ty, _>(););
+                quote! {
+                    const _: () = {
+                        #[allow(dead_code)]
+                        fn __rustyray_check_output() { #check }
+                    };
+                }
+            },
+            out_ty.clone(),
+        ),
+        Some(item) => (
+            quote!(::rustyray::ObjectStream<#item>),
+            quote!(self.actor.call_stream(#function, deps, ::rustyray::__private::DEFAULT_BUFFER, move |source| #body)),
+            format!(
+                "Calls the streaming method [`{type_name}::{name}`] on the actor as an actor task; returns the \
+                 `ObjectStream` of the items it sends at once (at most 16 wait unread). Calls from one caller run \
+                 in the order they were made; dropping the stream cancels the call."
+            ),
+            crate::streaming::item_check(item),
+            item.to_token_stream(),
+        ),
+    };
+    let sizes = signature::size_registrations(stored.iter().copied().chain([&result_ty]), Some(self_ty));
     let checks = quote! {
-        #assertions
         #sizes
-        const _: () = {
-            #[allow(dead_code)]
-            fn __rustyray_check_output() { #out_assertion }
-        };
+        #result_check
     };
     let code = quote! {
+        #ops_consts
+
         #[doc = #doc]
         #[track_caller]
         #[allow(clippy::too_many_arguments)]
-        #vis fn #name(&self, #(#remote_params),*) -> ::rustyray::ObjectRef<#out_ty> {
+        #vis fn #name(&self, #(#remote_params),*) -> #returns {
             let args = (#(::core::convert::Into::into(#names),)*);
             let deps = <#args_ty as ::rustyray::__private::ArgTuple>::dependencies(&args);
-            let slot = ::rustyray::__private::ArgSlot::new(args);
-            let body = #body;
-            self.actor.call(
-                ::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)),
-                deps,
-                body,
-            )
+            let slot = #slot;
+            #submit
         }
     };
     Ok((checks, code))

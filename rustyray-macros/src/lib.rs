@@ -25,6 +25,15 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Makes a struct and its `impl` block an actor: `Type::remote(args..)` builds
 /// it as a task and returns an `ActorHandle`, whose methods submit actor tasks.
 ///
+/// A method whose last parameter is a `rustyray::Yield<T>` (and which returns
+/// nothing or `Result<(), E>`) streams: `handle.method(args..)` returns an
+/// `ObjectStream<T>` of the items it sends, as a `#[remote(streaming)]`
+/// function's call does. It keeps its place in the actor's call order; a
+/// plain or `&mut self` streaming method holds the actor until it returns
+/// (a slow reader holds it too), while an async `&self` one waiting on a full
+/// buffer parks only itself: other async calls go on, plain and `&mut self`
+/// calls wait for it as for any interleaved call.
+///
 /// See the `rustyray` crate for the full description.
 #[proc_macro_attribute]
 pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -35,6 +35,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     if streaming {
         return crate::streaming::expand(func);
     }
+    let inputs: Vec<&FnArg> = sig.inputs.iter().collect();
+    crate::streaming::stream_item(sig, &inputs, WHAT, false)?;
     let params = signature::params(sig.inputs.iter(), WHAT)?;
     let output = signature::output(&sig.output, WHAT)?;
     let elements = match &num_returns {
@@ -55,12 +57,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let body = body(name, is_async, &params, &output);
     let describe = signature::describe_fn(&params, &args_ty);
     let sizes = signature::size_registrations(stored.iter().copied().chain([out_ty]), None);
-    let out_assertion = quote::quote_spanned!(sig.output.span()=>
-        const _: () = {
-            #[allow(dead_code)]
-            fn __rustyray_check_output() { ::rustyray::__private::assert_remote_output::<#out_ty>(); }
-        };
-    );
+    let output_ops =
+        quote::quote_spanned!(output_span(&sig.output)=> ::rustyray::__private::output_ops::<#out_ty, _>());
+    let ops_consts = signature::ops_consts(&params);
+    let decoders = decoders(name, &params, &args_ty);
     let marker_doc = format!(
         "Remote-call handle of [`{name_str}`](fn@{name_str}): `{name_str}::remote(..)` runs it as a task \
          and returns an `ObjectRef` at once."
@@ -145,8 +145,6 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 
         #returns_assertion
 
-        #out_assertion
-
         #[doc = #marker_doc]
         #[allow(non_camel_case_types)]
         #vis struct #name {
@@ -156,6 +154,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         impl #name {
             /// The stable name this function is registered under.
             pub const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
+
+            #ops_consts
 
             #remote_fn
 
@@ -192,6 +192,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         impl ::rustyray::__private::RemoteFunction<#args_ty> for #name {
             type Output = #out_ty;
             const NAME: &'static str = #name::NAME;
+            const OUTPUT: ::rustyray::__private::OutputOps<#out_ty> = #output_ops;
 
             fn body(
                 args: <#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs,
@@ -200,6 +201,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             }
 
             #describe
+
+            #decoders
         }
 
         ::rustyray::__private::inventory::submit! {
@@ -303,14 +306,51 @@ fn tuple_elements(n: &syn::LitInt, ty: &TokenStream, output: &syn::ReturnType) -
     Ok(tuple.elems.into_iter().collect())
 }
 
+/// Where the result type is written (the function's name when it returns nothing).
+fn output_span(output: &syn::ReturnType) -> proc_macro2::Span {
+    match output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => output.span(),
+    }
+}
+
+/// `decode_args` and `json_args`: the arguments of a call by name, one
+/// parameter after the other, through the parameters' operation constants.
+fn decoders(name: &syn::Ident, params: &[Param], args_ty: &TokenStream) -> TokenStream {
+    let ops: Vec<&syn::Ident> = params.iter().map(|p| &p.ops).collect();
+    let count = params.len();
+    quote! {
+        #[allow(unused_mut, clippy::unused_unit)]
+        fn decode_args(
+            bytes: &[u8],
+        ) -> ::core::result::Result<<#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs, ::rustyray::Error> {
+            let mut decoder = ::rustyray::__private::ArgDecoder::new(bytes, #name::NAME);
+            let args = (#(decoder.next(Self::#ops)?,)*);
+            decoder.finish()?;
+            ::core::result::Result::Ok(args)
+        }
+
+        #[allow(unused_mut, clippy::unused_unit)]
+        fn json_args(
+            name: &str,
+            signature: &str,
+            args: &::rustyray::__private::serde_json::Value,
+        ) -> ::core::result::Result<<#args_ty as ::rustyray::__private::ArgTuple>::TaskArgs, ::rustyray::Error> {
+            let mut json = ::rustyray::__private::JsonArgs::new(name, signature, args, #count)?;
+            ::core::result::Result::Ok((#(json.next(Self::#ops)?,)*))
+        }
+    }
+}
+
 /// The body: take the arguments for the attempt, call the function, convert its result.
 fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature::Output) -> TokenStream {
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
     let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
     if is_async {
         let ret = output.convert(quote!(#name(#(#passes),*).await));
+        let slot = signature::arg_slot(params);
         quote! {
-            let slot = ::rustyray::__private::ArgSlot::new(args);
+            let slot = #slot;
             ::rustyray::__private::TaskBody::future(move |attempt| {
                 let args = slot.take(attempt);
                 async move {
@@ -321,8 +361,9 @@ fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature:
         }
     } else {
         let ret = output.convert(quote!(#name(#(#passes),*)));
+        let slot = signature::arg_slot(params);
         quote! {
-            let slot = ::rustyray::__private::ArgSlot::new(args);
+            let slot = #slot;
             ::rustyray::__private::TaskBody::plain(move |attempt| {
                 let (#(#idents,)*) = slot.take(attempt)?;
                 #ret

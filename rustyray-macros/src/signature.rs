@@ -28,6 +28,9 @@ pub struct Param {
     pub passing: Passing,
     /// Where the parameter's type is written, for error messages.
     pub span: Span,
+    /// The associated constant holding the parameter's checked operations
+    /// (`ArgOps`), on the type whose impl the generated code is in.
+    pub ops: syn::Ident,
 }
 
 impl Param {
@@ -35,7 +38,10 @@ impl Param {
     pub fn pass(&self) -> TokenStream {
         let ident = &self.ident;
         match &self.passing {
-            Passing::Owned => quote!(#ident.into_owned()?),
+            Passing::Owned => {
+                let ops = &self.ops;
+                quote!(#ident.into_owned_with(Self::#ops.clone)?)
+            }
             Passing::Borrowed(inner) => {
                 let stored = &self.stored;
                 quote!(<#stored as ::core::borrow::Borrow<#inner>>::borrow(#ident.resolve()?))
@@ -110,6 +116,7 @@ pub fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>, what: &str) -> syn::R
         let ty = &*typed.ty;
         reject_impl_trait(ty, what)?;
         let ident = format_ident!("__rustyray_arg{}", index);
+        let ops = format_ident!("__rustyray_arg{}", index);
         let name = match &*typed.pat {
             syn::Pat::Ident(pat) if pat.subpat.is_none() => pat.ident.clone(),
             _ => ident.clone(),
@@ -140,9 +147,10 @@ pub fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>, what: &str) -> syn::R
                     stored: quote!(<#inner as ::std::borrow::ToOwned>::Owned),
                     passing: Passing::Borrowed(inner),
                     span: ty.span(),
+                    ops,
                 }
             }
-            _ => Param { ident, name, stored: ty.to_token_stream(), passing: Passing::Owned, span: ty.span() },
+            _ => Param { ident, name, stored: ty.to_token_stream(), passing: Passing::Owned, span: ty.span(), ops },
         };
         params.push(param);
     }
@@ -196,18 +204,45 @@ fn reject_impl_trait(ty: &Type, what: &str) -> syn::Result<()> {
     }
 }
 
-/// Asserts at compile time, pointing at each parameter's type, that arguments
-/// can be stored and serialized.
-pub fn arg_assertions(params: &[Param]) -> TokenStream {
-    let checks = params.iter().map(|p| {
-        let stored = &p.stored;
-        quote::quote_spanned!(p.span=> ::rustyray::__private::assert_remote_arg::<#stored>();)
+/// Names the parameters' operation constants `__rustyray_{prefix}_arg{i}`,
+/// for several signatures whose constants share one impl block.
+pub fn prefix_ops(params: &mut [Param], prefix: &str) {
+    for (index, param) in params.iter_mut().enumerate() {
+        param.ops = format_ident!("__rustyray_{}_arg{}", prefix, index);
+    }
+}
+
+/// The associated constants holding each parameter's checked operations.
+/// Each is written at the parameter's type: a type that cannot be a
+/// parameter is reported there, once, and nowhere else, since the rest of
+/// the generated code reaches the type's `Clone` and serde only through
+/// these constants.
+pub fn ops_consts(params: &[Param]) -> TokenStream {
+    let consts = params.iter().map(|p| {
+        let (stored, ops) = (&p.stored, &p.ops);
+        let value = quote::quote_spanned!(p.span=> ::rustyray::__private::arg_ops::<#stored, _>());
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #ops: ::rustyray::__private::ArgOps<#stored> = #value;
+        }
+    });
+    quote!(#(#consts)*)
+}
+
+/// `ArgSlot::with_clone(args, ..)`: holds the wrapped arguments `args`,
+/// copied through the parameters' operation constants (on `Self`).
+pub fn arg_slot(params: &[Param]) -> TokenStream {
+    let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
+    let copies = params.iter().map(|p| {
+        let (ident, ops) = (&p.ident, &p.ops);
+        quote!(Self::#ops.clone_arg(#ident))
     });
     quote! {
-        const _: () = {
-            #[allow(dead_code)]
-            fn __rustyray_check_args() { #(#checks)* }
-        };
+        ::rustyray::__private::ArgSlot::with_clone(args, |args| {
+            let (#(#idents,)*) = args;
+            (#(#copies,)*)
+        })
     }
 }
 
@@ -256,14 +291,13 @@ pub fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
         .collect()
 }
 
-/// `fn describe(..)`: the arguments as text, for calls that record them.
-/// Each argument goes through `describe_arg`, whose bound also checks, at the
-/// parameter, that its type can be a remote argument.
+/// `fn describe(..)`: the arguments as text, for calls that record them,
+/// through the parameters' operation constants (on `Self`).
 pub fn describe_fn(params: &[Param], args_ty: &TokenStream) -> TokenStream {
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
     let parts = params.iter().map(|p| {
-        let (stored, ident) = (&p.stored, &p.ident);
-        quote::quote_spanned!(p.span=> ::rustyray::__private::describe_arg::<#stored>(#ident))
+        let (ops, ident) = (&p.ops, &p.ident);
+        quote!(Self::#ops.describe_arg(#ident))
     });
     quote! {
         #[allow(clippy::unused_unit)]

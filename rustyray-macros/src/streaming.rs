@@ -20,7 +20,7 @@ use crate::signature::{self, Param};
 const WHAT: &str = "a #[remote(streaming)] function";
 
 /// The item type `T` of a `Yield<T>` parameter type, if it is one.
-fn yield_item(ty: &Type) -> Option<Type> {
+pub fn yield_item(ty: &Type) -> Option<Type> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
     if last.ident != "Yield" {
@@ -31,6 +31,47 @@ fn yield_item(ty: &Type) -> Option<Type> {
         [GenericArgument::Type(item)] => Some(item.clone()),
         _ => None,
     }
+}
+
+/// The item type of the `Yield<T>` among `inputs` (the typed parameters):
+/// `None` without one; an error where a `Yield` is not the last parameter,
+/// or (when `streaming` is false) where the function is not declared streaming.
+pub fn stream_item(sig: &syn::Signature, inputs: &[&FnArg], what: &str, streaming: bool) -> syn::Result<Option<Type>> {
+    let mut found = None;
+    for (index, input) in inputs.iter().enumerate() {
+        let FnArg::Typed(typed) = input else { continue };
+        let Some(item) = yield_item(&typed.ty) else { continue };
+        if index + 1 != inputs.len() {
+            return Err(syn::Error::new(
+                typed.ty.span(),
+                format!("the `Yield<T>` of {what} must be its last parameter: `fn {}(.., out: Yield<T>)`", sig.ident),
+            ));
+        }
+        if !streaming {
+            return Err(syn::Error::new(
+                typed.ty.span(),
+                "a function that sends items through a `Yield<T>` is a streaming function: write \
+                 `#[rustyray::remote(streaming)]`",
+            ));
+        }
+        found = Some(item);
+    }
+    Ok(found)
+}
+
+/// A streaming function or method returns nothing (or `Result<(), E>`).
+pub fn check_output(sig: &syn::Signature, output: &signature::Output, what: &str) -> syn::Result<()> {
+    if output.ty.to_string() == "()" {
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        sig.output.span(),
+        format!(
+            "{what} returns nothing (or `Result<(), E>`): its results are the items it sends through its \
+             `Yield`, found `-> {}`",
+            output.ty.to_string().replace(' ', "")
+        ),
+    ))
 }
 
 pub fn expand(func: ItemFn) -> syn::Result<TokenStream> {
@@ -45,21 +86,12 @@ pub fn expand(func: ItemFn) -> syn::Result<TokenStream> {
             ),
         )
     };
-    let Some(FnArg::Typed(last)) = sig.inputs.last() else { return Err(missing()) };
-    let item = yield_item(&last.ty).ok_or_else(missing)?;
+    let inputs: Vec<&FnArg> = sig.inputs.iter().collect();
+    let item = stream_item(sig, &inputs, WHAT, true)?.ok_or_else(missing)?;
     let count = sig.inputs.len() - 1;
     let params = signature::params(sig.inputs.iter().take(count), WHAT)?;
     let output = signature::output(&sig.output, WHAT)?;
-    if output.ty.to_string() != "()" {
-        return Err(syn::Error::new(
-            sig.output.span(),
-            format!(
-                "{WHAT} returns nothing (or `Result<(), E>`): its results are the items it sends through its \
-                 `Yield`, found `-> {}`",
-                output.ty.to_string().replace(' ', "")
-            ),
-        ));
-    }
+    check_output(sig, &output, WHAT)?;
 
     let vis = &func.vis;
     let name = &sig.ident;
@@ -70,6 +102,8 @@ pub fn expand(func: ItemFn) -> syn::Result<TokenStream> {
     let item_tokens = quote!(#item);
     let sizes = signature::size_registrations(stored.iter().copied().chain([&item_tokens]), None);
     let body = body(name, sig.asyncness.is_some(), &params, &output);
+    let ops_consts = signature::ops_consts(&params);
+    let item_check = item_check(&item);
     let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
     let remote_params = params.iter().map(|p| {
         let name = &p.name;
@@ -99,6 +133,8 @@ pub fn expand(func: ItemFn) -> syn::Result<TokenStream> {
             /// The stable name this function is known under.
             pub const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
 
+            #ops_consts
+
             #[doc = #remote_doc]
             #[track_caller]
             #[allow(clippy::too_many_arguments)]
@@ -127,8 +163,21 @@ pub fn expand(func: ItemFn) -> syn::Result<TokenStream> {
             #describe
         }
 
+        #item_check
+
         #sizes
     })
+}
+
+/// Checks, pointing at the item type of a `Yield<T>`, that `T` can be an item.
+pub fn item_check(item: &Type) -> TokenStream {
+    let check = quote::quote_spanned!(item.span()=> ::rustyray::__private::assert_stream_item::<#item, _>(););
+    quote! {
+        const _: () = {
+            #[allow(dead_code)]
+            fn __rustyray_check_item() { #check }
+        };
+    }
 }
 
 /// The body: for each attempt, take its `Yield` and the arguments, call the
@@ -138,8 +187,9 @@ fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature:
     let passes: Vec<TokenStream> = params.iter().map(Param::pass).collect();
     if is_async {
         let ret = output.convert(quote!(#name(#(#passes,)* __rustyray_yield).await));
+        let slot = signature::arg_slot(params);
         quote! {
-            let slot = ::rustyray::__private::ArgSlot::new(args);
+            let slot = #slot;
             ::rustyray::__private::TaskBody::future(move |attempt| {
                 let args = slot.take(attempt);
                 let source = source.clone();
@@ -152,8 +202,9 @@ fn body(name: &syn::Ident, is_async: bool, params: &[Param], output: &signature:
         }
     } else {
         let ret = output.convert(quote!(#name(#(#passes,)* __rustyray_yield)));
+        let slot = signature::arg_slot(params);
         quote! {
-            let slot = ::rustyray::__private::ArgSlot::new(args);
+            let slot = #slot;
             ::rustyray::__private::TaskBody::plain(move |attempt| {
                 let __rustyray_yield = source.attempt(attempt)?;
                 let (#(#idents,)*) = slot.take(attempt)?;

@@ -14,4 +14,6 @@ pub(crate) struct Config {
     pub(crate) event_capacity: usize,
     /// Whether the allocator is asked for its free pages back when the last object goes.
     pub(crate) trim_memory: bool,
+    /// The seeded choices of a deterministic run; `None` in the normal mode.
+    pub(crate) det: Option<Arc<crate::deterministic::Det>>,
 }

@@ -30,6 +30,8 @@
 //! - [`events`]: the lifecycle event stream.
 //! - `timeline`: attempts as Chrome trace events.
 //! - `progress` (feature `progress`): a progress bar over many refs.
+//! - [`deterministic`] (feature `deterministic`): a test mode running every
+//!   task on one thread in an order a seed picks, on virtual time.
 //!
 //! `ARCHITECTURE.md` beside this crate's manifest walks one task and one
 //! failure through these files.
@@ -46,6 +48,7 @@ mod accounting;
 mod actor;
 mod api;
 mod config;
+pub mod deterministic;
 pub mod events;
 mod executor;
 mod manager;

@@ -18,6 +18,10 @@ use crate::task::{Entry, Start};
 pub(crate) enum Msg {
     /// A new task.
     Submit(Box<Entry>),
+    /// A new task whose first attempt its submitter started already (see
+    /// `Shared::submit`): the manager keeps the books on it as running, and
+    /// stops it through the handle if it must.
+    Started(Box<Entry>, futures::future::AbortHandle),
     /// An attempt ended (boxed, as are the other large messages: a message
     /// takes the room of the largest, and a burst of submissions may queue
     /// a great many).
@@ -44,6 +48,10 @@ pub(crate) enum Msg {
     WhenIdle(oneshot::Sender<()>),
     /// Stop: fail everything unfinished, then reply.
     Shutdown(oneshot::Sender<()>),
+    /// A deterministic run (of this seed) can make no progress: fail every
+    /// unfinished task with a deadlock report, then reply how many there were.
+    #[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
+    Deadlock(u64, oneshot::Sender<usize>),
 }
 
 /// A plain task (`waiter`) wants to run queued `task` on its own thread.

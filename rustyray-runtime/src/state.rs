@@ -233,7 +233,12 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// A clock from now; on a deterministic run's virtual time, wall times
+    /// count from the Unix epoch, so a replay reports the same ones.
     pub(crate) fn new() -> Self {
+        if crate::timer::is_virtual() {
+            return Clock { instant: crate::timer::now(), system: SystemTime::UNIX_EPOCH };
+        }
         Clock { instant: Instant::now(), system: SystemTime::now() }
     }
 

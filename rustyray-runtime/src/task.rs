@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use rustyray_core::{
     Attempt, Deps, Error, FunctionId, ObjectCell, TaskBody, TaskId, TaskKind, TaskOptions, TaskOrigin, TaskSpec,
 };
-use tokio::task::AbortHandle;
 
 use crate::scheduler::{Demand, Held};
 use crate::state::{AttemptRecord, Attempts, Record, TaskState};
@@ -228,7 +227,7 @@ pub(crate) struct Entry {
 pub(crate) struct Stamp(u64);
 
 /// The instant stamps count from.
-fn stamp_origin() -> Instant {
+pub(crate) fn stamp_origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)
 }
@@ -298,12 +297,31 @@ impl PartialEq<Option<u64>> for Maybe {
 pub(crate) struct Running {
     pub(crate) attempt: u32,
     /// Stops an async body.
-    pub(crate) abort: Option<AbortHandle>,
+    pub(crate) abort: Option<Abort>,
     pub(crate) timer: Option<crate::timer::TimerKey>,
     pub(crate) held: Held,
     pub(crate) abandon: Option<Arc<AtomicBool>>,
     /// The worker it runs on, for a plain attempt on a worker.
     pub(crate) worker: Option<WorkerId>,
+}
+
+/// Stops a running async attempt.
+pub(crate) enum Abort {
+    /// An attempt that runs as a tokio task the executor spawned.
+    Task(tokio::task::AbortHandle),
+    /// An attempt its submitter spawned before the manager heard of it (see
+    /// `executor::start_here`): its future ends at its next poll.
+    Here(futures::future::AbortHandle),
+}
+
+impl Abort {
+    /// Stops the attempt: its body's future is dropped without running further.
+    pub(crate) fn abort(&self) {
+        match self {
+            Abort::Task(handle) => handle.abort(),
+            Abort::Here(handle) => handle.abort(),
+        }
+    }
 }
 
 /// An attempt the manager gave up on (timed out or cancelled) whose plain body
@@ -320,7 +338,7 @@ pub(crate) struct Abandoned {
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
         let demand = Demand::of(&spec.options, spec.body.is_plain());
-        let now = Stamp::of(Instant::now());
+        let now = Stamp::of(crate::timer::now());
         Box::new(Entry {
             spec: Spec::new(spec),
             state: TaskState::PendingArgs,

@@ -16,6 +16,10 @@
 //!
 //! [`Timers`] is the task manager's queue of timeouts and retries on top of
 //! one [`Sleep`] for its earliest deadline.
+//!
+//! On the thread of a deterministic run (see `deterministic.rs`), time is
+//! virtual: [`now`] reads tokio's paused clock and a [`Sleep`] is a tokio
+//! sleep on it, which tokio ends as soon as nothing else can run.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -28,6 +32,47 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rustc_hash::FxHashMap;
+
+thread_local! {
+    /// Whether this thread runs a deterministic run, whose time is virtual.
+    static VIRTUAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes time on this thread virtual until dropped (a deterministic run).
+#[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct VirtualTime {
+    was: bool,
+}
+
+#[cfg_attr(not(feature = "deterministic"), allow(dead_code))]
+impl VirtualTime {
+    pub(crate) fn enter() -> Self {
+        VirtualTime { was: VIRTUAL.replace(true) }
+    }
+}
+
+impl Drop for VirtualTime {
+    fn drop(&mut self) {
+        VIRTUAL.set(self.was);
+    }
+}
+
+/// Whether time on this thread is virtual.
+pub(crate) fn is_virtual() -> bool {
+    VIRTUAL.get()
+}
+
+/// The current instant: tokio's paused clock on a deterministic run's thread,
+/// else the monotonic clock.
+#[inline]
+pub(crate) fn now() -> Instant {
+    #[cfg(feature = "deterministic")]
+    if VIRTUAL.get() {
+        return tokio::time::Instant::now().into_std();
+    }
+    Instant::now()
+}
 
 /// The sleepers and the thread that wakes them.
 struct Clock {
@@ -113,11 +158,14 @@ pub(crate) struct Sleep {
     deadline: Instant,
     /// Its id with the clock, once it has been polled and registered.
     id: Option<NonZeroU64>,
+    /// On virtual time, tokio's sleep that stands for it.
+    #[cfg(feature = "deterministic")]
+    virtual_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A [`Sleep`] for `duration` from now.
 pub(crate) fn sleep(duration: Duration) -> Sleep {
-    Sleep::until(deadline(Instant::now(), duration))
+    Sleep::until(deadline(now(), duration))
 }
 
 /// `delay` after `from`, or a moment no deadline reaches if that is too far.
@@ -134,7 +182,15 @@ fn far_future() -> Instant {
 impl Sleep {
     /// A sleep until `deadline`.
     pub(crate) fn until(deadline: Instant) -> Sleep {
-        Sleep { deadline, id: None }
+        #[cfg(feature = "deterministic")]
+        let virtual_sleep =
+            is_virtual().then(|| Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))));
+        Sleep {
+            deadline,
+            id: None,
+            #[cfg(feature = "deterministic")]
+            virtual_sleep,
+        }
     }
 
     /// Its deadline.
@@ -153,6 +209,10 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        #[cfg(feature = "deterministic")]
+        if let Some(sleep) = &mut self.virtual_sleep {
+            return sleep.as_mut().poll(cx);
+        }
         if Instant::now() >= self.deadline {
             self.unregister();
             return Poll::Ready(());
@@ -230,7 +290,7 @@ impl<T> Timers<T> {
 
     /// Adds `timer`, to fire `delay` from now.
     pub(crate) fn insert(&mut self, timer: T, delay: Duration) -> TimerKey {
-        self.insert_at(timer, deadline(Instant::now(), delay))
+        self.insert_at(timer, deadline(now(), delay))
     }
 
     /// Removes a timer that has not fired (does nothing if it has).
@@ -254,7 +314,7 @@ impl<T> Timers<T> {
                 return Poll::Pending;
             };
             let deadline = first.key().deadline;
-            if deadline <= Instant::now() {
+            if deadline <= now() {
                 return Poll::Ready(first.remove());
             }
             let sleep = match &mut self.sleep {

@@ -26,11 +26,11 @@ pub(crate) fn submit_call(
     slot: &ActorSlot,
     mut entry: Box<Entry>,
 ) -> Option<Box<Entry>> {
-    entry.routed = true;
     if !may_go_direct(&entry) {
-        slot.route();
+        route_call(slot, &mut entry);
         return Some(entry);
     }
+    entry.routed = true;
     let mut entry = Some(entry);
     let direct = slot.push_direct(|| {
         let mut entry = entry.take()?;
@@ -48,6 +48,13 @@ pub(crate) fn submit_call(
         }
     });
     if direct { None } else { entry }
+}
+
+/// Counts the method call `entry` as sent through the manager: direct calls
+/// wait until the manager has released it.
+pub(crate) fn route_call(slot: &ActorSlot, entry: &mut Entry) {
+    entry.routed = true;
+    slot.route();
 }
 
 /// Whether nothing about the call needs the manager before it starts: valid

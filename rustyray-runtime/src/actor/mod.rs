@@ -14,7 +14,7 @@ mod slot;
 mod table;
 mod thread;
 
-pub(crate) use direct::submit_call;
+pub(crate) use direct::{route_call, submit_call};
 pub(crate) use directory::Directory;
 pub(crate) use slot::ActorSlot;
 pub(crate) use table::{ActorEntry, Actors};

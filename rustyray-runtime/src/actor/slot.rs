@@ -37,7 +37,7 @@ use parking_lot::{Condvar, Mutex};
 use rustyray_core::{ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
 use tokio::sync::Notify;
 
-use super::thread::run;
+use super::thread::{run, run_here};
 use crate::executor::Exec;
 use crate::task::Start;
 
@@ -239,6 +239,11 @@ impl ActorSlot {
     fn activate(self: &Arc<Self>, exec: &Exec) {
         let slot = self.clone();
         let exec_for_thread = exec.clone();
+        if exec.det.is_some() {
+            // A deterministic run: a local task of its one thread, not a thread.
+            drop(crate::deterministic::spawn(run_here(exec_for_thread, slot)));
+            return;
+        }
         drop(exec.handle().spawn_blocking(move || run(&exec_for_thread, &slot)));
     }
 
@@ -295,6 +300,28 @@ impl ActorSlot {
     pub(super) fn try_next(&self) -> Option<Start> {
         let mut inner = self.inner.lock();
         if inner.halted || inner.killed { None } else { inner.calls.pop_front() }
+    }
+
+    /// The actor thread's side, its slot empty: looks for a call for up to
+    /// `spin`, yielding the CPU between looks (to the caller, if they share
+    /// it), without sleeping.
+    pub(super) fn spin(&self, spin: Duration) -> Option<Start> {
+        let deadline = Instant::now() + spin;
+        loop {
+            std::thread::yield_now();
+            {
+                let mut inner = self.inner.lock();
+                if inner.halted || inner.killed {
+                    return None;
+                }
+                if let Some(call) = inner.calls.pop_front() {
+                    return Some(call);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+        }
     }
 
     /// The actor thread's side: the next call, or give the state back and stop.

@@ -6,6 +6,9 @@
 //! run of consecutive async calls). Reports go to the manager in batches. A
 //! panic in a method is a crash: the state is dropped, the slot halts and the
 //! manager decides on a restart (see `manager/actors.rs`).
+//!
+//! On a deterministic run there is no thread: [`run_here`] is the same loop
+//! as a local task of the run's one thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -24,6 +27,10 @@ use crate::task::Start;
 
 /// How long an active actor runs calls before it hands its reports to the manager.
 const REPORT_EVERY: Duration = Duration::from_micros(100);
+
+/// How long an actor whose slot ran empty looks for the next call, yielding
+/// its CPU between looks, before it sleeps until a call wakes it.
+const SPIN: Duration = Duration::from_micros(20);
 
 /// How long an actor whose slot ran empty keeps its thread, waiting for the
 /// next call, before it parks its state: back-to-back callers (a call, its
@@ -71,13 +78,20 @@ impl Drop for Reporter<'_> {
 /// An actor's thread: runs calls until the slot is empty, halted or killed.
 pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
     let mut instance = slot.take_parked();
-    let mut reporter = Reporter { exec, reports: Vec::new(), since: Instant::now() };
+    let mut reporter = Reporter { exec, reports: Vec::new(), since: crate::timer::now() };
     // A call taken from the slot by a run of async calls that it ended.
     let mut taken: Option<Start> = None;
     loop {
         let start = match taken.take().or_else(|| slot.try_next()) {
             Some(start) => start,
             None => {
+                // A caller in the middle of a burst leaves its next call
+                // within a microsecond or so: look again for a moment before
+                // sleeping, as a sleep costs the caller a wake-up per call.
+                if let Some(start) = slot.spin(SPIN) {
+                    taken = Some(start);
+                    continue;
+                }
                 // Hand over what happened so far, then wait a moment for
                 // more calls before giving the thread back.
                 reporter.flush();
@@ -89,38 +103,11 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
             }
         };
         match &start.body {
-            TaskBody::Construct(construct) => {
-                let started = Instant::now();
-                let built = {
-                    let _entered = context::enter(call_context(exec, slot, &start));
-                    let _span = start.span.enter();
-                    catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
-                        .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
-                };
-                let outcome = match built {
-                    Ok(state) => {
-                        instance = Some(state);
-                        Ok(std::sync::Arc::new(()) as rustyray_core::Value)
-                    }
-                    Err(error) => {
-                        // No state: no call may start until the manager decides.
-                        slot.halt();
-                        Err(error)
-                    }
-                };
-                reporter.finished(report(start, outcome, started, Handoff::None));
-                reporter.flush();
-            }
+            TaskBody::Construct(_) => construct(exec, slot, start, &mut instance, &mut reporter),
             TaskBody::Method(method) => {
                 let method = method.clone();
                 let Some(state) = instance.as_mut() else {
-                    // No state: the constructor failed, so the manager should
-                    // have failed the call instead of releasing it.
-                    let started = Instant::now();
-                    let fault =
-                        rustyray_core::Error::Internal { reason: "an actor call ran without the actor's state" };
-                    let error = TaskError::Error(fault);
-                    reporter.finished(report(start, Err(error), started, Handoff::None));
+                    no_state(start, &mut reporter);
                     continue;
                 };
                 let crash = match method {
@@ -137,21 +124,118 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
                         crash
                     }
                 };
-                if let Some((culprit, lost)) = crash {
-                    // A panic may have left the state half-updated: it goes,
-                    // no further call starts, and the manager decides
-                    // whether to rebuild it (and resumes the slot if so).
-                    slot.halt();
-                    let state = instance.take();
-                    let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
-                    let ended = culprit.ended;
-                    reporter.push(Report::Crashed(culprit, lost), ended);
-                    reporter.flush();
+                if let Some(crash) = crash {
+                    crashed(slot, &mut instance, crash, &mut reporter);
                 }
             }
             TaskBody::Plain(_) | TaskBody::Async(_) => {}
         }
     }
+}
+
+/// A deterministic run's actor: the loop of [`run`] as a local task of the
+/// run's one thread. Async calls are awaited rather than driven by
+/// `block_on`; each call starts after yielding as the run's seed picks; and
+/// when the slot runs empty the state is parked at once (no thread lingers).
+pub(super) async fn run_here(exec: Exec, slot: Arc<ActorSlot>) {
+    let (exec, slot) = (&exec, &slot);
+    let mut instance = slot.take_parked();
+    let mut reporter = Reporter { exec, reports: Vec::new(), since: crate::timer::now() };
+    let mut taken: Option<Start> = None;
+    loop {
+        if let Some(det) = &exec.det {
+            det.stagger().await;
+        }
+        let start = match taken.take().or_else(|| slot.try_next()) {
+            Some(start) => start,
+            None => {
+                reporter.flush();
+                match slot.next(&mut instance) {
+                    Some(start) => start,
+                    None => break,
+                }
+            }
+        };
+        match &start.body {
+            TaskBody::Construct(_) => construct(exec, slot, start, &mut instance, &mut reporter),
+            TaskBody::Method(method) => {
+                let method = method.clone();
+                let Some(state) = instance.as_mut() else {
+                    no_state(start, &mut reporter);
+                    continue;
+                };
+                let crash = match method {
+                    ActorMethod::Mut(body) => {
+                        run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &mut **state))
+                    }
+                    ActorMethod::Ref(body) => {
+                        run_plain(exec, slot, start, &mut reporter, |attempt| body(attempt, &**state))
+                    }
+                    ActorMethod::AsyncMut(_) | ActorMethod::AsyncRef(_) => {
+                        let (crash, next) = run_async(exec, slot, start, state, &mut reporter).await;
+                        taken = next;
+                        crash
+                    }
+                };
+                if let Some(crash) = crash {
+                    crashed(slot, &mut instance, crash, &mut reporter);
+                }
+            }
+            TaskBody::Plain(_) | TaskBody::Async(_) => {}
+        }
+    }
+}
+
+/// Runs the actor's constructor; its state goes to `instance`.
+fn construct(
+    exec: &Exec,
+    slot: &ActorSlot,
+    start: Start,
+    instance: &mut Option<ActorInstance>,
+    reporter: &mut Reporter<'_>,
+) {
+    let TaskBody::Construct(construct) = &start.body else { return };
+    let started = crate::timer::now();
+    let built = {
+        let _entered = context::enter(call_context(exec, slot, &start));
+        let _span = start.span.enter();
+        catch_unwind(AssertUnwindSafe(|| construct(start.attempt)))
+            .unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))
+    };
+    let outcome = match built {
+        Ok(state) => {
+            *instance = Some(state);
+            Ok(std::sync::Arc::new(()) as rustyray_core::Value)
+        }
+        Err(error) => {
+            // No state: no call may start until the manager decides.
+            slot.halt();
+            Err(error)
+        }
+    };
+    reporter.finished(report(start, outcome, started, Handoff::None));
+    reporter.flush();
+}
+
+/// A call released while the actor has no state: the constructor failed, so
+/// the manager should have failed the call instead of releasing it.
+fn no_state(start: Start, reporter: &mut Reporter<'_>) {
+    let started = crate::timer::now();
+    let fault = rustyray_core::Error::Internal { reason: "an actor call ran without the actor's state" };
+    reporter.finished(report(start, Err(TaskError::Error(fault)), started, Handoff::None));
+}
+
+/// A call panicked: a panic may have left the state half-updated, so it
+/// goes, no further call starts, and the manager decides whether to rebuild
+/// it (and resumes the slot if so).
+fn crashed(slot: &ActorSlot, instance: &mut Option<ActorInstance>, crash: Crash, reporter: &mut Reporter<'_>) {
+    let (culprit, lost) = crash;
+    slot.halt();
+    let state = instance.take();
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
+    let ended = culprit.ended;
+    reporter.push(Report::Crashed(culprit, lost), ended);
+    reporter.flush();
 }
 
 fn call_context(exec: &Exec, slot: &ActorSlot, start: &Start) -> TaskContext {
@@ -171,7 +255,7 @@ fn run_plain(
     reporter: &mut Reporter<'_>,
     body: impl FnOnce(rustyray_core::Attempt) -> BodyResult,
 ) -> Option<Crash> {
-    let started = Instant::now();
+    let started = crate::timer::now();
     let outcome = {
         let _entered = context::enter(call_context(exec, slot, &start));
         let attempt = start.attempt;
@@ -212,13 +296,13 @@ async fn run_async(
             }
             ActorMethod::AsyncMut(body) => {
                 let ctx = call_context(exec, slot, &start);
-                let (attempt, started) = (start.attempt, Instant::now());
+                let (attempt, started) = (start.attempt, crate::timer::now());
                 let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
                 settle(start, outcome, started, reporter)
             }
             ActorMethod::AsyncRef(method) => {
                 let ctx = call_context(exec, slot, &start);
-                let (attempt, started) = (start.attempt, Instant::now());
+                let (attempt, started) = (start.attempt, crate::timer::now());
                 let outcome = drive(ctx, start.span.clone(), || (method.body)(attempt, &**state)).await;
                 settle(start, outcome, started, reporter)
             }
@@ -263,7 +347,7 @@ async fn run_shared_phase(
         let attempt = start.attempt;
         let span = start.span.clone();
         Some(async move {
-            let started = Instant::now();
+            let started = crate::timer::now();
             let outcome = drive(ctx, span, || (method.body)(attempt, state)).await;
             (start, group, outcome, started)
         })
@@ -283,7 +367,10 @@ async fn run_shared_phase(
         // With every group full, a new call could not start: it waits for a
         // call to end (which scans the line again) instead of waking us.
         let room = busy.iter().enumerate().any(|(group, n)| *n < slot.limits.limit(group));
+        // Biased: the same branch first every time, so a deterministic run
+        // takes the same one on a replay (tokio picks at random otherwise).
         tokio::select! {
+            biased;
             Some((start, group, outcome, started)) = in_flight.next() => {
                 busy[group] -= 1;
                 running.retain(|(task, _)| *task != start.task);

@@ -9,11 +9,16 @@
 //! outcome goes back to the manager as a message ([`Msg::Finished`], or a
 //! [`Report`](crate::protocol::Report) in a [`Msg::Reports`] batch). The executor never calls into the
 //! manager: it knows the runtime only through an [`Exec`].
+//!
+//! On a deterministic run every attempt is a local task of the run's one
+//! thread instead (see `deterministic.rs`): plain bodies run there too, each
+//! after yielding as the seed picks, and async bodies yield between polls
+//! as it picks.
 
 mod poll;
 mod worker;
 
-pub(crate) use poll::start_async;
+pub(crate) use poll::{start_async, start_here};
 pub(crate) use worker::{Mailbox, flush_held_reports, run_inline, start_plain};
 
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use rustyray_core::{BodyResult, Runner};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use crate::deterministic::Det;
 use crate::protocol::{Finished, Handoff, Msg};
 use crate::task::Start;
 
@@ -37,11 +43,19 @@ pub(crate) struct Exec {
     pub(crate) runner: Arc<dyn Runner>,
     tx: mpsc::UnboundedSender<Msg>,
     handle: Handle,
+    /// On a deterministic run, its seeded choices: attempts then run as
+    /// local tasks of the run's one thread, never on other threads.
+    pub(crate) det: Option<Arc<Det>>,
 }
 
 impl Exec {
-    pub(crate) fn new(runner: Arc<dyn Runner>, tx: mpsc::UnboundedSender<Msg>, handle: Handle) -> Self {
-        Exec { runner, tx, handle }
+    pub(crate) fn new(
+        runner: Arc<dyn Runner>,
+        tx: mpsc::UnboundedSender<Msg>,
+        handle: Handle,
+        det: Option<Arc<Det>>,
+    ) -> Self {
+        Exec { runner, tx, handle, det }
     }
 
     /// Tells the manager; gives the message back if the manager is gone.
@@ -68,7 +82,7 @@ impl Exec {
 /// Writes a successful result to the task's output (unless the manager gave
 /// up on the attempt) and describes the attempt's end for the manager.
 pub(crate) fn report(start: Start, outcome: BodyResult, started: Instant, handoff: Handoff) -> Finished {
-    report_at(start, outcome, started, Instant::now(), handoff)
+    report_at(start, outcome, started, crate::timer::now(), handoff)
 }
 
 /// [`report`], for an attempt that ended at `ended`.

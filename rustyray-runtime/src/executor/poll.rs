@@ -23,13 +23,49 @@ const POLL_BATCH_BUDGET: std::time::Duration = std::time::Duration::from_micros(
 /// of their own; the others continue as tokio tasks of their own. What
 /// happened to each comes back in one [`Msg::Reports`] message.
 pub(crate) fn start_async(exec: &Exec, starts: Vec<Start>) {
+    if let Some(det) = &exec.det {
+        return start_async_here(exec, det, starts);
+    }
     drop(exec.handle().spawn(poll_batch(exec.clone(), starts)));
+}
+
+/// A deterministic run's async attempts: each a local task that yields as
+/// the seed picks before it starts and between its polls. Its abort handle
+/// goes to the manager (in a message sent before the task can run).
+fn start_async_here(exec: &Exec, det: &std::sync::Arc<crate::deterministic::Det>, starts: Vec<Start>) {
+    let mut reports = Vec::with_capacity(starts.len());
+    for start in starts {
+        let (task, number) = (start.task, start.attempt.number);
+        let exec_for_task = exec.clone();
+        let det = det.clone();
+        let abort = crate::deterministic::spawn(async move {
+            det.stagger().await;
+            let started = crate::timer::now();
+            if start.output.is_ready() {
+                // Cancelled (or timed out) before it ran.
+                let finished = Finished {
+                    task,
+                    attempt: number,
+                    outcome: Ok(()),
+                    started,
+                    ended: started,
+                    handoff: Handoff::None,
+                };
+                let _ = exec_for_task.send(Msg::Finished(Box::new(finished)));
+                return;
+            }
+            let attempt = crate::deterministic::Det::interleave(det, attempt_future(&exec_for_task, &start));
+            continue_async(exec_for_task, start, Box::pin(attempt), started).await;
+        });
+        reports.push(Report::Spawned { task, attempt: number, abort });
+    }
+    let _ = exec.send(Msg::Reports(reports));
 }
 
 type BoxedAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = BodyResult> + Send>>;
 
 async fn poll_batch(exec: Exec, starts: Vec<Start>) {
-    let began = Instant::now();
+    let began = crate::timer::now();
     // One clock read per attempt: each starts when the one before it ended.
     let mut started = began;
     let mut reports = Vec::with_capacity(starts.len());
@@ -51,7 +87,7 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
         }
         let mut attempt = attempt_future(&exec, &start);
         let polled = futures::poll!(attempt.as_mut());
-        let ended = Instant::now();
+        let ended = crate::timer::now();
         match polled {
             std::task::Poll::Ready(outcome) => {
                 reports.push(Report::Finished(report_at(start, outcome, started, ended, Handoff::None)));
@@ -72,6 +108,22 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
         start_async(&exec, rest);
     }
     let _ = exec.send(Msg::Reports(reports));
+}
+
+/// Runs an async attempt as a tokio task of its own, started by the thread
+/// that submitted it, which has told the manager first (so the manager hears
+/// of the attempt before its outcome). `registration` is the other half of
+/// the abort handle the manager keeps: once aborted, the body's future is
+/// dropped at its next poll and nothing is reported, as for an aborted tokio task.
+pub(crate) fn start_here(exec: Exec, start: Start, registration: futures::future::AbortRegistration) {
+    let handle = exec.handle().clone();
+    drop(handle.spawn(async move {
+        let started = Instant::now();
+        let attempt = attempt_future(&exec, &start);
+        if let Ok(outcome) = futures::future::Abortable::new(attempt, registration).await {
+            let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
+        }
+    }));
 }
 
 /// An async attempt as a future: the body's future, in the task's context,

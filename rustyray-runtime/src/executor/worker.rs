@@ -92,6 +92,14 @@ impl Mailbox {
 /// Starts a plain attempt; given a mailbox, it runs on a worker.
 pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox>>) {
     let exec_for_thread = exec.clone();
+    if let Some(det) = exec.det.clone() {
+        // A deterministic run: on its one thread, after yielding as the seed picks.
+        drop(crate::deterministic::spawn(async move {
+            det.stagger().await;
+            run_plain(&exec_for_thread, start, None);
+        }));
+        return;
+    }
     // The join handle is not needed: outcomes come back as messages.
     drop(exec.handle().spawn_blocking(move || run_plain(&exec_for_thread, start, mailbox)));
 }
@@ -106,15 +114,18 @@ pub(crate) fn start_plain(exec: &Exec, start: Start, mailbox: Option<Arc<Mailbox
 /// refills it while half is left), when it runs dry, or after [`REPORT_AGE`].
 /// Every report wakes the manager's thread, which takes a CPU from some
 /// worker for a moment; batching keeps that to a few times per mailbox, not
-/// once per tiny task. An attempt longer than [`BATCH_BELOW`], or one before
-/// an attempt with a timeout, is reported at once.
+/// once per task. A report is held only while the next attempt, expected
+/// to run about as long as the last, would end within [`REPORT_AGE`] of the
+/// oldest held one (so attempts longer than that are reported at once, as
+/// is one before an attempt with a timeout): dependents and the books wait
+/// at most about that long.
 ///
 /// Held-back reports wait in [`HELD_REPORTS`]: a body that is about to wait
 /// (or to run a task inline) sends them first, see [`flush_held_reports`], so
 /// the manager knows which attempt runs on this thread before it hears that
 /// the attempt waits.
 fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
-    let mut oldest = Instant::now();
+    let mut oldest = crate::timer::now();
     // The most attempts seen waiting in the mailbox since the last report.
     let mut peak = 0;
     loop {
@@ -140,10 +151,12 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
         });
         let age = ended.saturating_duration_since(oldest);
         peak = peak.max(waiting + 1);
-        // Batching pays only for short attempts; and a next attempt with a
+        // A held report goes out when a later attempt ends: hold it only if
+        // that attempt, taken to run about as long as this one, ends within
+        // `REPORT_AGE` of the oldest held report. A next attempt with a
         // timeout needs the manager to know now that it started.
-        let urgent = ran > BATCH_BELOW || next.as_ref().is_some_and(|next| next.timed);
-        if urgent || next.is_none() || waiting * 2 < peak || age > REPORT_AGE {
+        let urgent = next.as_ref().is_some_and(|next| next.timed);
+        if urgent || next.is_none() || waiting * 2 < peak || age + ran > REPORT_AGE {
             flush_held_reports(exec.sender());
             peak = waiting;
         }
@@ -154,8 +167,11 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
                     if next.lookahead {
                         // Left here before the manager learned this worker was
                         // idle: tell it the attempt starts (and takes a CPU).
-                        let resumed =
-                            Report::Resumed { task: next.task, attempt: next.attempt.number, started: Instant::now() };
+                        let resumed = Report::Resumed {
+                            task: next.task,
+                            attempt: next.attempt.number,
+                            started: crate::timer::now(),
+                        };
                         let _ = exec.send(Msg::Reports(vec![resumed]));
                     }
                     next
@@ -187,9 +203,6 @@ pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
 /// How long an idle worker waits for new work before it returns its thread.
 const WORKER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Attempts shorter than this are reported in batches; longer ones at once.
-const BATCH_BELOW: std::time::Duration = std::time::Duration::from_micros(100);
-
 /// The longest a worker holds a report back.
 const REPORT_AGE: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -201,7 +214,7 @@ pub(crate) fn run_inline(exec: &Exec, start: Start) {
 
 /// Runs a plain body on this thread, in its task's context, catching panics.
 fn attempt_blocking(exec: &Exec, start: &Start) -> (BodyResult, Instant) {
-    let started = Instant::now();
+    let started = crate::timer::now();
     if start.output.is_ready() {
         // Cancelled from its ref before it started: the body need not run.
         return (Ok(Arc::new(())), started);
@@ -233,7 +246,7 @@ mod tests {
     async fn a_plain_attempt_given_an_async_body_is_an_internal_fault() {
         let rt = crate::Runtime::builder().num_cpus(1).build().expect("a runtime builds inside tokio");
         let (tx, _rx) = mpsc::unbounded_channel();
-        let exec = Exec::new(rt.runner(), tx, tokio::runtime::Handle::current());
+        let exec = Exec::new(rt.runner(), tx, tokio::runtime::Handle::current(), None);
         let task = TaskId::from_u64(1);
         let start = Start {
             task,

@@ -46,7 +46,7 @@ pub(super) struct Books {
 
 impl Books {
     pub(super) fn new(scheduler: Scheduler, records: Records) -> Self {
-        Books { scheduler, records, timers: Timers::default(), woken_actors: Vec::new(), now: Instant::now() }
+        Books { scheduler, records, timers: Timers::default(), woken_actors: Vec::new(), now: crate::timer::now() }
     }
 
     /// Moves `entry` to `state`, keeping the pending/running gauges right.

@@ -21,7 +21,6 @@
 //! exactly once, iteratively, however long the chain.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use rustyray_core::{Error, ObjectId, TaskId};
@@ -60,6 +59,8 @@ pub(crate) struct Core {
     pub(super) actors: Actors,
     /// The runtime's actors by id and name, and their slots.
     pub(super) directory: Arc<Directory>,
+    /// The seeded choices of a deterministic run; `None` in the normal mode.
+    pub(super) det: Option<Arc<crate::deterministic::Det>>,
 }
 
 /// The state a task that ends with `error` is in.
@@ -90,6 +91,7 @@ impl Core {
             workers: Workers::default(),
             actors: Actors::new(config.max_finished_records),
             directory,
+            det: config.det.clone(),
         }
     }
 
@@ -105,7 +107,7 @@ impl Core {
 
     /// Reads the clock for the batch about to be applied.
     pub(super) fn tick(&mut self) {
-        self.books.now = Instant::now();
+        self.books.now = crate::timer::now();
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -115,6 +117,7 @@ impl Core {
     pub(super) fn handle(&mut self, exec: &Exec, msg: Msg) {
         match msg {
             Msg::Submit(spec) => self.submit(exec, spec),
+            Msg::Started(entry, abort) => self.submit_started(entry, abort),
             Msg::Finished(finished) => self.finished(*finished),
             Msg::Reports(reports) => {
                 for report in reports {
@@ -141,6 +144,9 @@ impl Core {
             Msg::ReleaseActor(actor) => self.orphan_actor(actor),
             Msg::KillActor(actor) => self.kill_actor(actor),
             Msg::WhenIdle(reply) => self.idle_waiters.push(reply),
+            Msg::Deadlock(seed, reply) => {
+                let _ = reply.send(self.deadlocked(seed));
+            }
             Msg::Shutdown(reply) => {
                 self.shutdown();
                 let _ = reply.send(());

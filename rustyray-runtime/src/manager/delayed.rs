@@ -20,16 +20,22 @@ use crate::state::TaskState;
 use crate::task::Entry;
 
 /// How long a new task with start time `run_at` is held before it may
-/// start; `None` to go on at once.
-pub(super) fn start_delay(run_at: Option<RunAt>) -> Option<Duration> {
+/// start, `now` being the wall-clock time; `None` to go on at once.
+pub(super) fn start_delay(run_at: Option<RunAt>, now: impl FnOnce() -> SystemTime) -> Option<Duration> {
     let delay = match run_at? {
         RunAt::After(delay) => delay,
-        RunAt::At(at) => at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+        RunAt::At(at) => at.duration_since(now()).unwrap_or(Duration::ZERO),
     };
     (!delay.is_zero()).then_some(delay)
 }
 
 impl Core {
+    /// The wall-clock time now: the system's, or on a deterministic run the
+    /// virtual clock's, so start times given with `run_at` replay alike.
+    pub(super) fn wall_now(&self) -> SystemTime {
+        if self.det.is_some() { self.clock.wall(self.books.now) } else { SystemTime::now() }
+    }
+
     /// Holds a new task until `delay` has passed.
     pub(super) fn hold(&mut self, mut entry: Box<Entry>, delay: Duration) {
         let task = entry.spec.id;
@@ -56,14 +62,17 @@ mod tests {
 
     #[test]
     fn a_start_time_becomes_a_delay() {
-        assert_eq!(start_delay(Some(RunAt::After(Duration::from_secs(3)))), Some(Duration::from_secs(3)));
-        assert_eq!(start_delay(Some(RunAt::After(Duration::ZERO))), None, "no delay means at once");
-        assert_eq!(start_delay(None), None);
+        assert_eq!(
+            start_delay(Some(RunAt::After(Duration::from_secs(3))), SystemTime::now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(start_delay(Some(RunAt::After(Duration::ZERO)), SystemTime::now), None, "no delay means at once");
+        assert_eq!(start_delay(None, SystemTime::now), None);
 
         let past = SystemTime::now() - Duration::from_secs(60);
-        assert_eq!(start_delay(Some(RunAt::At(past))), None, "a past start time means at once");
+        assert_eq!(start_delay(Some(RunAt::At(past)), SystemTime::now), None, "a past start time means at once");
 
         let later = SystemTime::now() + Duration::from_secs(3600);
-        assert!(start_delay(Some(RunAt::At(later))).is_some_and(|d| d > Duration::from_secs(3000)));
+        assert!(start_delay(Some(RunAt::At(later)), SystemTime::now).is_some_and(|d| d > Duration::from_secs(3000)));
     }
 }

@@ -1,7 +1,8 @@
 //! Dispatch: ready tasks are released to the executor (async bodies in poll
 //! batches, plain ones to workers), workers' mailboxes are kept fed, and a
 //! task that waits gives its resources back (or lends them to a task it
-//! runs inline).
+//! runs inline). A deterministic run has no workers: what one dispatch
+//! releases starts in an order its seed picks.
 
 use rustyray_core::{TaskId, TaskKind};
 
@@ -17,6 +18,9 @@ const POLL_BATCH: usize = 32;
 impl Core {
     /// Releases every task that may run now, and keeps workers fed.
     pub(super) fn dispatch(&mut self, exec: &Exec) {
+        if self.det.is_some() {
+            return self.dispatch_seeded(exec);
+        }
         let mut async_starts = Vec::new();
         loop {
             while let Some((ready, held)) = self.books.scheduler.next() {
@@ -61,6 +65,40 @@ impl Core {
             self.feed_workers();
             if !self.reclaim_lookahead() {
                 break;
+            }
+        }
+        self.pump_actors(exec);
+    }
+
+    /// [`dispatch`](Self::dispatch) on a deterministic run: no workers (each
+    /// attempt is a local task of the run's one thread), and the attempts
+    /// released together start in an order the run's seed picks.
+    fn dispatch_seeded(&mut self, exec: &Exec) {
+        let mut starts = Vec::new();
+        while let Some((ready, held)) = self.books.scheduler.next() {
+            let entry = match self.tasks.get_mut(&ready.task) {
+                Some(entry) if entry.queued_seq == Some(ready.seq) => entry,
+                _ => {
+                    self.books.scheduler.release(held);
+                    continue;
+                }
+            };
+            if let TaskKind::ActorCreation { actor } = entry.spec.kind {
+                self.start_creation(exec, actor, ready.task, held);
+                continue;
+            }
+            let start = entry.prepare_attempt();
+            self.books.mark_running(entry, held, self.books.now, RunsOn::Spawned);
+            starts.push(start);
+        }
+        if let Some(det) = &self.det {
+            det.shuffle(&mut starts);
+        }
+        for start in starts {
+            if start.body.is_plain() {
+                executor::start_plain(exec, start, None);
+            } else {
+                executor::start_async(exec, vec![start]);
             }
         }
         self.pump_actors(exec);

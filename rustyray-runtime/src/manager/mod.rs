@@ -62,6 +62,10 @@ pub(crate) struct Manager {
     /// The manager's own channel, held weakly for the same reason.
     tx: mpsc::WeakUnboundedSender<Msg>,
     handle: Handle,
+    /// The seeded choices of a deterministic run, handed to the executor.
+    det_choices: Option<Arc<crate::deterministic::Det>>,
+    /// Whether this is a deterministic run (everything on one thread).
+    det: bool,
 }
 
 impl Manager {
@@ -71,13 +75,15 @@ impl Manager {
         runtime: Weak<dyn Runner>,
         tx: mpsc::WeakUnboundedSender<Msg>,
         handle: Handle,
+        det_choices: Option<Arc<crate::deterministic::Det>>,
     ) -> Self {
-        Manager { core, rx, runtime, tx, handle }
+        let det = det_choices.is_some();
+        Manager { core, rx, runtime, tx, handle, det_choices, det }
     }
 
     /// The executor's handle for this batch, if the runtime is still there.
     fn exec(&self) -> Option<Exec> {
-        Some(Exec::new(self.runtime.upgrade()?, self.tx.upgrade()?, self.handle.clone()))
+        Some(Exec::new(self.runtime.upgrade()?, self.tx.upgrade()?, self.handle.clone(), self.det_choices.clone()))
     }
 
     /// Runs until the runtime shuts down or every handle to it is gone. If
@@ -121,7 +127,12 @@ impl Manager {
                 core.notify_idle();
                 (core.take_dead_states(), !open || core.is_shut_down())
             };
-            drop_states(exec.handle(), dead_states);
+            if self.det {
+                // One thread runs everything: the states are dropped here.
+                drop_states_here(dead_states);
+            } else {
+                drop_states(exec.handle(), dead_states);
+            }
             if stop {
                 break;
             }
@@ -151,7 +162,7 @@ impl Drop for Manager {
             core.directory().clear();
             core.take_dead_states()
         };
-        if self.runtime.strong_count() > 0 {
+        if self.runtime.strong_count() > 0 && !self.det {
             drop_states(&self.handle, dead_states);
         } else {
             drop_states_here(dead_states);
@@ -183,11 +194,18 @@ fn refuse(msg: Msg) {
         Msg::Submit(entry) => {
             entry.output().complete(Err(Error::RuntimeShutdown));
         }
+        Msg::Started(entry, abort) => {
+            abort.abort();
+            entry.output().complete(Err(Error::RuntimeShutdown));
+        }
         Msg::CreateActor(new) => {
             new.entry.output().complete(Err(Error::RuntimeShutdown));
         }
         Msg::WhenIdle(reply) | Msg::Shutdown(reply) => {
             let _ = reply.send(());
+        }
+        Msg::Deadlock(_, reply) => {
+            let _ = reply.send(0);
         }
         // A claim's waiter sees its reply dropped and waits for the object,
         // which has failed; the rest concern tasks that have failed already.

@@ -16,7 +16,7 @@ use crate::executor::Exec;
 use crate::protocol::{Finished, Handoff};
 use crate::scheduler::Held;
 use crate::state::{AttemptOutcome, TaskState};
-use crate::task::{Abandoned, Entry, Maybe, Running, WorkerId};
+use crate::task::{Abandoned, Abort, Entry, Maybe, Running, WorkerId};
 
 impl Core {
     pub(super) fn finished(&mut self, finished: Finished) {
@@ -82,7 +82,7 @@ impl Core {
         if let Some(running) =
             self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()).filter(|r| r.attempt == attempt)
         {
-            running.abort = Some(abort);
+            running.abort = Some(Abort::Task(abort));
         } else if let Some(abandoned) = self.take_abandoned(task, attempt) {
             abort.abort();
             self.books.scheduler.release(abandoned.held);
@@ -164,7 +164,7 @@ impl Core {
             let delay = match entry.spec.options.backoff.as_deref().copied() {
                 Some(backoff) => {
                     self.books.set_state(entry, TaskState::Queued);
-                    let delay = jitter(backoff.delay(entry.started_attempts));
+                    let delay = jitter(backoff.delay(entry.started_attempts), self.det.as_deref());
                     self.books.timers.insert(Timer::Retry { task }, delay);
                     delay
                 }
@@ -252,6 +252,36 @@ impl Core {
 
     /// Cancels a task and everything it submitted.
     pub(super) fn cancel(&mut self, task: TaskId) {
+        self.end_tree(task, TaskState::Cancelled, |entry| Error::Cancelled { origin: entry.spec.origin() });
+    }
+
+    /// A deterministic run can make no progress: every unfinished task fails
+    /// with a deadlock report naming them all. Returns how many there were.
+    pub(super) fn deadlocked(&mut self, seed: u64) -> usize {
+        let mut waiting: Vec<(TaskId, String)> = self
+            .tasks
+            .values()
+            .map(|entry| {
+                let spec = &entry.spec;
+                let name = spec.options.name.as_deref().map(|name| format!(" \"{name}\"")).unwrap_or_default();
+                (spec.id, format!("{}{name} ({}, {})", spec.id, spec.function, entry.state))
+            })
+            .collect();
+        waiting.sort_unstable_by_key(|(task, _)| *task);
+        let names: Vec<String> = waiting.iter().map(|(_, name)| name.clone()).collect();
+        let error = crate::deterministic::deadlock(seed, &names);
+        if !names.is_empty() {
+            tracing::error!("{error}");
+        }
+        for (task, _) in &waiting {
+            self.end_tree(*task, TaskState::Failed, |_| error.clone());
+        }
+        waiting.len()
+    }
+
+    /// Ends `task` and everything it submitted, stopping attempts that run,
+    /// in `state` with the error `error` gives for each.
+    fn end_tree(&mut self, task: TaskId, state: TaskState, error: impl Fn(&Entry) -> Error) {
         let mut stack = vec![task];
         while let Some(task) = stack.pop() {
             let Some(mut entry) = self.tasks.remove(&task) else { continue };
@@ -275,14 +305,18 @@ impl Core {
                 entry.attempts_mut().pop();
             }
             if let Some(running) = entry.running.take() {
+                let outcome = match state {
+                    TaskState::Cancelled => AttemptOutcome::Cancelled,
+                    _ => AttemptOutcome::Failed(Box::new(TaskError::Error(error(&entry)))),
+                };
                 if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == running.attempt) {
                     record.ended = Some(self.books.now);
-                    record.outcome = AttemptOutcome::Cancelled;
+                    record.outcome = outcome;
                 }
                 self.stop_attempt(task, *running, true);
             }
-            let error = Error::Cancelled { origin: entry.spec.origin() };
-            self.finalize(entry, TaskState::Cancelled, Some(error));
+            let error = error(&entry);
+            self.finalize(entry, state, Some(error));
         }
     }
 
@@ -341,6 +375,11 @@ impl Core {
 }
 
 /// A delay drawn uniformly between half of `delay` and all of it.
-fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(0.5 + fastrand::f64() * 0.5)
+/// On a deterministic run, the draw comes from the run's seed.
+fn jitter(delay: Duration, det: Option<&crate::deterministic::Det>) -> Duration {
+    let draw = match det {
+        Some(det) => det.fraction(),
+        None => fastrand::f64(),
+    };
+    delay.mul_f64(0.5 + draw * 0.5)
 }

@@ -1,8 +1,6 @@
 //! Queries: what the runtime's handles read from the manager's state
 //! (tasks, actors, statistics, metrics, the timeline, idleness).
 
-use std::time::Instant;
-
 use rustc_hash::FxHashMap;
 use rustyray_core::TaskId;
 
@@ -42,7 +40,7 @@ impl Core {
         records.extend(self.tasks.values().map(|entry| entry.record(None)));
         let classes: FxHashMap<rustyray_core::ActorId, &'static str> =
             self.actors.infos().into_iter().map(|info| (info.id, info.class)).collect();
-        crate::timeline::Snapshot { records, classes, origin: self.clock.origin(), now: Instant::now() }
+        crate::timeline::Snapshot { records, classes, origin: self.clock.origin(), now: crate::timer::now() }
     }
 
     /// Wakes those waiting for idleness, if no task is unfinished.

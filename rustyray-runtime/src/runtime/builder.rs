@@ -4,6 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use parking_lot::Mutex;
+#[cfg(feature = "deterministic")]
+use std::future::Future;
+
+#[cfg(feature = "deterministic")]
+use rustyray_core::Error;
 use rustyray_core::{BuildError, Runner};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -13,8 +18,11 @@ use super::shared::Shared;
 use crate::accounting::Store;
 use crate::actor::Directory;
 use crate::config::Config;
+use crate::deterministic::Det;
 use crate::manager::{Core, Manager};
 use crate::trim::Trimmer;
+#[cfg(feature = "deterministic")]
+use crate::timer::VirtualTime;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -42,7 +50,13 @@ pub struct Builder {
     event_capacity: Option<usize>,
     keep_memory: bool,
     handle: Option<Handle>,
+    /// The seed of a deterministic run, if this is one.
+    seed: Option<u64>,
 }
+
+/// How many CPU units a deterministic runtime has unless told: a constant,
+/// not the machine's count, so a seed replays alike on any machine.
+const DETERMINISTIC_CPUS: usize = 4;
 
 /// How many finished tasks `Runtime::tasks` keeps by default.
 const DEFAULT_FINISHED_RECORDS: usize = 10_000;
@@ -108,9 +122,10 @@ impl Builder {
 
     fn config(&self) -> Result<Config, BuildError> {
         let invalid = |option: &'static str, reason: String| Err(BuildError::InvalidOption { option, reason });
-        let num_cpus = match self.num_cpus {
-            Some(cpus) => cpus,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        let num_cpus = match (self.num_cpus, self.seed) {
+            (Some(cpus), _) => cpus,
+            (None, Some(_)) => DETERMINISTIC_CPUS,
+            (None, None) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         let mut resources: Vec<(Arc<str>, f64)> = Vec::new();
         for (name, amount) in &self.resources {
@@ -157,6 +172,7 @@ impl Builder {
                 None => crate::events::DEFAULT_CAPACITY,
             },
             trim_memory: !self.keep_memory,
+            det: self.seed.map(|seed| Arc::new(Det::new(seed))),
         })
     }
 
@@ -168,17 +184,32 @@ impl Builder {
     /// either into a [`rustyray_core::Error`]. The tokio runtime
     /// needs no timer (`enable_time`): the runtime's own deadlines (task
     /// timeouts, retry backoff, `wait`'s timeout) run on a timer of its own.
+    /// A [`deterministic`](Self::deterministic) runtime is not built here but
+    /// by [`run`](Self::run), which drives it (`InvalidOption` otherwise).
     pub fn build(self) -> Result<Runtime, BuildError> {
-        let config = self.config()?;
-        let handle = match self.handle {
+        if self.seed.is_some() {
+            return Err(BuildError::InvalidOption {
+                option: "deterministic",
+                reason: "a deterministic runtime runs on a thread of its own: start it with `Builder::run`".into(),
+            });
+        }
+        let handle = match self.handle.clone() {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| BuildError::NoTokioRuntime)?,
         };
+        self.start(handle)
+    }
+
+    /// Checks the settings and starts the manager on `handle` (on a
+    /// deterministic run, as a local task of its one thread).
+    fn start(self, handle: Handle) -> Result<Runtime, BuildError> {
+        let config = self.config()?;
         crate::panic::install_hook();
         let (tx, rx) = mpsc::unbounded_channel();
         let directory = Arc::new(Directory::default());
         let core = Arc::new(Mutex::new(Core::new(&config, directory.clone())));
         let weak_tx = tx.downgrade();
+        let det = config.det.clone();
         let shared = Arc::new_cyclic(|this| Shared {
             this: this.clone(),
             tx,
@@ -193,8 +224,128 @@ impl Builder {
         core.lock().set_owner(&runner);
         let weak_runner = Arc::downgrade(&runner);
         drop(runner);
-        handle.spawn(Manager::new(core, rx, weak_runner, weak_tx, handle.clone()).run());
+        let manager = Manager::new(core, rx, weak_runner, weak_tx, handle.clone(), det.clone());
+        if det.is_some() {
+            drop(crate::deterministic::spawn(manager.run()));
+        } else {
+            handle.spawn(manager.run());
+        }
         tracing::info!(cpus = shared.config.num_cpus, "rustyray runtime started");
         Ok(Runtime { shared })
+    }
+
+    /// Deterministic test mode with this seed: the runtime runs every task,
+    /// actor call, timer and retry's jitter on one thread, in an order the
+    /// seed picks, on virtual time; the same seed replays the same run
+    /// (interleaving, outputs, the [`tasks`](Runtime::tasks) history and its
+    /// ids). Start it with [`run`](Self::run); [`deterministic::check`]
+    /// runs a test under many seeds. Unless set, `num_cpus` is 4 in this mode
+    /// (not the machine's count). See the [`deterministic`] module.
+    ///
+    /// [`deterministic`]: crate::deterministic
+    /// [`deterministic::check`]: crate::deterministic::check
+    pub fn deterministic(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs `body` on a [`deterministic`](Self::deterministic) runtime and
+    /// returns its output, then shuts the runtime down.
+    ///
+    /// The run owns a tokio current-thread runtime with a paused clock
+    /// (virtual time: timeouts, backoff and delayed starts advance at once
+    /// when nothing else can run) and drives `body` on its one thread, with
+    /// the new runtime as the current one. Call it from synchronous code (a
+    /// plain `#[test]`), not inside a tokio runtime.
+    ///
+    /// Fails with [`Error::Build`] if the settings are invalid or this is
+    /// not a deterministic builder, and with [`Error::Deadlock`] if `body`
+    /// waits for something no task or timer can bring about. A deadlock
+    /// first fails every waiting task with [`Error::Deadlock`], naming
+    /// them all, so a body that awaits one of them sees it as an `Err`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rustyray_runtime::Runtime;
+    ///
+    /// let out = Runtime::builder()
+    ///     .deterministic(7)
+    ///     .run(|rt| async move {
+    ///         let value = rt.put(20u32);
+    ///         // Virtual time: an hour passes at once.
+    ///         rustyray_runtime::wait(&[value.clone()], 1, Some(Duration::from_secs(3600))).await;
+    ///         value.get().await.map(|v| v + 1)
+    ///     })
+    ///     .expect("the run completes");
+    /// assert_eq!(out.expect("the value is there"), 21);
+    /// ```
+    #[cfg(feature = "deterministic")]
+    pub fn run<F, Fut>(self, body: F) -> Result<Fut::Output, Error>
+    where
+        F: FnOnce(Runtime) -> Fut,
+        Fut: Future,
+    {
+        let Some(seed) = self.seed else {
+            return Err(Error::Build(BuildError::InvalidOption {
+                option: "deterministic",
+                reason: "`run` drives a deterministic runtime: call `.deterministic(seed)` first".into(),
+            }));
+        };
+        if Handle::try_current().is_ok() {
+            return Err(Error::Build(BuildError::InvalidOption {
+                option: "deterministic",
+                reason: "`run` starts a tokio runtime of its own: call it outside any tokio runtime (a plain #[test])"
+                    .into(),
+            }));
+        }
+        // Task stamps count from an origin taken before the virtual clock starts.
+        crate::task::stamp_origin();
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().map_err(
+            |error| BuildError::InvalidOption {
+                option: "deterministic",
+                reason: format!("its tokio runtime could not start: {error}"),
+            },
+        )?;
+        let _virtual = VirtualTime::enter();
+        let _ids = rustyray_core::ids::ThreadIds::start();
+        let local = tokio::task::LocalSet::new();
+        let outcome = local.block_on(&tokio, async move {
+            let rt = self.start(Handle::current())?;
+            let outcome = {
+                let body = std::pin::pin!(rt.scope(body(rt.clone())));
+                let watchdog = std::pin::pin!(watch(&rt, seed));
+                match futures::future::select(body, watchdog).await {
+                    futures::future::Either::Left((output, _)) => Ok(output),
+                    futures::future::Either::Right((error, _)) => Err(error),
+                }
+            };
+            rt.shutdown().await;
+            outcome
+        });
+        // The run's tasks are dropped here, on virtual time still.
+        drop(local);
+        drop(tokio);
+        outcome
+    }
+}
+
+/// Watches a deterministic run for a deadlock: this sleep ends only when
+/// nothing can run and no timer is due for a virtual century. Every
+/// unfinished task then fails with a deadlock report; if there was none,
+/// the body waits for something outside the runtime, and the run ends with
+/// the report.
+#[cfg(feature = "deterministic")]
+async fn watch(rt: &Runtime, seed: u64) -> Error {
+    loop {
+        tokio::time::sleep(crate::deterministic::DEADLOCK_AFTER).await;
+        let (reply, failed) = tokio::sync::oneshot::channel();
+        if rt.shared.send(crate::protocol::Msg::Deadlock(seed, reply)).is_err() {
+            return Error::RuntimeShutdown;
+        }
+        if failed.await.unwrap_or(0) == 0 {
+            let error = crate::deterministic::deadlock(seed, &[]);
+            tracing::error!("{error}");
+            return error;
+        }
     }
 }

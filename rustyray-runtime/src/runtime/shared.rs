@@ -14,14 +14,14 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use rustyray_core::context;
 use rustyray_core::{
-    ActorConfig, ActorId, ActorRef, Error, ObjectCell, ObjectId, ObjectSize, Result, Runner, TaskId, TaskSpec,
-    WeakActorRef,
+    ActorConfig, ActorId, ActorRef, Error, ObjectCell, ObjectId, ObjectSize, Result, Runner, TaskBody, TaskId,
+    TaskKind, TaskSpec, WeakActorRef,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
 
 use crate::accounting::Store;
-use crate::actor::{ActorSlot, Directory, submit_call};
+use crate::actor::{ActorSlot, Directory, route_call, submit_call};
 use crate::config::Config;
 use crate::executor::{self, Exec};
 use crate::manager::Core;
@@ -50,6 +50,45 @@ impl Shared {
         self.shut_down.load(Ordering::Acquire) || self.tx.is_closed()
     }
 
+    /// Whether a new task needs no decision of the manager before it starts:
+    /// an async body (not an actor's), submitted from outside any task, with
+    /// valid options, no start time, queue or resource demand, every input
+    /// ready and not failed, on a runtime with no in-flight limit. Such a
+    /// task would be released at the manager's next dispatch whatever else
+    /// waits, so its submitter starts it itself.
+    fn may_start_here(&self, entry: &Entry) -> bool {
+        let spec = &entry.spec;
+        // A deterministic run's manager decides every start (and its order).
+        self.config.det.is_none()
+            && matches!(spec.body, TaskBody::Async(_))
+            && matches!(spec.kind, TaskKind::Normal)
+            && spec.parent.is_none()
+            && self.config.max_in_flight == usize::MAX
+            && entry.demand.is_zero()
+            && spec.options.invalid.is_none()
+            && spec.options.queue.is_none()
+            && spec.options.run_at.is_none()
+            && spec.deps.iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
+    }
+
+    /// Starts the first attempt of a task [`may_start_here`](Self::may_start_here)
+    /// allows as a tokio task of its own, after telling the manager (which
+    /// then keeps the books on it as running): the task skips the manager's
+    /// round trip before it starts.
+    fn start_here(&self, mut entry: Box<Entry>) {
+        let Some(this) = self.this.upgrade() else {
+            entry.output().complete(Err(Error::RuntimeShutdown));
+            return;
+        };
+        let start = entry.prepare_attempt();
+        let (abort, registration) = futures::future::AbortHandle::new_pair();
+        if let Err(Msg::Started(entry, _)) = self.send(Msg::Started(entry, abort)) {
+            entry.output().complete(Err(Error::RuntimeShutdown));
+            return;
+        }
+        executor::start_here(Exec::new(this, self.tx.clone(), self.handle.clone(), None), start, registration);
+    }
+
     pub(super) fn is_current_runner(&self) -> bool {
         context::with_current(|ctx| {
             ctx.is_some_and(|ctx| std::ptr::addr_eq(Arc::as_ptr(&ctx.runner), self as *const Shared))
@@ -75,10 +114,18 @@ impl Runner for Shared {
         if let Some(actor) = entry.called_actor()
             && let Some(slot) = self.directory.slot(actor)
         {
-            match submit_call(&self.tx, &slot, entry) {
-                Some(routed) => entry = routed,
-                None => return,
+            if self.config.det.is_some() {
+                // A deterministic run sends every call through the manager.
+                route_call(&slot, &mut entry);
+            } else {
+                match submit_call(&self.tx, &slot, entry) {
+                    Some(routed) => entry = routed,
+                    None => return,
+                }
             }
+        }
+        if self.may_start_here(&entry) {
+            return self.start_here(entry);
         }
         if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(entry)) {
             entry.output().complete(Err(Error::RuntimeShutdown));
@@ -156,8 +203,9 @@ impl Runner for Shared {
     }
 
     fn run_inline(&self, task: TaskId) -> bool {
-        // Only a plain task of this runtime lends its thread (and its CPU).
-        if !context::on_blocking_thread() || !self.is_current_runner() {
+        // Only a plain task of this runtime lends its thread (and its CPU); on
+        // a deterministic run the manager needs this very thread to answer.
+        if self.config.det.is_some() || !context::on_blocking_thread() || !self.is_current_runner() {
             return false;
         }
         let Some(this) = self.this.upgrade() else { return false };
@@ -171,7 +219,7 @@ impl Runner for Shared {
             return false;
         }
         let Ok(Some(start)) = claimed.recv() else { return false };
-        executor::run_inline(&Exec::new(this, self.tx.clone(), self.handle.clone()), start);
+        executor::run_inline(&Exec::new(this, self.tx.clone(), self.handle.clone(), None), start);
         if let Some(waiter) = waiter {
             let _ = self.send(Msg::Unblocked(waiter));
         }
@@ -179,6 +227,10 @@ impl Runner for Shared {
     }
 
     fn block_on_object(&self, cell: &ObjectCell, deadline: Option<Instant>) -> Result<bool> {
+        if self.config.det.is_some() && !cell.is_ready() {
+            // The one thread that would write the object is the one that would wait.
+            return Err(Error::BlockingInDeterministic { object: cell.id() });
+        }
         let wait = || cell.ready_blocking(deadline).is_some();
         if context::on_blocking_thread() {
             return Ok(wait());
