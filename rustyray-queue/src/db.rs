@@ -182,6 +182,9 @@ impl Db {
                 // writers sleeping in SQLite's busy handler.
                 .max_connections(if in_memory { 1 } else { options.sqlite_connections })
                 .acquire_timeout(options.acquire_timeout)
+                // A file cannot drop a connection the way a server can:
+                // pinging it before each use only adds a hop to its thread.
+                .test_before_acquire(false)
                 .connect_with(connect)
                 .await
                 .map_err(database)?;
@@ -206,6 +209,7 @@ impl Db {
                 SqlitePoolOptions::new()
                     .max_connections(options.sqlite_readers)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_lazy_with(connect),
             );
         }
