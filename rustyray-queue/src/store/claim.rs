@@ -143,10 +143,10 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     }
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let kind = db.kind();
-    if let (Pool::Postgres(pool), [queue]) = (&db.pool, claimer.queues) {
-        if let Some((picked, marked)) = claim_unlimited_postgres(db, pool, claimer, queue, n).await? {
-            return to_claims(picked, marked);
-        }
+    if let (Pool::Postgres(pool), [queue]) = (&db.pool, claimer.queues)
+        && let Some((picked, marked)) = claim_unlimited_postgres(db, pool, claimer, queue, n).await?
+    {
+        return to_claims(picked, marked);
     }
     let mut picked: Vec<Candidate> = Vec::new();
     let mut marked: Vec<(JobId, uuid::Uuid, i32, i32)> = Vec::new();
@@ -431,8 +431,7 @@ async fn claim_unlimited_sqlite(
     queue: &str,
     n: i64,
 ) -> Result<(Vec<Candidate>, Vec<(JobId, uuid::Uuid, i32, i32)>)> {
-    let attempt_ids: Vec<String> =
-        (0..n.min(4096)).map(|_| uuid::Uuid::now_v7().simple().to_string()).collect();
+    let attempt_ids: Vec<String> = (0..n.min(4096)).map(|_| uuid::Uuid::now_v7().simple().to_string()).collect();
     // `?1` worker, `?2` queue, `?3` how many, `?4` the attempt ids (handed
     // out in pick order), `?5` runner, `?6` the attempts' first state.
     let text = sql(

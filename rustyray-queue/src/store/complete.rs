@@ -154,14 +154,10 @@ pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobSt
         Pool::Sqlite(pool) => {
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             let rows: Vec<SqliteRow<'_>> = batch.iter().map(SqliteRow::new).collect();
-            let text = SQLITE_STATEMENTS.get_or_init(|| {
-                format!("{}; {}", sql(kind, SQLITE_ATTEMPTS), sql(kind, SQLITE_JOBS))
-            });
-            let moved_rows = sqlx::query(text)
-                .bind(json_text(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db.error(e))?;
+            let text =
+                SQLITE_STATEMENTS.get_or_init(|| format!("{}; {}", sql(kind, SQLITE_ATTEMPTS), sql(kind, SQLITE_JOBS)));
+            let moved_rows =
+                sqlx::query(text).bind(json_text(&rows)?).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
             for row in moved_rows {
                 let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
                 let state: String = row.try_get(1).map_err(|e| db.error(e))?;
