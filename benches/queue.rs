@@ -3,7 +3,9 @@
 //! hand with sqlx, set-based, in batches of 64).
 //!
 //! `cargo bench --bench queue` (SQLite; set `RUSTYRAY_TEST_POSTGRES` for
-//! PostgreSQL too). Prints one line per figure; BENCHMARKS.md quotes them.
+//! PostgreSQL too; `cargo bench --bench queue -- sqlite` for one backend;
+//! `QUEUE_BENCH_FIGURES=e2e` for some figures only). Prints one line per
+//! figure; BENCHMARKS.md quotes them, with end to end over the floor.
 
 mod queue_db;
 
@@ -133,6 +135,15 @@ async fn raw_sql(label: &str) -> f64 {
     N as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Whether `figure` is measured: all of them unless `QUEUE_BENCH_FIGURES`
+/// lists some (`raw,e2e,enqueue,pickup`), to profile one at a time.
+fn wanted(figure: &str) -> bool {
+    match std::env::var("QUEUE_BENCH_FIGURES") {
+        Ok(list) if !list.is_empty() => list.split(',').any(|f| f.trim() == figure),
+        _ => true,
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut labels = vec!["sqlite"];
@@ -149,17 +160,22 @@ fn main() {
                 if filter.as_deref().is_some_and(|f| f != label) {
                     continue;
                 }
-                let raw = raw_sql(label).await;
-                let e2e = end_to_end(label).await;
-                let enq = enqueue_rate(label).await;
-                let pickup = pickup_latency(label).await;
-                println!("queue/{label}/raw_sql_floor            {raw:>10.0} jobs/s");
-                println!(
-                    "queue/{label}/end_to_end_10k           {e2e:>10.0} jobs/s  ({:.2}x the raw SQL floor)",
-                    e2e / raw
-                );
-                println!("queue/{label}/enqueue_many_10k         {enq:>10.0} jobs/s");
-                println!("queue/{label}/idle_pickup_p50          {pickup:>10.2} ms");
+                if wanted("raw") {
+                    let raw = raw_sql(label).await;
+                    println!("queue/{label}/raw_sql_floor            {raw:>10.0} jobs/s");
+                }
+                if wanted("e2e") {
+                    let e2e = end_to_end(label).await;
+                    println!("queue/{label}/end_to_end_10k           {e2e:>10.0} jobs/s");
+                }
+                if wanted("enqueue") {
+                    let enq = enqueue_rate(label).await;
+                    println!("queue/{label}/enqueue_many_10k         {enq:>10.0} jobs/s");
+                }
+                if wanted("pickup") {
+                    let pickup = pickup_latency(label).await;
+                    println!("queue/{label}/idle_pickup_p50          {pickup:>10.2} ms");
+                }
             }
         })
         .await;

@@ -282,6 +282,55 @@ async fn a_job_that_keeps_failing_ends_failed_with_its_last_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_claimed_at_once_run_to_their_end_and_are_never_cancelled() {
+    // With no backoff a failed attempt's retry may be claimed by the same
+    // worker before the failed attempt's own task has wound down; finishing
+    // the old attempt must not stop the new one.
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = Worker::builder(&q).concurrency(8).heartbeat(Duration::from_millis(50)).start().await.expect("worker");
+        let jobs = flaky::options()
+            .max_retries(3)
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .enqueue_many(&q, (0..200).map(|i| (format!("again-{}-{i}", db.label), 1)))
+            .await
+            .unwrap();
+        for job in &jobs {
+            assert_eq!(within("result", job.result()).await.unwrap(), 2, "{}", db.label);
+        }
+        let stats = q.stats().await.unwrap();
+        assert_eq!(stats.count(JobState::Succeeded), 200, "{}: {stats:?}", db.label);
+        assert_eq!(stats.count(JobState::Cancelled), 0, "{}", db.label);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_stop_handle_is_dropped_runs_to_its_end() {
+    use rustyray::queue::{Attempt, Claimed, JobId, Outcome, run_local};
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let runtime = rustyray::Runtime::builder().build().unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(None);
+    drop(stop); // nobody will ask it to stop: that is not a cancel
+    let claimed = Claimed {
+        job_id: JobId::new(),
+        attempt_id: uuid::Uuid::now_v7(),
+        attempt: 1,
+        charged: 1,
+        max_attempts: 1,
+        function: add::NAME.to_string(),
+        args: serde_json::json!([2, 3]),
+        options: JobOptions::default(),
+        queue: "default".into(),
+        unreadable: None,
+    };
+    let attempt = Attempt { claimed, queue: q.clone(), worker_id: "w".into(), stop: stop_rx };
+    let outcome = within("outcome", run_local(runtime, attempt)).await;
+    assert_eq!(outcome, Outcome::Succeeded(serde_json::json!(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_past_its_timeout_fails_with_timeout() {
     for db in backends().await {
         let q = db.queue().await;

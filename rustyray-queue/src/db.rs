@@ -166,6 +166,13 @@ impl Db {
         let mut reader_options = None;
         let pool = if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // WAL with synchronous=NORMAL: a commit is appended to the log
+            // and synced at checkpoints, not at every commit. The database
+            // cannot be corrupted by a crash of the process or the machine;
+            // a power loss may undo the last commits before the sync, never
+            // half of one (an undone finish runs its job again; an undone
+            // enqueue is gone). That is the durability WAL is meant to run
+            // with; FULL would sync every commit, claims and finishes too.
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(|e| invalid(e.to_string()))?
                 .create_if_missing(true)
@@ -182,6 +189,9 @@ impl Db {
                 // writers sleeping in SQLite's busy handler.
                 .max_connections(if in_memory { 1 } else { options.sqlite_connections })
                 .acquire_timeout(options.acquire_timeout)
+                // A file cannot drop a connection the way a server can:
+                // pinging it before each use only adds a hop to its thread.
+                .test_before_acquire(false)
                 .connect_with(connect)
                 .await
                 .map_err(database)?;
@@ -206,6 +216,7 @@ impl Db {
                 SqlitePoolOptions::new()
                     .max_connections(options.sqlite_readers)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_lazy_with(connect),
             );
         }

@@ -292,14 +292,14 @@ impl Queue {
     /// One job with its attempts; arguments shown only when the function
     /// opted in (`record_args`).
     pub async fn job(&self, id: JobId) -> Result<JobInfo> {
-        let mut info = store::job(self.db(), id).await?;
+        let mut info = store::job(self.db(), id, store::Args::Recorded).await?;
         redact(&mut info);
         Ok(info)
     }
 
     /// One job with its attempts and its arguments, redacted or not.
     pub async fn job_unredacted(&self, id: JobId) -> Result<JobInfo> {
-        store::job(self.db(), id).await
+        store::job(self.db(), id, store::Args::All).await
     }
 
     /// A job's state.

@@ -143,6 +143,11 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     }
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let kind = db.kind();
+    if let (Pool::Postgres(pool), [queue]) = (&db.pool, claimer.queues)
+        && let Some((picked, marked)) = claim_unlimited_postgres(db, pool, claimer, queue, n).await?
+    {
+        return to_claims(picked, marked);
+    }
     let mut picked: Vec<Candidate> = Vec::new();
     let mut marked: Vec<(JobId, uuid::Uuid, i32, i32)> = Vec::new();
     // The part both backends share, written once for their two transaction
@@ -195,6 +200,14 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     match &db.pool {
         Pool::Sqlite(pool) => {
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
+            if let [queue] = claimer.queues {
+                let (picked, marked) = claim_unlimited_sqlite(db, &mut tx, claimer, queue, n).await?;
+                if !marked.is_empty() {
+                    tx.commit().await.map_err(|e| db.error(e))?;
+                    return to_claims(picked, marked);
+                }
+                // Nothing ready, or a limit applies: the general way tells which.
+            }
             pick_candidates!(tx);
             if !picked.is_empty() {
                 // One statement per step for the whole batch: the pairs
@@ -284,6 +297,12 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
             tx.commit().await.map_err(|e| db.error(e))?;
         }
     }
+    to_claims(picked, marked)
+}
+
+/// The claims of the `marked` jobs, read from their `picked` rows, in the
+/// order they were picked.
+fn to_claims(picked: Vec<Candidate>, marked: Vec<(JobId, uuid::Uuid, i32, i32)>) -> Result<Vec<Claimed>> {
     let order: HashMap<JobId, usize> = picked.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     let mut by_id: HashMap<JobId, Candidate> = picked.into_iter().map(|c| (c.id, c)).collect();
     let mut claimed = Vec::with_capacity(marked.len());
@@ -321,6 +340,149 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     // Start them in the order they were picked: priority, then age.
     claimed.sort_by_key(|c| order.get(&c.job_id).copied().unwrap_or(usize::MAX));
     Ok(claimed)
+}
+
+/// The common claim on PostgreSQL (one queue, no limit on it nor a global
+/// one) as one statement, so one round trip and its own transaction: check
+/// that no limit applies, lock the queue's best ready jobs (skipping those
+/// other claimers hold), mark them RUNNING and insert their attempts.
+/// `None` when a limit applies: the caller claims the general way, which
+/// counts running jobs under the claim lock.
+async fn claim_unlimited_postgres(
+    db: &Db,
+    pool: &sqlx::PgPool,
+    claimer: &Claimer<'_>,
+    queue: &str,
+    n: i64,
+) -> Result<Option<(Vec<Candidate>, Vec<(JobId, uuid::Uuid, i32, i32)>)>> {
+    // Attempt ids are made here (UUID v7, time-ordered like job ids) and
+    // handed to the picked jobs in pick order.
+    let attempt_ids: Vec<uuid::Uuid> = (0..n.min(4096)).map(|_| uuid::Uuid::now_v7()).collect();
+    let text = sql(
+        Kind::Postgres,
+        "WITH l AS (SELECT EXISTS (SELECT 1 FROM rustyray_limits WHERE queue IN (?, ?)) AS limited), \
+         p AS (SELECT t.id, t.priority, t.function, t.args, t.options, t.queue, t.max_attempts \
+               FROM rustyray_jobs t \
+               WHERE t.state = 'QUEUED' AND t.run_after <= {now} AND t.queue = ? AND NOT (SELECT limited FROM l) \
+               ORDER BY t.priority DESC, t.id LIMIT ? FOR UPDATE OF t SKIP LOCKED), \
+         c AS (SELECT p.*, (CAST(? AS uuid[]))[CAST(row_number() OVER (ORDER BY p.priority DESC, p.id) AS INT)] AS attempt_id \
+               FROM p), \
+         j AS (UPDATE rustyray_jobs t SET state = 'RUNNING', attempts = t.attempts + 1, runs = t.runs + 1, \
+                 current_attempt = c.attempt_id, worker_id = ?, started_at = COALESCE(t.started_at, {now}) \
+               FROM c WHERE t.id = c.id \
+               RETURNING t.id, c.attempt_id, t.runs, t.attempts, c.priority, c.function, c.args, c.options, \
+                         c.queue, c.max_attempts), \
+         a AS (INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, \
+                 started_at, last_heartbeat) \
+               SELECT j.attempt_id, j.id, j.runs, ?, ?, ?, {now}, \
+                      CASE WHEN CAST(? AS TEXT) = 'RUNNING' THEN {now} END, {now} FROM j) \
+         SELECT l.limited, j.id, j.attempt_id, j.runs, j.attempts, j.priority, j.function, j.args, j.options, \
+                j.queue, j.max_attempts \
+         FROM l LEFT JOIN j ON TRUE",
+    );
+    let rows = sqlx::query(&text)
+        .bind(GLOBAL_LIMIT)
+        .bind(queue)
+        .bind(queue)
+        .bind(i64::try_from(attempt_ids.len()).unwrap_or(n))
+        .bind(&attempt_ids)
+        .bind(claimer.worker_id)
+        .bind(claimer.runner)
+        .bind(claimer.initial.as_str())
+        .bind(claimer.worker_id)
+        .bind(claimer.initial.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(|e| db.error(e))?;
+    let e = |error: sqlx::Error| db.error(error);
+    let mut picked = Vec::with_capacity(rows.len());
+    let mut marked = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<bool, _>(0).map_err(e)? {
+            return Ok(None);
+        }
+        let Some(id) = row.try_get::<Option<uuid::Uuid>, _>(1).map_err(e)? else { continue };
+        let id = JobId(id);
+        marked.push((id, row.try_get(2).map_err(e)?, row.try_get(3).map_err(e)?, row.try_get(4).map_err(e)?));
+        picked.push(Candidate {
+            id,
+            priority: row.try_get(5).map_err(e)?,
+            function: row.try_get(6).map_err(e)?,
+            args: row.try_get(7).map_err(e)?,
+            options: row.try_get(8).map_err(e)?,
+            queue: row.try_get(9).map_err(e)?,
+            max_attempts: row.try_get(10).map_err(e)?,
+        });
+    }
+    // The rows come back in no particular order: pick order is priority, then age.
+    picked.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    Ok(Some((picked, marked)))
+}
+
+/// The common claim on SQLite (one queue, no limit on it nor a global one)
+/// in one round trip inside the caller's write transaction: one statement
+/// picks the queue's best ready jobs and marks them RUNNING, the next inserts
+/// their attempts (this worker's RUNNING jobs whose current attempt is one
+/// of the new ids). Nothing is claimed when a limit applies.
+async fn claim_unlimited_sqlite(
+    db: &Db,
+    tx: &mut sqlx::SqliteConnection,
+    claimer: &Claimer<'_>,
+    queue: &str,
+    n: i64,
+) -> Result<(Vec<Candidate>, Vec<(JobId, uuid::Uuid, i32, i32)>)> {
+    let attempt_ids: Vec<String> = (0..n.min(4096)).map(|_| uuid::Uuid::now_v7().simple().to_string()).collect();
+    // `?1` worker, `?2` queue, `?3` how many, `?4` the attempt ids (handed
+    // out in pick order), `?5` runner, `?6` the attempts' first state.
+    let text = sql(
+        Kind::Sqlite,
+        "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
+           current_attempt = unhex(c.attempt), worker_id = ?1, started_at = COALESCE(started_at, {now}) \
+         FROM (SELECT p.id, a.value AS attempt \
+               FROM (SELECT id, row_number() OVER (ORDER BY priority DESC, id) - 1 AS k \
+                     FROM (SELECT id, priority FROM rustyray_jobs \
+                           WHERE state = 'QUEUED' AND queue = ?2 AND run_after <= {now} \
+                             AND NOT EXISTS (SELECT 1 FROM rustyray_limits WHERE queue IN ('*', ?2)) \
+                           ORDER BY priority DESC, id LIMIT ?3)) AS p \
+               JOIN json_each(?4) AS a ON a.key = p.k) AS c \
+         WHERE rustyray_jobs.id = c.id \
+         RETURNING id, current_attempt, runs, attempts, priority, function, args, options, queue, max_attempts; \
+         INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, started_at, \
+           last_heartbeat) \
+         SELECT j.current_attempt, j.id, j.runs, ?5, ?6, ?1, {now}, CASE WHEN ?6 = 'RUNNING' THEN {now} END, {now} \
+         FROM rustyray_jobs j \
+         WHERE j.worker_id = ?1 AND j.state = 'RUNNING' \
+           AND j.current_attempt IN (SELECT unhex(value) FROM json_each(?4))",
+    );
+    let rows = sqlx::query(&text)
+        .bind(claimer.worker_id)
+        .bind(queue)
+        .bind(i64::try_from(attempt_ids.len()).unwrap_or(n))
+        .bind(json_text(&attempt_ids)?)
+        .bind(claimer.runner)
+        .bind(claimer.initial.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db.error(e))?;
+    let e = |error: sqlx::Error| db.error(error);
+    let mut picked = Vec::with_capacity(rows.len());
+    let mut marked = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id = JobId(row.try_get(0).map_err(e)?);
+        marked.push((id, row.try_get(1).map_err(e)?, row.try_get(2).map_err(e)?, row.try_get(3).map_err(e)?));
+        picked.push(Candidate {
+            id,
+            priority: row.try_get(4).map_err(e)?,
+            function: row.try_get(5).map_err(e)?,
+            args: row.try_get(6).map_err(e)?,
+            options: row.try_get(7).map_err(e)?,
+            queue: row.try_get(8).map_err(e)?,
+            max_attempts: row.try_get(9).map_err(e)?,
+        });
+    }
+    // RETURNING gives no order: pick order is priority, then age.
+    picked.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    Ok((picked, marked))
 }
 
 /// Keeps the `total` best candidates: priority first, then age.

@@ -52,15 +52,16 @@ impl Completion {
 
 // SQLite takes the batch as one JSON array of objects (`json_each`): one
 // statement per table for the whole batch, each row found by primary key
-// (the unary `+` keeps SQLite off the state index, which would scan).
+// (the unary `+` keeps SQLite off the state index, which would scan). Both
+// run as one query (one round trip to the connection's thread), the jobs'
+// statement moving only the jobs whose attempt the first one just ended.
 const SQLITE_ATTEMPTS: &str = "UPDATE rustyray_attempts SET state = c.value ->> '$.attempt_state', \
      finished_at = {now}, started_at = COALESCE(started_at, {now}), error_class = c.value ->> '$.error_class', \
      error_message = c.value ->> '$.error_message', backtrace = c.value ->> '$.backtrace', \
      result_ref = c.value ->> '$.result_ref', charged = NOT (c.value ->> '$.uncharge') \
-     FROM json_each(?) AS c \
+     FROM json_each(?1) AS c \
      WHERE rustyray_attempts.id = unhex(c.value ->> '$.attempt_id') \
-       AND +rustyray_attempts.state IN ('SUBMITTED', 'RUNNING') \
-     RETURNING id";
+       AND +rustyray_attempts.state IN ('SUBMITTED', 'RUNNING')";
 
 const SQLITE_JOBS: &str = "UPDATE rustyray_jobs SET \
      state = CASE WHEN c.value ->> '$.job_state' = 'QUEUED' AND rustyray_jobs.cancel_requested THEN 'CANCELLED' \
@@ -72,10 +73,15 @@ const SQLITE_JOBS: &str = "UPDATE rustyray_jobs SET \
      result = c.value ->> '$.result', result_ref = c.value ->> '$.result_ref', \
      last_error = COALESCE(c.value ->> '$.last_error', rustyray_jobs.last_error), \
      attempts = rustyray_jobs.attempts - (c.value ->> '$.uncharge'), current_attempt = NULL, worker_id = NULL \
-     FROM json_each(?) AS c \
+     FROM json_each(?1) AS c \
      WHERE rustyray_jobs.id = unhex(c.value ->> '$.job_id') \
        AND rustyray_jobs.current_attempt = unhex(c.value ->> '$.attempt_id') \
+       AND EXISTS (SELECT 1 FROM rustyray_attempts a WHERE a.id = unhex(c.value ->> '$.attempt_id') \
+                   AND a.state = c.value ->> '$.attempt_state' AND a.finished_at IS NOT NULL) \
      RETURNING id, state";
+
+/// Both SQLite statements as one query, both reading the one parameter.
+static SQLITE_STATEMENTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// One completion as SQLite reads it from the batch's JSON.
 #[derive(serde::Serialize)]
@@ -123,8 +129,8 @@ const POSTGRES_BATCH: &str = "WITH d AS ( \
               started_at = COALESCE(t.started_at, {now}), error_class = d.error_class, \
               error_message = d.error_message, backtrace = d.backtrace, result_ref = d.result_ref, \
               charged = (d.uncharge = 0) \
-       FROM d WHERE t.id = d.attempt_id AND t.state IN ('SUBMITTED', 'RUNNING') RETURNING t.id) \
-     UPDATE rustyray_jobs j SET \
+       FROM d WHERE t.id = d.attempt_id AND t.state IN ('SUBMITTED', 'RUNNING') RETURNING t.id), \
+     m AS (UPDATE rustyray_jobs j SET \
        state = CASE WHEN d.job_state = 'QUEUED' AND j.cancel_requested THEN 'CANCELLED' ELSE d.job_state END, \
        run_after = CASE WHEN d.job_state = 'QUEUED' THEN {now} + d.delay_us ELSE j.run_after END, \
        finished_at = CASE WHEN d.job_state = 'QUEUED' AND NOT j.cancel_requested THEN NULL ELSE {now} END, \
@@ -132,10 +138,12 @@ const POSTGRES_BATCH: &str = "WITH d AS ( \
        attempts = j.attempts - d.uncharge, current_attempt = NULL, worker_id = NULL \
      FROM d JOIN a ON a.id = d.attempt_id \
      WHERE j.id = d.job_id AND j.current_attempt = d.attempt_id \
-     RETURNING j.id, j.state";
+     RETURNING j.id, j.state) \
+     SELECT m.id, m.state, pg_notify('rustyray_events', m.id::text || ':' || m.state) FROM m";
 
 /// Records `batch` in one transaction; returns the jobs that moved, with
-/// their new state.
+/// their new state. On PostgreSQL that is one statement, which also tells
+/// other processes' listeners which jobs moved.
 pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobState)>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -146,26 +154,14 @@ pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobSt
         Pool::Sqlite(pool) => {
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             let rows: Vec<SqliteRow<'_>> = batch.iter().map(SqliteRow::new).collect();
-            let ended: Vec<uuid::Uuid> = sqlx::query_scalar(&sql(kind, SQLITE_ATTEMPTS))
-                .bind(json_text(&rows)?)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db.error(e))?;
-            // Only the jobs whose attempt this batch ended move on.
-            let ended: std::collections::HashSet<uuid::Uuid> = ended.into_iter().collect();
-            let rows: Vec<&SqliteRow<'_>> =
-                rows.iter().zip(batch).filter(|(_, c)| ended.contains(&c.attempt_id)).map(|(row, _)| row).collect();
-            if !rows.is_empty() {
-                let moved_rows = sqlx::query(&sql(kind, SQLITE_JOBS))
-                    .bind(json_text(&rows)?)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| db.error(e))?;
-                for row in moved_rows {
-                    let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
-                    let state: String = row.try_get(1).map_err(|e| db.error(e))?;
-                    moved.push((JobId(id), state.parse()?));
-                }
+            let text =
+                SQLITE_STATEMENTS.get_or_init(|| format!("{}; {}", sql(kind, SQLITE_ATTEMPTS), sql(kind, SQLITE_JOBS)));
+            let moved_rows =
+                sqlx::query(text).bind(json_text(&rows)?).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+            for row in moved_rows {
+                let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
+                let state: String = row.try_get(1).map_err(|e| db.error(e))?;
+                moved.push((JobId(id), state.parse()?));
             }
             tx.commit().await.map_err(|e| db.error(e))?;
         }
@@ -191,14 +187,6 @@ pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobSt
                 let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
                 let state: String = row.try_get(1).map_err(|e| db.error(e))?;
                 moved.push((JobId(id), state.parse()?));
-            }
-            if !moved.is_empty() {
-                let payloads: Vec<String> = moved.iter().map(|(id, state)| format!("{id}:{state}")).collect();
-                sqlx::query("SELECT pg_notify('rustyray_events', p) FROM unnest($1::text[]) AS p")
-                    .bind(payloads)
-                    .execute(pool)
-                    .await
-                    .map_err(|e| db.error(e))?;
             }
         }
     }

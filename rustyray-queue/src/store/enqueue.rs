@@ -103,17 +103,20 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
                 options.push(opts);
                 max_attempts.push(job.max_attempts());
             }
+            // One statement, so one round trip and its own transaction: the
+            // rows and the wake-up commit together or not at all.
             let text = sql(
                 db.kind(),
-                "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, options, \
-                 max_attempts, created_at) \
+                "WITH i AS (INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, \
+                 options, max_attempts, created_at) \
                  SELECT j.id, j.function, j.args, j.queue, j.priority, 'QUEUED', COALESCE(j.at, {now} + j.delay), \
                         j.name, j.options, j.max_attempts, {now} \
                  FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], \
                              ?::text[], ?::text[], ?::int[]) \
-                      AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts)",
+                      AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts) \
+                 RETURNING 1) \
+                 SELECT pg_notify('rustyray_ready', '') WHERE EXISTS (SELECT 1 FROM i)",
             );
-            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
             sqlx::query(&text)
                 .bind(ids)
                 .bind(functions)
@@ -125,11 +128,9 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
                 .bind(names)
                 .bind(options)
                 .bind(max_attempts)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .map_err(|e| db.error(e))?;
-            sqlx::query("SELECT pg_notify('rustyray_ready', '')").execute(&mut *tx).await.map_err(|e| db.error(e))?;
-            tx.commit().await.map_err(|e| db.error(e))?;
         }
     }
     Ok(())

@@ -48,10 +48,21 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str, job: JobId
     })
 }
 
+/// Whether a job's arguments are decoded when read: a caller that hides
+/// the arguments of jobs that did not opt in to recording them skips
+/// decoding what it would throw away.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Args {
+    /// Every job's arguments.
+    All,
+    /// Only the arguments of jobs whose options say to record them.
+    Recorded,
+}
+
 /// A jobs row as a [`JobInfo`] (attempts not filled).
-pub(crate) fn job_from_row<R: Row>(db: &Db, row: &R) -> Result<JobInfo>
+pub(crate) fn job_from_row<R: Row>(db: &Db, row: &R, wanted: Args) -> Result<JobInfo>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R> + sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -62,13 +73,18 @@ where
     let id = JobId(row.try_get("id").map_err(e)?);
     let state: String = row.try_get("state").map_err(e)?;
     let options: String = row.try_get("options").map_err(e)?;
-    let args: String = row.try_get("args").map_err(e)?;
     let result: Option<String> = row.try_get("result").map_err(e)?;
     let options: JobOptions = parse_json(&options, "options", id)?;
+    let args = if wanted == Args::All || options.record_args {
+        let args: &str = row.try_get("args").map_err(e)?;
+        Some(parse_json(args, "arguments", id)?)
+    } else {
+        None
+    };
     Ok(JobInfo {
         id,
         function: row.try_get("function").map_err(e)?,
-        args: Some(parse_json(&args, "arguments", id)?),
+        args,
         queue: row.try_get("queue").map_err(e)?,
         priority: row.try_get("priority").map_err(e)?,
         state: state.parse()?,
@@ -92,9 +108,12 @@ where
     })
 }
 
-fn attempt_from_row<R: Row>(db: &Db, row: &R) -> Result<AttemptInfo>
+/// The attempt in the columns of `row` from `base` on, in
+/// [`ATTEMPT_COLUMNS`] order; `None` where they are empty (the outer side
+/// of a join, for a job with no attempt).
+fn attempt_from_row<R: Row>(db: &Db, row: &R, base: usize) -> Result<Option<AttemptInfo>>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
     uuid::Uuid: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -102,37 +121,72 @@ where
     bool: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let e = |error: sqlx::Error| db.error(error);
-    let state: String = row.try_get("state").map_err(e)?;
-    Ok(AttemptInfo {
-        id: row.try_get("id").map_err(e)?,
-        attempt: row.try_get::<i32, _>("attempt").map_err(e)?.max(0) as u32,
-        runner: row.try_get("runner").map_err(e)?,
+    let Some(id) = row.try_get::<Option<uuid::Uuid>, _>(base).map_err(e)? else { return Ok(None) };
+    let state: String = row.try_get(base + 3).map_err(e)?;
+    Ok(Some(AttemptInfo {
+        id,
+        attempt: row.try_get::<i32, _>(base + 1).map_err(e)?.max(0) as u32,
+        runner: row.try_get(base + 2).map_err(e)?,
         state: state.parse::<AttemptState>()?,
-        charged: row.try_get("charged").map_err(e)?,
-        worker_id: row.try_get("worker_id").map_err(e)?,
-        ray_job_id: row.try_get("ray_job_id").map_err(e)?,
-        submitted_at: row.try_get("submitted_at").map_err(e)?,
-        started_at: row.try_get("started_at").map_err(e)?,
-        finished_at: row.try_get("finished_at").map_err(e)?,
-        last_heartbeat: row.try_get("last_heartbeat").map_err(e)?,
-        error_class: row.try_get("error_class").map_err(e)?,
-        error_message: row.try_get("error_message").map_err(e)?,
-        backtrace: row.try_get("backtrace").map_err(e)?,
-        result_ref: row.try_get("result_ref").map_err(e)?,
-        log_ref: row.try_get("log_ref").map_err(e)?,
-    })
+        charged: row.try_get(base + 4).map_err(e)?,
+        worker_id: row.try_get(base + 5).map_err(e)?,
+        ray_job_id: row.try_get(base + 6).map_err(e)?,
+        submitted_at: row.try_get(base + 7).map_err(e)?,
+        started_at: row.try_get(base + 8).map_err(e)?,
+        finished_at: row.try_get(base + 9).map_err(e)?,
+        last_heartbeat: row.try_get(base + 10).map_err(e)?,
+        error_class: row.try_get(base + 11).map_err(e)?,
+        error_message: row.try_get(base + 12).map_err(e)?,
+        backtrace: row.try_get(base + 13).map_err(e)?,
+        result_ref: row.try_get(base + 14).map_err(e)?,
+        log_ref: row.try_get(base + 15).map_err(e)?,
+    }))
 }
 
-/// One job with its attempts.
-pub async fn job(db: &Db, id: JobId) -> Result<JobInfo> {
-    let job_sql = format!("SELECT {JOB_COLUMNS} FROM rustyray_jobs WHERE id = ?");
-    let attempts_sql = format!("SELECT {ATTEMPT_COLUMNS} FROM rustyray_attempts WHERE job_id = ? ORDER BY attempt");
+/// The statement [`job`] runs, in `kind`'s dialect: the job's columns under
+/// their own names beside each of its attempts' (a row with empty attempt
+/// columns when it has none), so that one round trip answers. The attempt's
+/// columns are renamed `attempt_*`, so that no job column's name is taken
+/// twice. Built once.
+fn job_statement(kind: Kind) -> &'static str {
+    fn build(kind: Kind) -> String {
+        let prefixed = |table: &str, columns: &str, alias: &str| {
+            columns
+                .split(',')
+                .map(str::trim)
+                .map(|column| format!("{table}.{column} AS {alias}{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let text = format!(
+            "SELECT {}, {} FROM rustyray_jobs j LEFT JOIN rustyray_attempts a ON a.job_id = j.id \
+             WHERE j.id = ? ORDER BY a.attempt",
+            prefixed("j", JOB_COLUMNS, ""),
+            prefixed("a", ATTEMPT_COLUMNS, "attempt_")
+        );
+        sql(kind, &text).into_owned()
+    }
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| build(Kind::Sqlite));
+    static POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| build(Kind::Postgres));
+    match kind {
+        Kind::Sqlite => &SQLITE,
+        Kind::Postgres => &POSTGRES,
+    }
+}
+
+/// How many columns [`JOB_COLUMNS`] names: the attempt's follow them.
+fn job_column_count() -> usize {
+    JOB_COLUMNS.split(',').count()
+}
+
+/// One job with its attempts, in one statement.
+pub async fn job(db: &Db, id: JobId, wanted: Args) -> Result<JobInfo> {
     on_db_read!(db, pool, kind => {
-        let row = sqlx::query(&sql(kind, &job_sql)).bind(id.0).fetch_optional(pool).await.map_err(|e| db.error(e))?;
-        let Some(row) = row else { return Err(QueueError::JobNotFound(id)) };
-        let mut info = job_from_row(db, &row)?;
-        let rows = sqlx::query(&sql(kind, &attempts_sql)).bind(id.0).fetch_all(pool).await.map_err(|e| db.error(e))?;
-        info.attempt_list = rows.iter().map(|row| attempt_from_row(db, row)).collect::<Result<_>>()?;
+        let rows = sqlx::query(job_statement(kind)).bind(id.0).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        let Some(first) = rows.first() else { return Err(QueueError::JobNotFound(id)) };
+        let mut info = job_from_row(db, first, wanted)?;
+        let base = job_column_count();
+        info.attempt_list = rows.iter().filter_map(|row| attempt_from_row(db, row, base).transpose()).collect::<Result<_>>()?;
         Ok(info)
     })
 }
@@ -189,7 +243,8 @@ pub async fn job_state(db: &Db, id: JobId) -> Result<JobState> {
     }
 }
 
-/// Jobs a filter selects, newest first.
+/// Jobs a filter selects, newest first, with the arguments only of jobs
+/// that record them.
 pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
     let mut clauses: Vec<&str> = Vec::new();
     let kind = db.kind();
@@ -255,7 +310,7 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
             q = q.bind(like.clone()).bind(like.clone());
         }
         let rows = q.bind(limit).fetch_all(pool).await.map_err(|e| db.error(e))?;
-        rows.iter().map(|row| job_from_row(db, row)).collect()
+        rows.iter().map(|row| job_from_row(db, row, Args::Recorded)).collect()
     })
 }
 
@@ -350,4 +405,52 @@ pub async fn retry(db: &Db, id: JobId) -> Result<()> {
     }
     let state = job_state(db, id).await?;
     Err(QueueError::WrongState { job: id, state, operation: "retry", allowed: "FAILED or CANCELLED" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{ConnectOptions, Pool};
+    use crate::store::enqueue::NewJob;
+
+    fn new_job(record_args: bool) -> NewJob {
+        let options = JobOptions { record_args, ..JobOptions::default() };
+        NewJob { id: JobId::new(), function: "tests::f".into(), args: "[7]".into(), options }
+    }
+
+    #[tokio::test]
+    async fn one_statement_reads_a_job_with_its_attempts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/jobs.db", dir.path().display()), &ConnectOptions::default())
+            .await
+            .unwrap();
+        let jobs = [new_job(false), new_job(true)];
+        let (tried, fresh) = (jobs[0].id, jobs[1].id);
+        enqueue::insert(&db, &jobs).await.unwrap();
+        let Pool::Sqlite(pool) = &db.pool else { panic!("a SQLite pool") };
+        // Written out of order: the read puts them in attempt order.
+        for (attempt, state) in [(2, "RUNNING"), (1, "FAILED")] {
+            sqlx::query(
+                "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, submitted_at, last_heartbeat) \
+                 VALUES (?, ?, ?, 'local', ?, 1, 1)",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(tried.0)
+            .bind(attempt)
+            .bind(state)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        let info = job(&db, tried, Args::All).await.unwrap();
+        let attempts: Vec<(u32, AttemptState)> = info.attempt_list.iter().map(|a| (a.attempt, a.state)).collect();
+        assert_eq!(attempts, [(1, AttemptState::Failed), (2, AttemptState::Running)]);
+        assert_eq!(info.args, Some(serde_json::json!([7])));
+        // Arguments the job did not opt in to recording are not decoded.
+        assert_eq!(job(&db, tried, Args::Recorded).await.unwrap().args, None);
+        let info = job(&db, fresh, Args::Recorded).await.unwrap();
+        assert!(info.attempt_list.is_empty(), "no attempt yet: {:?}", info.attempt_list);
+        assert_eq!(info.args, Some(serde_json::json!([7])), "a job that records its arguments shows them");
+        assert!(matches!(job(&db, JobId::new(), Args::All).await, Err(QueueError::JobNotFound(_))));
+    }
 }

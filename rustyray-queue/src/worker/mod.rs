@@ -172,6 +172,12 @@ impl WorkerBuilder {
     }
 }
 
+/// One attempt this worker runs: its job, and how to ask it to stop.
+struct Slot {
+    job: JobId,
+    stop: watch::Sender<Option<Stop>>,
+}
+
 struct Config {
     id: Arc<str>,
     queues: Vec<String>,
@@ -252,10 +258,13 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         adopt,
     ));
     let claimer_queues = config.queues.clone();
-    // Each attempt's task ends by returning its job's id, so the set both
-    // runs the attempts and says which slot became free.
-    let mut in_flight: JoinSet<JobId> = JoinSet::new();
-    let mut running: HashMap<JobId, watch::Sender<Option<Stop>>> = HashMap::new();
+    // Each attempt's task ends by returning its attempt's id, so the set both
+    // runs the attempts and says which slot became free. Slots are keyed by
+    // attempt, not job: a failed attempt's retry may be claimed here before
+    // the failed attempt's task has been joined, and joining the old one
+    // must not free (and so drop the stop handle of) the new one.
+    let mut in_flight: JoinSet<uuid::Uuid> = JoinSet::new();
+    let mut running: HashMap<uuid::Uuid, Slot> = HashMap::new();
     let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval * 5 };
     let mut backoff = Duration::from_millis(50);
     let mut stopping: Option<tokio::time::Instant> = None;
@@ -286,8 +295,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     let got = claimed.len();
                     drained = got < free;
                     for claimed in claimed {
-                        let (stop_tx, stop_rx) = watch::channel(None);
-                        running.insert(claimed.job_id, stop_tx);
+                        let (stop, stop_rx) = watch::channel(None);
+                        running.insert(claimed.attempt_id, Slot { job: claimed.job_id, stop });
                         start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                     }
                     if got > 0 && drained {
@@ -318,12 +327,12 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             Some(finished) = in_flight.join_next() => {
                 // Attempts catch their own panics, and none is aborted: a
                 // join error cannot name its job, so it frees nothing.
-                if let Ok(job) = finished {
-                    running.remove(&job);
+                if let Ok(attempt) = finished {
+                    running.remove(&attempt);
                 }
                 while let Some(finished) = in_flight.try_join_next() {
-                    if let Ok(job) = finished {
-                        running.remove(&job);
+                    if let Ok(attempt) = finished {
+                        running.remove(&attempt);
                     }
                 }
             }
@@ -331,22 +340,22 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                 // A dead worker's cluster attempt: follow it here. Its job runs
                 // already, so it takes a slot even when none is free.
                 let claimed: Claimed = claimed;
-                if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(claimed.job_id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(claimed.attempt_id) {
                     tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker");
-                    let (stop_tx, stop_rx) = watch::channel(None);
-                    slot.insert(stop_tx);
+                    let (stop, stop_rx) = watch::channel(None);
+                    slot.insert(Slot { job: claimed.job_id, stop });
                     start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                 }
             }
-            Some((job, _attempt)) = cancels.recv() => {
-                if let Some(stop) = running.get(&job) {
-                    let _ = stop.send(Some(Stop::Cancel));
+            Some((_job, attempt)) = cancels.recv() => {
+                if let Some(slot) = running.get(&attempt) {
+                    let _ = slot.stop.send(Some(Stop::Cancel));
                 }
             }
             signal = signals.recv() => match signal {
                 Ok(Signal::CancelRequested(job)) => {
-                    if let Some(stop) = running.get(&job) {
-                        let _ = stop.send(Some(Stop::Cancel));
+                    for slot in running.values().filter(|slot| slot.job == job) {
+                        let _ = slot.stop.send(Some(Stop::Cancel));
                     }
                 }
                 Ok(Signal::Ready) | Err(broadcast::error::RecvError::Lagged(_)) => drained = true,
@@ -361,8 +370,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             }
             _ = grace_over => {
                 tracing::info!(worker = %config.id, released = running.len(), "grace period over; releasing running attempts");
-                for stop in running.values() {
-                    let _ = stop.send(Some(Stop::Release));
+                for slot in running.values() {
+                    let _ = slot.stop.send(Some(Stop::Release));
                 }
                 released = true;
             }
@@ -380,7 +389,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
 /// Starts one attempt: runs it through the runner (or fails it at once when
 /// its stored row could not be read), then records its outcome.
 fn start(
-    in_flight: &mut JoinSet<JobId>,
+    in_flight: &mut JoinSet<uuid::Uuid>,
     queue: &Queue,
     runner: &Arc<dyn Runner>,
     recorder: &Recorder,
@@ -420,7 +429,7 @@ fn start(
             let outcome = outcome.await;
             run_time.observe(began.elapsed().as_secs_f64());
             recorder.record(&claimed, outcome).await;
-            job_id
+            claimed.attempt_id
         }
         .instrument(span),
     );

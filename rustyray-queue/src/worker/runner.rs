@@ -184,19 +184,29 @@ pub async fn run_local(runtime: Runtime, attempt: Attempt) -> Outcome {
     }
     options.record_args = claimed.options.record_args;
     let output = runtime.call_by_name_json(&claimed.function, &claimed.args, options);
-    let reason = tokio::select! {
-        result = output.get() => {
-            return match result {
-                Ok(value) => Outcome::Succeeded(value),
-                Err(error) => Outcome::from_error(&error),
-            };
+    let ended = |result: Result<serde_json::Value, Error>| match result {
+        Ok(value) => Outcome::Succeeded(value),
+        Err(error) => Outcome::from_error(&error),
+    };
+    let reason = {
+        let get = output.get();
+        tokio::pin!(get);
+        let reason = tokio::select! {
+            result = &mut get => return ended(result),
+            reason = stop.wait_for(Option::is_some) => reason.ok().and_then(|r| *r),
+        };
+        match reason {
+            Some(reason) => reason,
+            // Nobody can ask it to stop any more (the stop handle was
+            // dropped without a reason): only a cancel cancels, so the
+            // body runs to its end.
+            None => return ended(get.await),
         }
-        reason = stop.wait_for(Option::is_some) => reason.ok().and_then(|r| *r),
     };
     // Stop the body: an async one is dropped, a plain one abandoned.
     rustyray_runtime::cancel(&output);
     match reason {
-        Some(Stop::Release) => Outcome::Released,
-        _ => Outcome::Cancelled,
+        Stop::Release => Outcome::Released,
+        Stop::Cancel => Outcome::Cancelled,
     }
 }
