@@ -20,9 +20,9 @@ use crate::actor::Directory;
 use crate::config::Config;
 use crate::deterministic::Det;
 use crate::manager::{Core, Manager};
-use crate::trim::Trimmer;
 #[cfg(feature = "deterministic")]
 use crate::timer::VirtualTime;
+use crate::trim::Trimmer;
 
 /// Configures and builds a [`Runtime`].
 ///
