@@ -67,6 +67,9 @@ pub trait StreamItem<M>: Send + Sync + 'static {}
 impl<T: Send + Sync + 'static> StreamItem<Checked> for T {}
 impl<T: Send + Sync + 'static + sealed::Never> StreamItem<Unreachable> for T {}
 
+/// Decodes one value from the front of codec bytes; returns it and the rest.
+pub type TakeDecoded<T> = fn(&[u8]) -> std::result::Result<(T, &[u8]), String>;
+
 /// The operations on one parameter type that generated code needs.
 pub struct ArgOps<T> {
     /// Copies a value (for an attempt that may be retried).
@@ -74,7 +77,7 @@ pub struct ArgOps<T> {
     /// The value as JSON text, for a call that records its arguments.
     pub describe: fn(&T) -> String,
     /// Decodes one value from the front of codec bytes; returns the rest.
-    pub take_decoded: fn(&[u8]) -> std::result::Result<(T, &[u8]), String>,
+    pub take_decoded: TakeDecoded<T>,
     /// Reads one value from JSON.
     pub from_json: fn(&serde_json::Value) -> std::result::Result<T, String>,
 }
