@@ -67,8 +67,8 @@ pub trait StreamItem<M>: Send + Sync + 'static {}
 impl<T: Send + Sync + 'static> StreamItem<Checked> for T {}
 impl<T: Send + Sync + 'static + sealed::Never> StreamItem<Unreachable> for T {}
 
-/// Decodes one value from the front of codec bytes; returns the rest.
-pub type TakeDecoded<T> = for<'a> fn(&'a [u8]) -> std::result::Result<(T, &'a [u8]), String>;
+/// Decodes one value from the front of codec bytes; returns it and the rest.
+pub type TakeDecoded<T> = fn(&[u8]) -> std::result::Result<(T, &[u8]), String>;
 
 /// The operations on one parameter type that generated code needs.
 pub struct ArgOps<T> {

@@ -233,6 +233,9 @@ pub fn ops_consts(params: &[Param]) -> TokenStream {
 /// `ArgSlot::with_clone(args, ..)`: holds the wrapped arguments `args`,
 /// copied through the parameters' operation constants (on `Self`).
 pub fn arg_slot(params: &[Param]) -> TokenStream {
+    if params.is_empty() {
+        return quote!(::rustyray::__private::ArgSlot::new(args));
+    }
     let idents: Vec<&syn::Ident> = params.iter().map(|p| &p.ident).collect();
     let copies = params.iter().map(|p| {
         let (ident, ops) = (&p.ident, &p.ops);
