@@ -29,44 +29,82 @@ pub(crate) struct Mailbox {
     arrived: Condvar,
 }
 
-#[derive(Default)]
-struct MailboxState {
-    next: VecDeque<Start>,
+/// What a mailbox holds and whether it is closed. Every decision about
+/// leaving, taking back and taking an attempt is a method here, made under
+/// the mailbox's lock; generic over the attempt `S` so the loom model at the
+/// end of this file drives this same code.
+struct MailboxState<S = Start> {
+    next: VecDeque<S>,
     closed: bool,
+}
+
+impl<S> Default for MailboxState<S> {
+    fn default() -> Self {
+        MailboxState { next: VecDeque::new(), closed: false }
+    }
+}
+
+impl<S> MailboxState<S> {
+    /// Leaves `start` after those already here, or gives it back if the
+    /// worker closed the mailbox.
+    fn offer(&mut self, start: S) -> Result<(), S> {
+        if self.closed {
+            return Err(start);
+        }
+        self.next.push_back(start);
+        Ok(())
+    }
+
+    /// Takes back the first attempt `is` picks, if the worker has not taken it.
+    fn retract(&mut self, is: impl Fn(&S) -> bool) -> Option<S> {
+        let index = self.next.iter().position(is)?;
+        self.next.remove(index)
+    }
+
+    /// Closes the mailbox for good, handing back what it held.
+    fn close(&mut self) -> VecDeque<S> {
+        self.closed = true;
+        std::mem::take(&mut self.next)
+    }
+
+    /// The worker's next attempt and how many wait behind it.
+    fn take(&mut self) -> (Option<S>, usize) {
+        let next = self.next.pop_front();
+        (next, self.next.len())
+    }
+
+    /// The worker waited long enough: its next attempt if one came at the
+    /// last moment, else the mailbox is closed (the manager finds out when
+    /// it next offers one).
+    fn give_up(&mut self) -> Option<S> {
+        let next = self.next.pop_front();
+        self.closed |= next.is_none();
+        next
+    }
 }
 
 impl Mailbox {
     /// Leaves `start` for the worker, after those already there; gives it
     /// back if the worker has closed its mailbox (it is returning its thread).
     pub(crate) fn offer(&self, start: Start) -> Result<(), Start> {
-        let mut state = self.state.lock();
-        if state.closed {
-            return Err(start);
-        }
-        state.next.push_back(start);
+        self.state.lock().offer(start)?;
         self.arrived.notify_one();
         Ok(())
     }
 
     /// Takes back the attempt left for `task`, if the worker has not taken it yet.
     pub(crate) fn retract(&self, task: TaskId) -> Option<Start> {
-        let mut state = self.state.lock();
-        let index = state.next.iter().position(|next| next.task == task)?;
-        state.next.remove(index)
+        self.state.lock().retract(|next| next.task == task)
     }
 
     /// Closes the mailbox for good (the runtime is shutting down).
     pub(crate) fn close(&self) -> VecDeque<Start> {
-        let mut state = self.state.lock();
-        state.closed = true;
-        std::mem::take(&mut state.next)
+        self.state.lock().close()
     }
 
     /// The worker's side: the next attempt and how many wait behind it.
     fn next(&self) -> (Option<Start>, usize) {
-        let mut state = self.state.lock();
-        let next = state.next.pop_front();
-        (next, state.next.len())
+        self.state.lock().take()
     }
 
     /// The worker's side, idle: waits up to `linger` for an attempt; if none
@@ -75,15 +113,11 @@ impl Mailbox {
         let deadline = Instant::now() + linger;
         let mut state = self.state.lock();
         loop {
-            if let Some(next) = state.next.pop_front() {
+            if let (Some(next), _) = state.take() {
                 return Some(next);
             }
             if self.arrived.wait_until(&mut state, deadline).timed_out() {
-                let next = state.next.pop_front();
-                if next.is_none() {
-                    state.closed = true;
-                }
-                return next;
+                return state.give_up();
             }
         }
     }
@@ -265,5 +299,68 @@ mod tests {
         let (outcome, _) = attempt_blocking(&exec, &start);
         assert!(matches!(outcome, Err(TaskError::Error(Error::Internal { .. }))), "{outcome:?}");
         rt.shutdown().await;
+    }
+}
+
+/// A loom model of the mailbox: the manager leaving attempts and taking
+/// one back while the worker takes them, and gives up and closes when it
+/// finds none, through [`MailboxState`]'s own methods. Every attempt runs
+/// exactly once: on the worker, or, when it was handed back (the mailbox
+/// had closed) or taken back, where the manager sends it instead. Run it
+/// with `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-runtime --no-default-features --lib loom`.
+#[cfg(all(test, rustyray_loom))]
+mod loom_tests {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    use super::MailboxState;
+
+    /// Runs attempt `n`: sets its bit, which must not be set yet.
+    fn run(ran: &AtomicUsize, n: u32) {
+        let before = ran.fetch_or(1 << n, Ordering::SeqCst);
+        assert_eq!(before & (1 << n), 0, "attempt {n} ran twice");
+    }
+
+    #[test]
+    fn loom_every_attempt_left_in_a_mailbox_runs_once() {
+        loom::model(|| {
+            let mailbox = Arc::new(Mutex::new(MailboxState::<u32>::default()));
+            let ran = Arc::new(AtomicUsize::new(0));
+            // The worker: takes attempts until it finds none, and then (its
+            // linger over at once, the racy case) gives up.
+            let worker = {
+                let (mailbox, ran) = (mailbox.clone(), ran.clone());
+                thread::spawn(move || {
+                    loop {
+                        let next = {
+                            let mut state = mailbox.lock().unwrap();
+                            match state.take() {
+                                (Some(next), _) => Some(next),
+                                (None, _) => state.give_up(),
+                            }
+                        };
+                        match next {
+                            Some(n) => run(&ran, n),
+                            None => return,
+                        }
+                    }
+                })
+            };
+            // The manager: leaves attempts 0 and 1, then takes 1 back; what
+            // comes back to it runs elsewhere.
+            for n in 0..2 {
+                if let Err(n) = mailbox.lock().unwrap().offer(n) {
+                    run(&ran, n);
+                }
+            }
+            if let Some(n) = mailbox.lock().unwrap().retract(|&n| n == 1) {
+                run(&ran, n);
+            }
+            worker.join().unwrap();
+            let state = mailbox.lock().unwrap();
+            assert!(state.closed && state.next.is_empty(), "the worker left with attempts in its mailbox");
+            assert_eq!(ran.load(Ordering::SeqCst), 0b11, "an attempt was lost");
+        });
     }
 }
