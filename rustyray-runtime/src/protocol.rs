@@ -18,10 +18,6 @@ use crate::task::{Entry, Start};
 pub(crate) enum Msg {
     /// A new task.
     Submit(Box<Entry>),
-    /// A new task whose first attempt its submitter started already (see
-    /// `Shared::submit`): the manager keeps the books on it as running, and
-    /// stops it through the handle if it must.
-    Started(Box<Entry>, futures::future::AbortHandle),
     /// An attempt ended (boxed, as are the other large messages: a message
     /// takes the room of the largest, and a burst of submissions may queue
     /// a great many).

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rustyray_core::{
     Attempt, Deps, Error, FunctionId, ObjectCell, TaskBody, TaskId, TaskKind, TaskOptions, TaskOrigin, TaskSpec,
 };
+use tokio::task::AbortHandle;
 
 use crate::scheduler::{Demand, Held};
 use crate::state::{AttemptRecord, Attempts, Record, TaskState};
@@ -297,31 +298,12 @@ impl PartialEq<Option<u64>> for Maybe {
 pub(crate) struct Running {
     pub(crate) attempt: u32,
     /// Stops an async body.
-    pub(crate) abort: Option<Abort>,
+    pub(crate) abort: Option<AbortHandle>,
     pub(crate) timer: Option<crate::timer::TimerKey>,
     pub(crate) held: Held,
     pub(crate) abandon: Option<Arc<AtomicBool>>,
     /// The worker it runs on, for a plain attempt on a worker.
     pub(crate) worker: Option<WorkerId>,
-}
-
-/// Stops a running async attempt.
-pub(crate) enum Abort {
-    /// An attempt that runs as a tokio task the executor spawned.
-    Task(tokio::task::AbortHandle),
-    /// An attempt its submitter spawned before the manager heard of it (see
-    /// `executor::start_here`): its future ends at its next poll.
-    Here(futures::future::AbortHandle),
-}
-
-impl Abort {
-    /// Stops the attempt: its body's future is dropped without running further.
-    pub(crate) fn abort(&self) {
-        match self {
-            Abort::Task(handle) => handle.abort(),
-            Abort::Here(handle) => handle.abort(),
-        }
-    }
 }
 
 /// An attempt the manager gave up on (timed out or cancelled) whose plain body

@@ -18,7 +18,7 @@
 mod poll;
 mod worker;
 
-pub(crate) use poll::{start_async, start_here};
+pub(crate) use poll::start_async;
 pub(crate) use worker::{Mailbox, flush_held_reports, run_inline, start_plain};
 
 use std::sync::Arc;

@@ -110,22 +110,6 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
     let _ = exec.send(Msg::Reports(reports));
 }
 
-/// Runs an async attempt as a tokio task of its own, started by the thread
-/// that submitted it, which has told the manager first (so the manager hears
-/// of the attempt before its outcome). `registration` is the other half of
-/// the abort handle the manager keeps: once aborted, the body's future is
-/// dropped at its next poll and nothing is reported, as for an aborted tokio task.
-pub(crate) fn start_here(exec: Exec, start: Start, registration: futures::future::AbortRegistration) {
-    let handle = exec.handle().clone();
-    drop(handle.spawn(async move {
-        let started = Instant::now();
-        let attempt = attempt_future(&exec, &start);
-        if let Ok(outcome) = futures::future::Abortable::new(attempt, registration).await {
-            let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
-        }
-    }));
-}
-
 /// An async attempt as a future: the body's future, in the task's context,
 /// with panics caught.
 fn attempt_future(exec: &Exec, start: &Start) -> BoxedAttempt {

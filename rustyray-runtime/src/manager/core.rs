@@ -117,7 +117,6 @@ impl Core {
     pub(super) fn handle(&mut self, exec: &Exec, msg: Msg) {
         match msg {
             Msg::Submit(spec) => self.submit(exec, spec),
-            Msg::Started(entry, abort) => self.submit_started(entry, abort),
             Msg::Finished(finished) => self.finished(*finished),
             Msg::Reports(reports) => {
                 for report in reports {

@@ -194,10 +194,6 @@ fn refuse(msg: Msg) {
         Msg::Submit(entry) => {
             entry.output().complete(Err(Error::RuntimeShutdown));
         }
-        Msg::Started(entry, abort) => {
-            abort.abort();
-            entry.output().complete(Err(Error::RuntimeShutdown));
-        }
         Msg::CreateActor(new) => {
             new.entry.output().complete(Err(Error::RuntimeShutdown));
         }

@@ -16,7 +16,7 @@ use crate::executor::Exec;
 use crate::protocol::{Finished, Handoff};
 use crate::scheduler::Held;
 use crate::state::{AttemptOutcome, TaskState};
-use crate::task::{Abandoned, Abort, Entry, Maybe, Running, WorkerId};
+use crate::task::{Abandoned, Entry, Maybe, Running, WorkerId};
 
 impl Core {
     pub(super) fn finished(&mut self, finished: Finished) {
@@ -82,7 +82,7 @@ impl Core {
         if let Some(running) =
             self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()).filter(|r| r.attempt == attempt)
         {
-            running.abort = Some(Abort::Task(abort));
+            running.abort = Some(abort);
         } else if let Some(abandoned) = self.take_abandoned(task, attempt) {
             abort.abort();
             self.books.scheduler.release(abandoned.held);

@@ -7,16 +7,14 @@ use std::sync::Arc;
 use rustyray_core::{Error, ObjectCell, TaskKind};
 use smallvec::smallvec;
 
-use super::books::RunsOn;
 use super::core::Core;
 use super::core::final_state;
 use super::dependencies::Waiters;
 use crate::events::EventKind;
 use crate::executor::Exec;
 use crate::protocol::Msg;
-use crate::scheduler::Held;
 use crate::state::TaskState;
-use crate::task::{Abort, Entry};
+use crate::task::Entry;
 
 impl Core {
     /// Why a new task cannot even wait: bad options, impossible demands, an
@@ -59,8 +57,7 @@ impl Core {
         })
     }
 
-    /// Counts a new task and tells subscribers of it (in state `PendingArgs`).
-    fn count_submission(&mut self, entry: &mut Entry) {
+    pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         self.books.records.pending_args += 1;
         entry.submitted = crate::task::Stamp::of(self.books.now);
@@ -76,11 +73,6 @@ impl Core {
             parent: spec.parent,
             args: spec.options.args().cloned(),
         });
-    }
-
-    pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
-        let id = entry.spec.id;
-        self.count_submission(&mut entry);
         if entry.direct {
             return self.submit_direct(entry);
         }
@@ -106,28 +98,6 @@ impl Core {
             return self.hold(entry, delay);
         }
         self.await_inputs(exec, entry);
-    }
-
-    /// A task its submitter started at once (an async body with its inputs
-    /// ready and nothing to hold, see `Shared::submit`): it is running from
-    /// the manager's point of view, since it was submitted, with its timeout,
-    /// cancellation, retries and records as for any task.
-    pub(super) fn submit_started(&mut self, mut entry: Box<Entry>, abort: futures::future::AbortHandle) {
-        let id = entry.spec.id;
-        // When the submitter started it (the clock read `count_submission` replaces).
-        let started = entry.submitted.instant();
-        self.count_submission(&mut entry);
-        if self.shut_down {
-            abort.abort();
-            return self.finalize(entry, TaskState::Cancelled, Some(Error::RuntimeShutdown));
-        }
-        self.books.set_state(&mut entry, TaskState::Queued);
-        entry.queued_at = crate::task::Stamp::of(started);
-        self.books.mark_running(&mut entry, Held::default(), started, RunsOn::Spawned);
-        if let Some(running) = entry.running.as_mut() {
-            running.abort = Some(Abort::Here(abort));
-        }
-        self.tasks.insert(id, entry);
     }
 
     /// A submitted task waits for its inputs, or joins the line if it has none left to wait for.

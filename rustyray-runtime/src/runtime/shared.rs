@@ -14,8 +14,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use rustyray_core::context;
 use rustyray_core::{
-    ActorConfig, ActorId, ActorRef, Error, ObjectCell, ObjectId, ObjectSize, Result, Runner, TaskBody, TaskId,
-    TaskKind, TaskSpec, WeakActorRef,
+    ActorConfig, ActorId, ActorRef, Error, ObjectCell, ObjectId, ObjectSize, Result, Runner, TaskId, TaskSpec,
+    WeakActorRef,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
@@ -48,45 +48,6 @@ impl Shared {
 
     pub(super) fn is_closed(&self) -> bool {
         self.shut_down.load(Ordering::Acquire) || self.tx.is_closed()
-    }
-
-    /// Whether a new task needs no decision of the manager before it starts:
-    /// an async body (not an actor's), submitted from outside any task, with
-    /// valid options, no start time, queue or resource demand, every input
-    /// ready and not failed, on a runtime with no in-flight limit. Such a
-    /// task would be released at the manager's next dispatch whatever else
-    /// waits, so its submitter starts it itself.
-    fn may_start_here(&self, entry: &Entry) -> bool {
-        let spec = &entry.spec;
-        // A deterministic run's manager decides every start (and its order).
-        self.config.det.is_none()
-            && matches!(spec.body, TaskBody::Async(_))
-            && matches!(spec.kind, TaskKind::Normal)
-            && spec.parent.is_none()
-            && self.config.max_in_flight == usize::MAX
-            && entry.demand.is_zero()
-            && spec.options.invalid.is_none()
-            && spec.options.queue.is_none()
-            && spec.options.run_at.is_none()
-            && spec.deps.iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
-    }
-
-    /// Starts the first attempt of a task [`may_start_here`](Self::may_start_here)
-    /// allows as a tokio task of its own, after telling the manager (which
-    /// then keeps the books on it as running): the task skips the manager's
-    /// round trip before it starts.
-    fn start_here(&self, mut entry: Box<Entry>) {
-        let Some(this) = self.this.upgrade() else {
-            entry.output().complete(Err(Error::RuntimeShutdown));
-            return;
-        };
-        let start = entry.prepare_attempt();
-        let (abort, registration) = futures::future::AbortHandle::new_pair();
-        if let Err(Msg::Started(entry, _)) = self.send(Msg::Started(entry, abort)) {
-            entry.output().complete(Err(Error::RuntimeShutdown));
-            return;
-        }
-        executor::start_here(Exec::new(this, self.tx.clone(), self.handle.clone(), None), start, registration);
     }
 
     pub(super) fn is_current_runner(&self) -> bool {
@@ -123,9 +84,6 @@ impl Runner for Shared {
                     None => return,
                 }
             }
-        }
-        if self.may_start_here(&entry) {
-            return self.start_here(entry);
         }
         if let Err(Msg::Submit(entry)) = self.send(Msg::Submit(entry)) {
             entry.output().complete(Err(Error::RuntimeShutdown));
