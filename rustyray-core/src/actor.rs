@@ -177,28 +177,9 @@ impl ActorRef {
         let caller = Location::caller();
         let id = TaskId::next();
         let Some(runner) = &self.token.runner else {
-            let error = match self.token.created.try_get() {
-                Some(Err(error)) => error.clone(),
-                _ => Error::NoRuntime,
-            };
-            return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), error));
+            return ObjectRef::from_cell(ObjectCell::with_error(id.output(), Some(id), self.unreachable()));
         };
-        let output = ObjectCell::pending(id, method, None, runner.clone());
-        let spec = TaskSpec {
-            id,
-            function: method,
-            kind: TaskKind::ActorMethod { actor: self.token.id },
-            options: TaskOptions::default(),
-            deps,
-            body,
-            output: output.clone(),
-            parent: context::current_task(),
-            caller,
-            args: None,
-            trace_parent: crate::spec::current_trace_parent(),
-        };
-        runner.submit(spec);
-        ObjectRef::from_cell(output)
+        ObjectRef::from_cell(self.submit_call(runner, id, method, deps, body, caller))
     }
 
     /// Submits a call of the streaming method `method`, whose body `body`
@@ -215,30 +196,48 @@ impl ActorRef {
         let caller = Location::caller();
         let id = TaskId::next();
         let Some(runner) = &self.token.runner else {
-            let error = match self.token.created.try_get() {
-                Some(Err(error)) => error.clone(),
-                _ => Error::NoRuntime,
-            };
-            return ObjectStream::failed(error);
+            return ObjectStream::failed(self.unreachable());
         };
         let origin = TaskOrigin { task: id, function: method, name: None };
         let (source, pending) = crate::stream::channel(runner.clone(), origin, buffer.max(1));
+        let output = self.submit_call(runner, id, method, deps, body(source), caller);
+        pending.stream(ObjectRef::from_cell(output))
+    }
+
+    /// Why a call cannot reach an actor that has no runner: the error its
+    /// creation failed with, else that there is no runtime.
+    fn unreachable(&self) -> Error {
+        match self.token.created.try_get() {
+            Some(Err(error)) => error.clone(),
+            _ => Error::NoRuntime,
+        }
+    }
+
+    /// Submits call `id` of `method` to `runner`; returns its output cell.
+    fn submit_call(
+        &self,
+        runner: &Arc<dyn Runner>,
+        id: TaskId,
+        method: FunctionId,
+        deps: Deps,
+        body: TaskBody,
+        caller: &'static Location<'static>,
+    ) -> Arc<ObjectCell> {
         let output = ObjectCell::pending(id, method, None, runner.clone());
-        let spec = TaskSpec {
+        runner.submit(TaskSpec {
             id,
             function: method,
             kind: TaskKind::ActorMethod { actor: self.token.id },
             options: TaskOptions::default(),
             deps,
-            body: body(source),
+            body,
             output: output.clone(),
             parent: context::current_task(),
             caller,
             args: None,
             trace_parent: crate::spec::current_trace_parent(),
-        };
-        runner.submit(spec);
-        pending.stream(ObjectRef::from_cell(output))
+        });
+        output
     }
 }
 
