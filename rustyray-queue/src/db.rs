@@ -102,6 +102,53 @@ impl Kind {
     }
 }
 
+/// Runs `statements` (SQLite text, `;`-separated, bound to `args`) as one
+/// write transaction in a single hand-off to the connection's thread: the
+/// text is `BEGIN IMMEDIATE; ..; COMMIT`, so a batch costs one trip instead
+/// of three (begin, statements, commit). Returns the rows the statements
+/// return. A failing statement rolls the transaction back before the
+/// connection goes back to the pool; and the work runs as a task of its
+/// own, so a caller that stops waiting cannot leave the connection inside
+/// an open transaction.
+pub(crate) async fn sqlite_write_once(
+    db: &Db,
+    pool: &SqlitePool,
+    statements: &'static str,
+    args: sqlx::sqlite::SqliteArguments<'static>,
+) -> Result<Vec<sqlx::sqlite::SqliteRow>> {
+    let pool = pool.clone();
+    let work = tokio::spawn(async move {
+        let mut conn = pool.acquire().await?;
+        match sqlx::query_with(statements, args).fetch_all(&mut *conn).await {
+            Ok(rows) => Ok(rows),
+            Err(error) => {
+                // Whichever statement failed, nothing of the batch stays:
+                // `ROLLBACK` fails only if no transaction is open.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(error)
+            }
+        }
+    });
+    match work.await {
+        Ok(outcome) => outcome.map_err(|error| db.error(error)),
+        // Only a panic in the driver or a runtime shutting down gets here.
+        Err(_) => Err(db.error(sqlx::Error::WorkerCrashed)),
+    }
+}
+
+/// Adds `value` to the arguments of a [`sqlite_write_once`] batch.
+pub(crate) fn sqlite_arg<T>(db: &Db, args: &mut sqlx::sqlite::SqliteArguments<'static>, value: T) -> Result<()>
+where
+    T: 'static + sqlx::Encode<'static, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    sqlx::Arguments::add(args, value).map_err(|error| db.error(sqlx::Error::Encode(error)))
+}
+
+/// `statements` inside `BEGIN IMMEDIATE; ..; COMMIT`, for [`sqlite_write_once`].
+pub(crate) fn sqlite_transaction(statements: &str) -> String {
+    format!("{}; {statements}; COMMIT", Kind::Sqlite.begin())
+}
+
 /// The backend's SQL for a statement written with `?` and `{now}`. Every
 /// `?` is a placeholder, even inside a string literal: write none there.
 pub fn sql(kind: Kind, text: &str) -> Cow<'_, str> {
@@ -307,5 +354,42 @@ mod tests {
         });
         assert_eq!(limits, 0, "uncommitted rows are not seen");
         tx.commit().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_one_trip_write_leaves_nothing_and_no_open_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/jobs.db", dir.path().display());
+        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let Pool::Sqlite(writer) = &db.pool else { panic!("a SQLite pool") };
+        let count = || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rustyray_limits").fetch_one(writer).await.unwrap();
+            n
+        };
+        // The first statement writes, the second fails (the same key twice):
+        // the batch is one transaction, so the first write is undone too.
+        static FAILING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let failing = FAILING.get_or_init(|| {
+            sqlite_transaction(
+                "INSERT INTO rustyray_limits (queue, max_running) VALUES (?1, 1); \
+                 INSERT INTO rustyray_limits (queue, max_running) VALUES (?1, 2)",
+            )
+        });
+        let mut args = sqlx::sqlite::SqliteArguments::default();
+        sqlite_arg(&db, &mut args, "q".to_string()).unwrap();
+        let Err(error) = sqlite_write_once(&db, writer, failing, args).await else { panic!("the batch failed") };
+        assert!(error.to_string().contains("UNIQUE"), "{error}");
+        assert_eq!(count().await, 0, "the failed batch left nothing behind");
+        // The one writer connection is not left inside the failed transaction:
+        // the next batch begins, commits and is seen.
+        static WORKING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let working = WORKING.get_or_init(|| {
+            sqlite_transaction("INSERT INTO rustyray_limits (queue, max_running) VALUES (?1, 1) RETURNING queue")
+        });
+        let mut args = sqlx::sqlite::SqliteArguments::default();
+        sqlite_arg(&db, &mut args, "q".to_string()).unwrap();
+        let rows = sqlite_write_once(&db, writer, working, args).await.unwrap();
+        assert_eq!(rows.len(), 1, "the statement's rows come back");
+        assert_eq!(count().await, 1);
     }
 }

@@ -199,15 +199,14 @@ pub async fn claim(db: &Db, claimer: &Claimer<'_>, n: usize) -> Result<Vec<Claim
     }
     match &db.pool {
         Pool::Sqlite(pool) => {
-            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             if let [queue] = claimer.queues {
-                let (picked, marked) = claim_unlimited_sqlite(db, &mut tx, claimer, queue, n).await?;
+                let (picked, marked) = claim_unlimited_sqlite(db, pool, claimer, queue, n).await?;
                 if !marked.is_empty() {
-                    tx.commit().await.map_err(|e| db.error(e))?;
                     return to_claims(picked, marked);
                 }
                 // Nothing ready, or a limit applies: the general way tells which.
             }
+            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             pick_candidates!(tx);
             if !picked.is_empty() {
                 // One statement per step for the whole batch: the pairs
@@ -420,50 +419,53 @@ async fn claim_unlimited_postgres(
 }
 
 /// The common claim on SQLite (one queue, no limit on it nor a global one)
-/// in one round trip inside the caller's write transaction: one statement
+/// as one write transaction in one round trip (see
+/// [`sqlite_write_once`](crate::db::sqlite_write_once)): one statement
 /// picks the queue's best ready jobs and marks them RUNNING, the next inserts
 /// their attempts (this worker's RUNNING jobs whose current attempt is one
 /// of the new ids). Nothing is claimed when a limit applies.
 async fn claim_unlimited_sqlite(
     db: &Db,
-    tx: &mut sqlx::SqliteConnection,
+    pool: &sqlx::SqlitePool,
     claimer: &Claimer<'_>,
     queue: &str,
     n: i64,
 ) -> Result<(Vec<Candidate>, Vec<(JobId, uuid::Uuid, i32, i32)>)> {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let attempt_ids: Vec<String> = (0..n.min(4096)).map(|_| uuid::Uuid::now_v7().simple().to_string()).collect();
     // `?1` worker, `?2` queue, `?3` how many, `?4` the attempt ids (handed
-    // out in pick order), `?5` runner, `?6` the attempts' first state.
-    let text = sql(
-        Kind::Sqlite,
-        "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
-           current_attempt = unhex(c.attempt), worker_id = ?1, started_at = COALESCE(started_at, {now}) \
-         FROM (SELECT p.id, a.value AS attempt \
-               FROM (SELECT id, row_number() OVER (ORDER BY priority DESC, id) - 1 AS k \
-                     FROM (SELECT id, priority FROM rustyray_jobs \
-                           WHERE state = 'QUEUED' AND queue = ?2 AND run_after <= {now} \
-                             AND NOT EXISTS (SELECT 1 FROM rustyray_limits WHERE queue IN ('*', ?2)) \
-                           ORDER BY priority DESC, id LIMIT ?3)) AS p \
-               JOIN json_each(?4) AS a ON a.key = p.k) AS c \
-         WHERE rustyray_jobs.id = c.id \
-         RETURNING id, current_attempt, runs, attempts, priority, function, args, options, queue, max_attempts; \
-         INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, started_at, \
-           last_heartbeat) \
-         SELECT j.current_attempt, j.id, j.runs, ?5, ?6, ?1, {now}, CASE WHEN ?6 = 'RUNNING' THEN {now} END, {now} \
-         FROM rustyray_jobs j \
-         WHERE j.worker_id = ?1 AND j.state = 'RUNNING' \
-           AND j.current_attempt IN (SELECT unhex(value) FROM json_each(?4))",
-    );
-    let rows = sqlx::query(&text)
-        .bind(claimer.worker_id)
-        .bind(queue)
-        .bind(i64::try_from(attempt_ids.len()).unwrap_or(n))
-        .bind(json_text(&attempt_ids)?)
-        .bind(claimer.runner)
-        .bind(claimer.initial.as_str())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| db.error(e))?;
+    // out in pick order), `?5` runner, `?6` the attempts' first state. One
+    // write transaction, sent to the connection's thread in one go.
+    let text = TEXT.get_or_init(|| {
+        crate::db::sqlite_transaction(&sql(
+            Kind::Sqlite,
+            "UPDATE rustyray_jobs SET state = 'RUNNING', attempts = attempts + 1, runs = runs + 1, \
+               current_attempt = unhex(c.attempt), worker_id = ?1, started_at = COALESCE(started_at, {now}) \
+             FROM (SELECT p.id, a.value AS attempt \
+                   FROM (SELECT id, row_number() OVER (ORDER BY priority DESC, id) - 1 AS k \
+                         FROM (SELECT id, priority FROM rustyray_jobs \
+                               WHERE state = 'QUEUED' AND queue = ?2 AND run_after <= {now} \
+                                 AND NOT EXISTS (SELECT 1 FROM rustyray_limits WHERE queue IN ('*', ?2)) \
+                               ORDER BY priority DESC, id LIMIT ?3)) AS p \
+                   JOIN json_each(?4) AS a ON a.key = p.k) AS c \
+             WHERE rustyray_jobs.id = c.id \
+             RETURNING id, current_attempt, runs, attempts, priority, function, args, options, queue, max_attempts; \
+             INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, worker_id, submitted_at, started_at, \
+               last_heartbeat) \
+             SELECT j.current_attempt, j.id, j.runs, ?5, ?6, ?1, {now}, CASE WHEN ?6 = 'RUNNING' THEN {now} END, {now} \
+             FROM rustyray_jobs j \
+             WHERE j.worker_id = ?1 AND j.state = 'RUNNING' \
+               AND j.current_attempt IN (SELECT unhex(value) FROM json_each(?4))",
+        ))
+    });
+    let mut args = sqlx::sqlite::SqliteArguments::default();
+    crate::db::sqlite_arg(db, &mut args, claimer.worker_id.to_string())?;
+    crate::db::sqlite_arg(db, &mut args, queue.to_string())?;
+    crate::db::sqlite_arg(db, &mut args, i64::try_from(attempt_ids.len()).unwrap_or(n))?;
+    crate::db::sqlite_arg(db, &mut args, json_text(&attempt_ids)?)?;
+    crate::db::sqlite_arg(db, &mut args, claimer.runner.to_string())?;
+    crate::db::sqlite_arg(db, &mut args, claimer.initial.as_str().to_string())?;
+    let rows = crate::db::sqlite_write_once(db, pool, text, args).await?;
     let e = |error: sqlx::Error| db.error(error);
     let mut picked = Vec::with_capacity(rows.len());
     let mut marked = Vec::with_capacity(rows.len());

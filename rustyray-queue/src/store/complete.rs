@@ -80,7 +80,9 @@ const SQLITE_JOBS: &str = "UPDATE rustyray_jobs SET \
                    AND a.state = c.value ->> '$.attempt_state' AND a.finished_at IS NOT NULL) \
      RETURNING id, state";
 
-/// Both SQLite statements as one query, both reading the one parameter.
+/// Both SQLite statements as one write transaction in one query (see
+/// [`sqlite_write_once`](crate::db::sqlite_write_once)), both reading the
+/// one parameter.
 static SQLITE_STATEMENTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// One completion as SQLite reads it from the batch's JSON.
@@ -142,8 +144,9 @@ const POSTGRES_BATCH: &str = "WITH d AS ( \
      SELECT m.id, m.state, pg_notify('rustyray_events', m.id::text || ':' || m.state) FROM m";
 
 /// Records `batch` in one transaction; returns the jobs that moved, with
-/// their new state. On PostgreSQL that is one statement, which also tells
-/// other processes' listeners which jobs moved.
+/// their new state. On either backend that is one round trip; on PostgreSQL
+/// one statement, which also tells other processes' listeners which jobs
+/// moved.
 pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobState)>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -152,18 +155,18 @@ pub async fn complete(db: &Db, batch: &[Completion]) -> Result<Vec<(JobId, JobSt
     let mut moved = Vec::with_capacity(batch.len());
     match &db.pool {
         Pool::Sqlite(pool) => {
-            let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             let rows: Vec<SqliteRow<'_>> = batch.iter().map(SqliteRow::new).collect();
-            let text =
-                SQLITE_STATEMENTS.get_or_init(|| format!("{}; {}", sql(kind, SQLITE_ATTEMPTS), sql(kind, SQLITE_JOBS)));
-            let moved_rows =
-                sqlx::query(text).bind(json_text(&rows)?).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+            let text = SQLITE_STATEMENTS.get_or_init(|| {
+                crate::db::sqlite_transaction(&format!("{}; {}", sql(kind, SQLITE_ATTEMPTS), sql(kind, SQLITE_JOBS)))
+            });
+            let mut args = sqlx::sqlite::SqliteArguments::default();
+            crate::db::sqlite_arg(db, &mut args, json_text(&rows)?)?;
+            let moved_rows = crate::db::sqlite_write_once(db, pool, text, args).await?;
             for row in moved_rows {
                 let id: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
                 let state: String = row.try_get(1).map_err(|e| db.error(e))?;
                 moved.push((JobId(id), state.parse()?));
             }
-            tx.commit().await.map_err(|e| db.error(e))?;
         }
         Pool::Postgres(pool) => {
             let text = sql(kind, POSTGRES_BATCH);
