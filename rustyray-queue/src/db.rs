@@ -106,8 +106,8 @@ impl Kind {
 /// write transaction in a single hand-off to the connection's thread: the
 /// text is `BEGIN IMMEDIATE; ..; COMMIT`, so a batch costs one trip instead
 /// of three (begin, statements, commit). Returns the rows the statements
-/// return. A failing statement rolls the transaction back before the
-/// connection goes back to the pool; and the work runs as a task of its
+/// return. A failing statement rolls the transaction back and the
+/// connection is closed, not pooled; and the work runs as a task of its
 /// own, so a caller that stops waiting cannot leave the connection inside
 /// an open transaction.
 pub(crate) async fn sqlite_write_once(
@@ -122,9 +122,14 @@ pub(crate) async fn sqlite_write_once(
         match sqlx::query_with(statements, args).fetch_all(&mut *conn).await {
             Ok(rows) => Ok(rows),
             Err(error) => {
-                // Whichever statement failed, nothing of the batch stays:
-                // `ROLLBACK` fails only if no transaction is open.
+                // Whichever statement failed, nothing of the batch stays
+                // (`ROLLBACK` fails where no transaction is open). The
+                // connection is then closed rather than pooled, so a
+                // rollback that failed otherwise cannot leak a transaction
+                // to the next batch: errors here are rare, a new
+                // connection is cheap.
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                conn.close_on_drop();
                 Err(error)
             }
         }
