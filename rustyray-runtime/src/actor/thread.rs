@@ -64,11 +64,7 @@ impl Reporter<'_> {
 
     fn flush(&mut self) {
         if !self.reports.is_empty() {
-            // The next batch is likely as long: one allocation of that size
-            // rather than a run of growing ones (large ones make the
-            // allocator consolidate its free lists on this thread).
-            let next = Vec::with_capacity(self.reports.len());
-            let _ = self.exec.send(Msg::Reports(std::mem::replace(&mut self.reports, next)));
+            let _ = self.exec.send(Msg::Reports(std::mem::take(&mut self.reports)));
         }
     }
 }
