@@ -337,12 +337,19 @@ mod tests {
         assert!(pg.ends_with("WHERE c = $2"), "{pg}");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_reads_do_not_wait_for_an_open_write() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A new SQLite file queue in `dir`, and its writer pool.
+    async fn sqlite_db(dir: &tempfile::TempDir) -> (Db, SqlitePool) {
         let url = format!("sqlite://{}/jobs.db", dir.path().display());
         let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
         let Pool::Sqlite(writer) = &db.pool else { panic!("a SQLite pool") };
+        let writer = writer.clone();
+        (db, writer)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_do_not_wait_for_an_open_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer) = sqlite_db(&dir).await;
         // The one writer connection sits in an open write transaction.
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.unwrap();
         sqlx::query("INSERT INTO rustyray_limits (queue, max_running) VALUES ('q', 1)")
@@ -364,9 +371,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_one_trip_write_leaves_nothing_and_no_open_transaction() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/jobs.db", dir.path().display());
-        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
-        let Pool::Sqlite(writer) = &db.pool else { panic!("a SQLite pool") };
+        let (db, writer) = sqlite_db(&dir).await;
+        let writer = &writer;
         let count = || async {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rustyray_limits").fetch_one(writer).await.unwrap();
             n
