@@ -47,24 +47,38 @@ pub struct Db {
     /// read: WAL lets them run beside the one writer instead of queueing
     /// behind it. `None` for PostgreSQL (its pool serves both) and for an
     /// in-memory SQLite database (one connection is the database).
-    pub reader: Option<SqlitePool>,
+    pub reader: Option<Readers>,
     /// The URL without its password, for messages.
     pub url: Arc<str>,
 }
 
-/// Like [`on_db`], for statements that only read: on a SQLite file `$pool`
-/// is a read-only connection, which does not wait for the writer.
+/// Like [`on_db`], for statements that only read, with `$pool` bound to
+/// one connection (`&mut`; reborrow it as `&mut *$pool` to run several
+/// statements): on a SQLite file a read-only one from [`Readers`], which
+/// does not wait for the writer. Returns the error from the enclosing
+/// function when no connection can be had.
 macro_rules! on_db_read {
     ($db:expr, $pool:ident, $kind:ident => $body:expr) => {
         match (&$db.pool, &$db.reader) {
-            (_, Some($pool)) | ($crate::db::Pool::Sqlite($pool), None) => {
+            (_, Some(readers)) => {
+                let mut connection = readers.get().await.map_err(|e| $db.error(e))?;
                 #[allow(unused_variables)]
                 let $kind = $crate::db::Kind::Sqlite;
+                let $pool = &mut *connection;
                 $body
             }
-            ($crate::db::Pool::Postgres($pool), None) => {
+            ($crate::db::Pool::Sqlite(pool), None) => {
+                let mut connection = pool.acquire().await.map_err(|e| $db.error(e))?;
+                #[allow(unused_variables)]
+                let $kind = $crate::db::Kind::Sqlite;
+                let $pool = &mut *connection;
+                $body
+            }
+            ($crate::db::Pool::Postgres(pool), None) => {
+                let mut connection = pool.acquire().await.map_err(|e| $db.error(e))?;
                 #[allow(unused_variables)]
                 let $kind = $crate::db::Kind::Postgres;
+                let $pool = &mut *connection;
                 $body
             }
         }
@@ -207,6 +221,71 @@ impl Default for ConnectOptions {
     }
 }
 
+/// How long a PostgreSQL connection may sit in the pool before it is pinged
+/// on its way out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// The read-only connections to a SQLite file.
+///
+/// Not a sqlx pool: sqlx pings every connection it takes back, a second
+/// hand-off to the connection's thread per statement, which for a file (it
+/// cannot drop a connection the way a server can) only costs. A read that is
+/// dropped half-way leaves nothing behind (the connection's thread finishes
+/// or resets the statement before it takes the next one), so connections go
+/// back as they are.
+#[derive(Clone)]
+pub struct Readers(deadpool::managed::Pool<ReadOnly>);
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.0.status();
+        f.debug_struct("Readers").field("size", &status.size).field("max_size", &status.max_size).finish()
+    }
+}
+
+/// Opens read-only connections to a SQLite file.
+pub struct ReadOnly(SqliteConnectOptions);
+
+impl deadpool::managed::Manager for ReadOnly {
+    type Type = sqlx::SqliteConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> std::result::Result<sqlx::SqliteConnection, sqlx::Error> {
+        sqlx::ConnectOptions::connect(&self.0).await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut sqlx::SqliteConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl Readers {
+    fn new(connect: SqliteConnectOptions, size: u32, wait: Duration) -> std::result::Result<Readers, sqlx::Error> {
+        let pool = deadpool::managed::Pool::builder(ReadOnly(connect))
+            .max_size(size as usize)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
+        Ok(Readers(pool))
+    }
+
+    /// A connection, opened if none is free and fewer than the most are open.
+    pub async fn get(&self) -> std::result::Result<deadpool::managed::Object<ReadOnly>, sqlx::Error> {
+        self.0.get().await.map_err(|error| match error {
+            deadpool::managed::PoolError::Backend(error) => error,
+            deadpool::managed::PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+            deadpool::managed::PoolError::Closed => sqlx::Error::PoolClosed,
+            other => sqlx::Error::Configuration(other.to_string().into()),
+        })
+    }
+}
+
 impl Db {
     /// Connects to `url` and brings its schema up to date; a database written
     /// by a newer version is refused.
@@ -253,6 +332,19 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
+                // sqlx pings every connection as it goes back into the pool;
+                // a ping before each use as well would make every statement
+                // three round trips. Only a connection that sat idle (where
+                // a restarted server may have dropped it) is pinged first.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_BEFORE_PING {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(connect)
                 .await
                 .map_err(database)?;
@@ -260,17 +352,11 @@ impl Db {
         } else {
             return Err(invalid("the scheme is neither sqlite: nor postgres:".into()));
         };
-        let mut db = Db { pool, reader: None, url: redacted };
+        let mut db = Db { pool, reader: None, url: redacted.clone() };
         db.migrate().await?;
         // Readers open once the schema is there; they connect lazily.
         if let Some(connect) = reader_options {
-            db.reader = Some(
-                SqlitePoolOptions::new()
-                    .max_connections(options.sqlite_readers)
-                    .acquire_timeout(options.acquire_timeout)
-                    .test_before_acquire(false)
-                    .connect_lazy_with(connect),
-            );
+            db.reader = Some(Readers::new(connect, options.sqlite_readers, options.acquire_timeout).map_err(database)?);
         }
         Ok(db)
     }
@@ -361,9 +447,10 @@ mod tests {
         let stats = tokio::time::timeout(Duration::from_secs(60), crate::store::stats(&db, 1_000_000)).await;
         let stats = stats.expect("the read did not wait for the writer").unwrap();
         assert_eq!(stats.workers_alive, 0);
-        let limits: i64 = on_db_read!(db, pool, _kind => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM rustyray_limits").fetch_one(pool).await.unwrap()
-        });
+        let readers = db.reader.as_ref().expect("a SQLite file has readers");
+        let mut reader = readers.get().await.unwrap();
+        let limits: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM rustyray_limits").fetch_one(&mut *reader).await.unwrap();
         assert_eq!(limits, 0, "uncommitted rows are not seen");
         tx.commit().await.unwrap();
     }

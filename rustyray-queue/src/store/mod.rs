@@ -320,17 +320,17 @@ pub async fn stats(db: &Db, alive_within_us: i64) -> Result<QueueStats> {
     type Counts = Vec<(String, String, i64)>;
     let (counts, lost, durations, alive): (Counts, i64, Vec<i64>, i64) = on_db_read!(db, pool, kind => {
         let counts = sqlx::query_as(&sql(kind, "SELECT queue, state, COUNT(*) FROM rustyray_jobs GROUP BY queue, state"))
-            .fetch_all(pool).await.map_err(|e| db.error(e))?;
+            .fetch_all(&mut *pool).await.map_err(|e| db.error(e))?;
         let lost = sqlx::query_scalar(&sql(kind, "SELECT COUNT(*) FROM rustyray_attempts WHERE state = 'LOST'"))
-            .fetch_one(pool).await.map_err(|e| db.error(e))?;
+            .fetch_one(&mut *pool).await.map_err(|e| db.error(e))?;
         let durations = sqlx::query_scalar(&sql(kind,
             "SELECT finished_at - started_at FROM rustyray_attempts \
              WHERE state = 'SUCCEEDED' AND started_at IS NOT NULL AND finished_at IS NOT NULL \
              ORDER BY finished_at DESC LIMIT 10000"))
-            .fetch_all(pool).await.map_err(|e| db.error(e))?;
+            .fetch_all(&mut *pool).await.map_err(|e| db.error(e))?;
         let alive = sqlx::query_scalar(&sql(kind,
             "SELECT COUNT(*) FROM rustyray_workers WHERE state = 'RUNNING' AND last_heartbeat >= {now} - ?"))
-            .bind(alive_within_us).fetch_one(pool).await.map_err(|e| db.error(e))?;
+            .bind(alive_within_us).fetch_one(&mut *pool).await.map_err(|e| db.error(e))?;
         (counts, lost, durations, alive)
     });
     for state in JobState::ALL {
