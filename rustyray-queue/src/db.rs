@@ -432,6 +432,52 @@ mod tests {
         (db, writer)
     }
 
+    #[tokio::test]
+    async fn postgres_connections_dropped_while_idle_are_replaced_before_use() {
+        let Some(admin_url) = std::env::var("RUSTYRAY_TEST_POSTGRES").ok().filter(|url| !url.is_empty()) else {
+            eprintln!("RUSTYRAY_TEST_POSTGRES is not set: SKIPPING the PostgreSQL idle-connection test");
+            return;
+        };
+        let admin = PgPool::connect(&admin_url).await.unwrap();
+        let name = format!("rr_idle_{}_{}", std::process::id(), fastrand::u32(..));
+        sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&admin).await.unwrap();
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}&application_name={name}");
+        let options = ConnectOptions { max_connections: 2, ..ConnectOptions::default() };
+        let db = Db::connect(&url, &options).await.unwrap();
+        assert_eq!(crate::store::events::last_seq(&db).await.unwrap(), 0);
+        // The server drops the pool's connections, as a restart would, and
+        // they finish going.
+        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+        assert!(!pids.is_empty());
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .execute(&admin)
+            .await
+            .unwrap();
+        loop {
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(&pids)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Once they have sat idle, each is checked before it is handed out.
+        tokio::time::sleep(IDLE_BEFORE_PING + Duration::from_millis(100)).await;
+        for _ in 0..4 {
+            assert_eq!(crate::store::events::last_seq(&db).await.unwrap(), 0);
+        }
+        sqlx::query(&format!("DROP SCHEMA {name} CASCADE")).execute(&admin).await.unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_reads_do_not_wait_for_an_open_write() {
         let dir = tempfile::tempdir().unwrap();
