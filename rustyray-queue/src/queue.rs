@@ -122,6 +122,12 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600)
 
 impl QueueBuilder {
     /// Most database connections this process opens (default 8).
+    ///
+    /// On PostgreSQL a pooled connection is checked before use only when it
+    /// sat idle a second or more; one that a server restart broke within
+    /// that second fails the statement that finds it, with an error that
+    /// [`QueueError::is_transient`] calls transient (the pool then replaces
+    /// it). A SQLite file also has four read-only connections beside these.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.connect.max_connections = n.max(1);
         self
