@@ -37,12 +37,13 @@ pub type OutcomeRef<'a> = std::result::Result<&'a Value, &'a Error>;
 /// One slot of an object store: pending until written once with a value or an error.
 pub struct ObjectCell {
     id: ObjectId,
-    /// Whether a task writes it: that task's id is the object's own number
-    /// ([`TaskId::output`]), so a flag is all the cell keeps.
-    produced: bool,
-    /// The producer's function and the name it was given with `.name(..)`,
-    /// to name it if the object is cancelled.
+    /// The producer's function, to name it if the object is cancelled, and
+    /// with it whether a task writes the object at all (`None` for a `put`):
+    /// that task's id is the object's own number ([`TaskId::output`]), so no
+    /// more is kept (a flag of its own would take the cell, with its `Arc`
+    /// counts, into the allocator's next size class).
     function: Option<FunctionId>,
+    /// The name the producer was given with `.name(..)`, for the same.
     name: Option<Arc<str>>,
     owner: Option<Arc<dyn Runner>>,
     slot: OnceLock<Outcome>,
@@ -57,6 +58,9 @@ pub struct ObjectCell {
     #[allow(clippy::box_collection)] // the box is what keeps the field to one word
     parts: Option<Box<Vec<Arc<ObjectCell>>>>,
 }
+
+/// How a cancelled object names a producer whose function is not known.
+const UNKNOWN_FUNCTION: &str = "unknown";
 
 /// [`ObjectSize`] in one word: the two largest values stand for the
 /// value-less states (no object is that large).
@@ -133,7 +137,6 @@ impl ObjectCell {
         owner.object_created(id, ObjectSize::Empty);
         Arc::new(ObjectCell {
             id,
-            produced: true,
             function: Some(function),
             name,
             owner: Some(owner),
@@ -150,7 +153,6 @@ impl ObjectCell {
         owner.object_created(id, size);
         Arc::new(ObjectCell {
             id,
-            produced: false,
             function: None,
             name: None,
             owner: Some(owner),
@@ -168,8 +170,8 @@ impl ObjectCell {
     pub fn with_error(id: ObjectId, producer: Option<TaskId>, error: Error) -> Arc<Self> {
         Arc::new(ObjectCell {
             id: producer.map_or(id, TaskId::output),
-            produced: producer.is_some(),
-            function: None,
+            // The task is not known here; its function is named as unknown.
+            function: producer.map(|_| FunctionId::new(UNKNOWN_FUNCTION)),
             name: None,
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
@@ -186,7 +188,7 @@ impl ObjectCell {
 
     /// The task that writes this object, if a task does.
     pub fn producer(&self) -> Option<TaskId> {
-        self.produced.then(|| TaskId::from_u64(self.id.task_number()))
+        self.function.is_some().then(|| TaskId::from_u64(self.id.task_number()))
     }
 
     /// The object whose write a runner watches for to know this one is
@@ -449,7 +451,7 @@ impl<T> ObjectRef<T> {
         if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer())
             && !self.cell.is_ready()
         {
-            let function = self.cell.function.unwrap_or(FunctionId::new("unknown"));
+            let function = self.cell.function.unwrap_or(FunctionId::new(UNKNOWN_FUNCTION));
             let origin = crate::error::TaskOrigin { task, function, name: self.cell.name.clone() };
             self.cell.complete(Err(Error::Cancelled { origin }));
             owner.cancel(task);
@@ -651,11 +653,19 @@ impl<'de, T> Deserialize<'de> for ObjectRef<T> {
 mod tests {
     use super::*;
 
+    /// Every task has an output cell, and a million may wait at once: the
+    /// cell with its `Arc` counts stays within 120 bytes, which with glibc's
+    /// 8-byte header is the 128-byte size class, not the 144-byte one.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_cell_with_its_counts_fits_120_bytes() {
+        assert!(std::mem::size_of::<ObjectCell>() + 2 * std::mem::size_of::<usize>() <= 120);
+    }
+
     #[test]
     fn first_write_wins_and_wakes_waiters() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            produced: false,
             function: None,
             name: None,
             owner: None,
@@ -679,7 +689,6 @@ mod tests {
     fn blocking_wait_honours_its_deadline() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            produced: false,
             function: None,
             name: None,
             owner: None,
@@ -704,7 +713,6 @@ mod tests {
     fn into_value_moves_a_unique_value() {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
-            produced: false,
             function: None,
             name: None,
             owner: None,
@@ -738,7 +746,6 @@ mod loom_tests {
     fn pending(parts: Option<Box<Vec<Arc<ObjectCell>>>>) -> Arc<ObjectCell> {
         Arc::new(ObjectCell {
             id: ObjectId::next(),
-            produced: false,
             function: None,
             name: None,
             owner: None,
