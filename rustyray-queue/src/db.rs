@@ -221,8 +221,8 @@ impl Default for ConnectOptions {
     }
 }
 
-/// How long a PostgreSQL connection may sit in the pool before it is pinged
-/// on its way out.
+/// How long a connection may sit in its pool before it is pinged as it is
+/// handed out again.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// The read-only connections to a SQLite file.
@@ -232,7 +232,9 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// cannot drop a connection the way a server can) only costs. A read that is
 /// dropped half-way leaves nothing behind (the connection's thread finishes
 /// or resets the statement before it takes the next one), so connections go
-/// back as they are.
+/// back as they are. One last handed out a second or more ago is pinged
+/// before it is handed out again (as PostgreSQL's are after a second idle), so a connection whose thread
+/// died is replaced once the load lets up rather than kept for good.
 #[derive(Clone)]
 pub struct Readers(deadpool::managed::Pool<ReadOnly>);
 
@@ -256,9 +258,12 @@ impl deadpool::managed::Manager for ReadOnly {
 
     async fn recycle(
         &self,
-        _: &mut sqlx::SqliteConnection,
-        _: &deadpool::managed::Metrics,
+        connection: &mut sqlx::SqliteConnection,
+        metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        if metrics.last_used() >= IDLE_BEFORE_PING {
+            sqlx::Connection::ping(connection).await?;
+        }
         Ok(())
     }
 }
