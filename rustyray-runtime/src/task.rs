@@ -234,6 +234,9 @@ pub(crate) fn stamp_origin() -> Instant {
 }
 
 impl Stamp {
+    /// The origin: a stamp not taken yet.
+    pub(crate) const UNSET: Stamp = Stamp(0);
+
     /// `at` as a stamp (an instant before the origin is the origin).
     pub(crate) fn of(at: Instant) -> Self {
         Stamp(u64::try_from(at.saturating_duration_since(stamp_origin()).as_nanos()).unwrap_or(u64::MAX))
@@ -320,7 +323,9 @@ pub(crate) struct Abandoned {
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
         let demand = Demand::of(&spec.options, spec.body.is_plain());
-        let now = Stamp::of(crate::timer::now());
+        // The manager stamps both when it takes the task in (and when it
+        // queues it): a clock read here would be thrown away.
+        let now = Stamp::UNSET;
         Box::new(Entry {
             spec: Spec::new(spec),
             state: TaskState::PendingArgs,
@@ -360,17 +365,25 @@ impl Entry {
         let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
         self.prepared_abandon = abandon.clone();
         let spec = &self.spec;
-        let span = tracing::info_span!(
-            target: "rustyray::task",
-            parent: spec.options.trace_parent().and_then(tracing::Span::id),
-            "task",
-            task = %spec.id,
-            function = spec.function.name(),
-            name = spec.options.name.as_deref(),
-            attempt = number,
-            parent_task = spec.parent.map(|parent| parent.as_u64()),
-            args = spec.options.args().map(|args| &**args),
-        );
+        // With no subscriber recording INFO the span would be disabled
+        // anyway; the macro's own check of that still costs a few calls per
+        // attempt (more with `tracing`'s `log` feature, which another crate
+        // of the program may turn on), so it is skipped.
+        let span = if tracing::level_enabled!(tracing::Level::INFO) {
+            tracing::info_span!(
+                target: "rustyray::task",
+                parent: spec.options.trace_parent().and_then(tracing::Span::id),
+                "task",
+                task = %spec.id,
+                function = spec.function.name(),
+                name = spec.options.name.as_deref(),
+                attempt = number,
+                parent_task = spec.parent.map(|parent| parent.as_u64()),
+                args = spec.options.args().map(|args| &**args),
+            )
+        } else {
+            tracing::Span::none()
+        };
         Start {
             span,
             task: self.spec.id,
