@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::ids::{FunctionId, ObjectId, TaskId};
 use crate::runner::Runner;
 use crate::size::{ObjectSize, size_of_value};
-use crate::sync::{Event, Listener, OnceLock};
+use crate::sync::{Event, Listener, OnceLock, after_listen, notify_listeners};
 
 /// A stored value, type-erased. Stored values are shared, never copied, by the store.
 pub type Value = Arc<dyn Any + Send + Sync>;
@@ -239,7 +239,7 @@ impl ObjectCell {
             outcome.map_err(Box::new)
         });
         if won {
-            self.ready.notify(usize::MAX);
+            notify_listeners(&self.ready);
         }
         won
     }
@@ -276,7 +276,7 @@ impl ObjectCell {
             Err(Box::new(outcome))
         });
         if won {
-            self.ready.notify(usize::MAX);
+            notify_listeners(&self.ready);
         }
         won
     }
@@ -288,6 +288,7 @@ impl ObjectCell {
                 return outcome;
             }
             let listener = self.ready.listen();
+            after_listen();
             if let Some(outcome) = self.try_get() {
                 return outcome;
             }
@@ -303,6 +304,7 @@ impl ObjectCell {
                 return Some(outcome);
             }
             let listener = self.ready.listen();
+            after_listen();
             if let Some(outcome) = self.try_get() {
                 return Some(outcome);
             }

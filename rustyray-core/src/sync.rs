@@ -17,6 +17,34 @@ pub(crate) use std::sync::OnceLock;
 #[cfg(not(rustyray_loom))]
 pub(crate) use event_listener::{Event, Listener};
 
+/// Wakes every listener of `event`, after the write they wait for. An
+/// event that no one has listened to is left alone: `event-listener`
+/// allocates its list on the first `notify` as on the first `listen`, and
+/// almost every object is written before anyone waits for it.
+///
+/// Sound with [`after_listen`] on the waiter's side: the writer's fence
+/// comes after its write and before it looks for listeners, the waiter's
+/// after it listens and before it looks at the value again, so at least
+/// one of the two sees the other (and a list that exists is read under its
+/// lock, which orders the two on its own).
+#[cfg(not(rustyray_loom))]
+pub(crate) fn notify_listeners(event: &Event) {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    if event.total_listeners() > 0 {
+        event.notify(usize::MAX);
+    }
+}
+
+/// The waiter's half of [`notify_listeners`]: called between `listen` and
+/// the second look at the value.
+#[cfg(not(rustyray_loom))]
+pub(crate) fn after_listen() {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+#[cfg(rustyray_loom)]
+pub(crate) use self::model::{after_listen, notify_listeners};
+
 #[cfg(rustyray_loom)]
 pub(crate) use self::model::{Event, Listener, OnceLock};
 
@@ -97,11 +125,31 @@ mod model {
     struct State {
         generation: u64,
         wakers: Vec<Waker>,
+        /// Listeners made and not dropped yet, as `event-listener`'s
+        /// `total_listeners` counts them.
+        listening: usize,
+    }
+
+    /// The model of the real `notify_listeners`: the count is read under
+    /// the event's lock (the real one reads it under the list's lock, and
+    /// finds no list when no one ever listened).
+    pub(crate) fn notify_listeners(event: &Event) {
+        loom::sync::atomic::fence(Ordering::SeqCst);
+        if event.state().listening > 0 {
+            event.notify(usize::MAX);
+        }
+    }
+
+    pub(crate) fn after_listen() {
+        loom::sync::atomic::fence(Ordering::SeqCst);
     }
 
     impl Event {
         pub(crate) fn new() -> Self {
-            Event { state: Mutex::new(State { generation: 0, wakers: Vec::new() }), changed: Condvar::new() }
+            Event {
+                state: Mutex::new(State { generation: 0, wakers: Vec::new(), listening: 0 }),
+                changed: Condvar::new(),
+            }
         }
 
         fn state(&self) -> loom::sync::MutexGuard<'_, State> {
@@ -109,7 +157,9 @@ mod model {
         }
 
         pub(crate) fn listen(&self) -> EventListener<'_> {
-            EventListener { event: self, generation: self.state().generation }
+            let mut state = self.state();
+            state.listening += 1;
+            EventListener { event: self, generation: state.generation }
         }
 
         /// Wakes every listener (the cell always notifies all of them).
@@ -128,6 +178,12 @@ mod model {
     pub(crate) struct EventListener<'a> {
         event: &'a Event,
         generation: u64,
+    }
+
+    impl Drop for EventListener<'_> {
+        fn drop(&mut self) {
+            self.event.state().listening -= 1;
+        }
     }
 
     /// The blocking side of a listener, as `event-listener` names it.
