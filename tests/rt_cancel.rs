@@ -100,6 +100,11 @@ async fn a_cancelled_error_names_the_task_by_its_given_name() {
             }
             assert!(error.to_string().contains("resize-images"), "{error}");
         }
+        // The ref reads cancelled at once, and the dependent may fail from
+        // that before the manager has taken the cancellation in (it finds
+        // its input written when it is submitted): the record is final once
+        // the manager has.
+        rt.wait_idle().await;
         let info = rt.task(r.task().unwrap()).unwrap();
         assert!(info.error.is_some_and(|error| error.to_string().contains("resize-images")));
     })
