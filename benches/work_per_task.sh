@@ -2,7 +2,7 @@
 # Instructions per task (or call) of each shape of the `work_per_task`
 # examples, counted by callgrind: the run with 30 batches of 1,000 minus the
 # run with 10, divided by 20,000. Unlike wall-clock figures these repeat to
-# within a percent on a shared machine. Needs valgrind.
+# within about 1.5% on a shared machine. Needs valgrind.
 #
 #   benches/work_per_task.sh            # glibc malloc and mimalloc
 set -euo pipefail

@@ -19,6 +19,10 @@ use crate::task::{Maybe, Start, WorkerId};
 /// task about 4% of its instructions when batches took up to 32.
 const POLL_BATCH: usize = 8;
 
+// What the batch size is chosen for, kept true as the two records change.
+const _: () = assert!(POLL_BATCH * std::mem::size_of::<Start>() < 1024);
+const _: () = assert!(POLL_BATCH * std::mem::size_of::<crate::protocol::Report>() < 1024);
+
 impl Core {
     /// Releases every task that may run now, and keeps workers fed.
     pub(super) fn dispatch(&mut self, exec: &Exec) {
