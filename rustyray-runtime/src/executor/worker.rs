@@ -55,9 +55,11 @@ impl<S> MailboxState<S> {
         Ok(())
     }
 
-    /// Takes back the first attempt `is` picks, if the worker has not taken it.
+    /// Takes back the attempt `is` picks, if the worker has not taken it.
+    /// Searched from the newest: what the manager takes back is almost
+    /// always at the back (the newer half of a long mailbox, newest first).
     fn retract(&mut self, is: impl Fn(&S) -> bool) -> Option<S> {
-        let index = self.next.iter().position(is)?;
+        let index = self.next.iter().rposition(is)?;
         self.next.remove(index)
     }
 

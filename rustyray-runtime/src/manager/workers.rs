@@ -163,12 +163,15 @@ impl Workers {
     pub(super) fn retract(&mut self, id: WorkerId, task: TaskId) -> Option<Start> {
         let worker = self.open.get_mut(&id)?;
         let start = worker.mailbox.retract(task)?;
-        worker.queued.retain(|(queued, _)| *queued != task);
+        if let Some(index) = worker.queued.iter().rposition(|(queued, _)| *queued == task) {
+            worker.queued.remove(index);
+        }
         Some(start)
     }
 
     /// The newer half of the waiting attempts of the worker with the most
-    /// waiting (at least one), oldest first: what an idle CPU may take over.
+    /// waiting (at least one), newest first (so each is taken back from the
+    /// end of the mailbox): what an idle CPU may take over.
     pub(super) fn newest_half(&self) -> Vec<(WorkerId, TaskId)> {
         let Some((id, worker)) =
             self.open.iter().filter(|(_, worker)| !worker.queued.is_empty()).max_by_key(|(_, s)| s.queued.len())
@@ -176,7 +179,7 @@ impl Workers {
             return Vec::new();
         };
         let take = worker.queued.len().div_ceil(2);
-        worker.queued.iter().skip(worker.queued.len() - take).map(|(task, _)| (*id, *task)).collect()
+        worker.queued.iter().rev().take(take).map(|(task, _)| (*id, *task)).collect()
     }
 
     /// Marks worker `id`'s attempt as waiting for objects (or not).
@@ -186,9 +189,10 @@ impl Workers {
         }
     }
 
-    /// The attempts waiting in worker `id`'s mailbox, oldest first.
+    /// The attempts waiting in worker `id`'s mailbox, newest first (so each
+    /// is taken back from the end of the mailbox).
     pub(super) fn queued(&self, id: WorkerId) -> Vec<TaskId> {
-        self.open.get(&id).map(|worker| worker.queued.iter().map(|(task, _)| *task).collect()).unwrap_or_default()
+        self.open.get(&id).map(|worker| worker.queued.iter().rev().map(|(task, _)| *task).collect()).unwrap_or_default()
     }
 
     /// Waiting attempts whose priority is below `priority`.
