@@ -36,7 +36,7 @@ impl Core {
     /// JSON is built from it after the lock is released
     /// ([`Snapshot::render`](crate::timeline::Snapshot::render)).
     pub(crate) fn timeline(&self) -> crate::timeline::Snapshot {
-        let mut records: Vec<crate::state::Record> = self.books.records.finished().cloned().collect();
+        let mut records: Vec<crate::state::Record> = self.books.records.finished().into_iter().cloned().collect();
         records.extend(self.tasks.values().map(|entry| entry.record(None)));
         let classes: FxHashMap<rustyray_core::ActorId, &'static str> =
             self.actors.infos().into_iter().map(|info| (info.id, info.class)).collect();
@@ -66,8 +66,14 @@ impl Core {
         let mut live: Vec<TaskInfo> =
             self.tasks.values().map(|e| e.record(None).info(&self.clock)).filter(|i| filter.matches(i)).collect();
         live.sort_by_key(|info| info.id);
-        let mut all: Vec<TaskInfo> =
-            self.books.records.finished().map(|r| r.info(&self.clock)).filter(|i| filter.matches(i)).collect();
+        let mut all: Vec<TaskInfo> = self
+            .books
+            .records
+            .finished()
+            .into_iter()
+            .map(|r| r.info(&self.clock))
+            .filter(|i| filter.matches(i))
+            .collect();
         all.append(&mut live);
         all
     }
