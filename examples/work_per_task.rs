@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Shapes: `async` (trivial async remote functions), `tokio` (`tokio::spawn`
-//! and await, their baseline), `actor` (calls of a plain actor method),
+//! and await, their baseline), `plain` (trivial plain remote functions, run
+//! on the runtime's CPU workers), `actor` (calls of a plain actor method),
 //! `mpsc` (a bare actor: an mpsc mailbox and a oneshot per reply, theirs).
 //! The `work_per_task_mimalloc` example is the same program with mimalloc as
 //! its global allocator.
@@ -22,6 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 
 #[rustyray::remote]
 async fn small_value() -> u64 {
+    1
+}
+
+#[rustyray::remote]
+fn small_plain_value() -> u64 {
     1
 }
 
@@ -57,6 +63,10 @@ async fn batch(shape: &str, counter: &ActorHandle<Counter>, bare: &mpsc::Unbound
             let refs: Vec<ObjectRef<u64>> = (0..BATCH).map(|_| small_value::remote()).collect();
             let _ = rustyray::get_all(&refs).await;
         }
+        "plain" => {
+            let refs: Vec<ObjectRef<u64>> = (0..BATCH).map(|_| small_plain_value::remote()).collect();
+            let _ = rustyray::get_all(&refs).await;
+        }
         "tokio" => {
             let handles: Vec<_> = (0..BATCH).map(|_| tokio::spawn(async { 1u64 })).collect();
             for handle in handles {
@@ -85,8 +95,8 @@ async fn batch(shape: &str, counter: &ActorHandle<Counter>, bare: &mpsc::Unbound
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let shape = args.next().unwrap_or_else(|| "async".to_string());
-    if !["async", "tokio", "actor", "mpsc"].contains(&shape.as_str()) {
-        return Err(format!("unknown shape {shape:?}: async, tokio, actor or mpsc").into());
+    if !["async", "plain", "tokio", "actor", "mpsc"].contains(&shape.as_str()) {
+        return Err(format!("unknown shape {shape:?}: async, plain, tokio, actor or mpsc").into());
     }
     let batches: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
