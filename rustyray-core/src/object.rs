@@ -43,20 +43,27 @@ pub struct ObjectCell {
     /// more is kept (a flag of its own would take the cell, with its `Arc`
     /// counts, into the allocator's next size class).
     function: Option<FunctionId>,
-    /// The name the producer was given with `.name(..)`, for the same.
-    name: Option<Arc<str>>,
     owner: Option<Arc<dyn Runner>>,
     slot: OnceLock<Outcome>,
     /// What the stored value counts for in the owner's byte total, encoded
     /// (`encode_size`); measured once, when the value is written.
     size: AtomicUsize,
     ready: Event,
+    /// What few cells have: the producer's name, the elements of a multiple
+    /// result. `None` for most (one word, not the three of a name and a
+    /// list's pointer: every task has an output cell).
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarely set part of an [`ObjectCell`].
+struct Extra {
+    /// The name the producer was given with `.name(..)`, to name it if the
+    /// object is cancelled.
+    name: Option<Arc<str>>,
     /// For a task with multiple results, the output cell's elements: each
-    /// write to the output is passed on to them (see [`complete`](Self::complete)).
-    /// `None` for every other cell (one word, not a slice's two: every task
-    /// has an output cell).
-    #[allow(clippy::box_collection)] // the box is what keeps the field to one word
-    parts: Option<Box<Vec<Arc<ObjectCell>>>>,
+    /// write to the output is passed on to them (see
+    /// [`complete`](ObjectCell::complete)). Empty for every other cell.
+    parts: Vec<Arc<ObjectCell>>,
 }
 
 /// How a cancelled object names a producer whose function is not known.
@@ -99,7 +106,7 @@ impl ObjectCell {
         name: Option<Arc<str>>,
         owner: Arc<dyn Runner>,
     ) -> Arc<Self> {
-        Self::unwritten(producer.output(), function, name, owner, None)
+        Self::unwritten(producer.output(), function, name, owner, Vec::new())
     }
 
     /// The output cell of task `producer` returning `count` results, each its
@@ -119,31 +126,32 @@ impl ObjectCell {
         count: usize,
     ) -> (Arc<Self>, Vec<Arc<Self>>) {
         let parts: Vec<Arc<Self>> = (0..count)
-            .map(|index| Self::unwritten(producer.output_part(index), function, name.clone(), owner.clone(), None))
+            .map(|index| {
+                Self::unwritten(producer.output_part(index), function, name.clone(), owner.clone(), Vec::new())
+            })
             .collect();
-        let output = Self::unwritten(producer.output(), function, name, owner, Some(Box::new(parts.clone())));
+        let output = Self::unwritten(producer.output(), function, name, owner, parts.clone());
         (output, parts)
     }
 
     /// A cell a task will write, announced to its owner.
-    #[allow(clippy::box_collection)] // see the `parts` field
     fn unwritten(
         id: ObjectId,
         function: FunctionId,
         name: Option<Arc<str>>,
         owner: Arc<dyn Runner>,
-        parts: Option<Box<Vec<Arc<ObjectCell>>>>,
+        parts: Vec<Arc<ObjectCell>>,
     ) -> Arc<Self> {
         owner.object_created(id, ObjectSize::Empty);
+        let extra = (name.is_some() || !parts.is_empty()).then(|| Box::new(Extra { name, parts }));
         Arc::new(ObjectCell {
             id,
             function: Some(function),
-            name,
             owner: Some(owner),
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts,
+            extra,
         })
     }
 
@@ -154,12 +162,11 @@ impl ObjectCell {
         Arc::new(ObjectCell {
             id,
             function: None,
-            name: None,
             owner: Some(owner),
             slot: OnceLock::from(Ok(value)),
             size: AtomicUsize::new(encode_size(size)),
             ready: Event::new(),
-            parts: None,
+            extra: None,
         })
     }
 
@@ -172,12 +179,11 @@ impl ObjectCell {
             id: producer.map_or(id, TaskId::output),
             // The task is not known here; its function is named as unknown.
             function: producer.map(|_| FunctionId::new(UNKNOWN_FUNCTION)),
-            name: None,
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: None,
+            extra: None,
         })
     }
 
@@ -249,7 +255,7 @@ impl ObjectCell {
     /// them written too.
     /// The elements of a multiple-result output cell; empty for any other.
     fn parts(&self) -> &[Arc<ObjectCell>] {
-        self.parts.as_deref().map_or(&[], Vec::as_slice)
+        self.extra.as_deref().map_or(&[], |extra| extra.parts.as_slice())
     }
 
     fn complete_parts(&self, outcome: Result<Value>) -> bool {
@@ -454,7 +460,8 @@ impl<T> ObjectRef<T> {
             && !self.cell.is_ready()
         {
             let function = self.cell.function.unwrap_or(FunctionId::new(UNKNOWN_FUNCTION));
-            let origin = crate::error::TaskOrigin { task, function, name: self.cell.name.clone() };
+            let name = self.cell.extra.as_ref().and_then(|extra| extra.name.clone());
+            let origin = crate::error::TaskOrigin { task, function, name };
             self.cell.complete(Err(Error::Cancelled { origin }));
             owner.cancel(task);
         }
@@ -656,12 +663,12 @@ mod tests {
     use super::*;
 
     /// Every task has an output cell, and a million may wait at once: the
-    /// cell with its `Arc` counts stays within 120 bytes, which with glibc's
-    /// 8-byte header is the 128-byte size class, not the 144-byte one.
+    /// cell with its `Arc` counts stays within 104 bytes, which with glibc's
+    /// 8-byte header is the 112-byte size class, not the 128-byte one.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_cell_with_its_counts_fits_120_bytes() {
-        assert!(std::mem::size_of::<ObjectCell>() + 2 * std::mem::size_of::<usize>() <= 120);
+    fn a_cell_with_its_counts_fits_104_bytes() {
+        assert!(std::mem::size_of::<ObjectCell>() + 2 * std::mem::size_of::<usize>() <= 104);
     }
 
     #[test]
@@ -669,12 +676,11 @@ mod tests {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
             function: None,
-            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: None,
+            extra: None,
         });
         let waiter = {
             let cell = cell.clone();
@@ -692,12 +698,11 @@ mod tests {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
             function: None,
-            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: None,
+            extra: None,
         });
         assert!(cell.ready_blocking(Some(Instant::now() + Duration::from_millis(20))).is_none());
     }
@@ -716,12 +721,11 @@ mod tests {
         let cell = Arc::new(ObjectCell {
             id: ObjectId::next(),
             function: None,
-            name: None,
             owner: None,
             slot: OnceLock::from(Ok(Arc::new(vec![1u8, 2, 3]) as Value)),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts: None,
+            extra: None,
         });
         let r: ObjectRef<Vec<u8>> = ObjectRef::from_cell(cell);
         let keep = r.clone();
@@ -744,17 +748,15 @@ mod loom_tests {
     use super::*;
     use crate::returns::Parts;
 
-    #[allow(clippy::box_collection)] // the field's own type
-    fn pending(parts: Option<Box<Vec<Arc<ObjectCell>>>>) -> Arc<ObjectCell> {
+    fn pending(parts: Vec<Arc<ObjectCell>>) -> Arc<ObjectCell> {
         Arc::new(ObjectCell {
             id: ObjectId::next(),
             function: None,
-            name: None,
             owner: None,
             slot: OnceLock::new(),
             size: AtomicUsize::new(EMPTY),
             ready: Event::new(),
-            parts,
+            extra: (!parts.is_empty()).then(|| Box::new(Extra { name: None, parts })),
         })
     }
 
@@ -765,7 +767,7 @@ mod loom_tests {
     #[test]
     fn loom_a_blocking_waiter_always_sees_the_write() {
         loom::model(|| {
-            let cell = pending(None);
+            let cell = pending(Vec::new());
             let waiter = {
                 let cell = cell.clone();
                 loom::thread::spawn(move || value_of(cell.ready_blocking(None)))
@@ -778,7 +780,7 @@ mod loom_tests {
     #[test]
     fn loom_racing_writes_leave_one_outcome_that_every_waiter_sees() {
         loom::model(|| {
-            let cell = pending(None);
+            let cell = pending(Vec::new());
             let writer = {
                 let cell = cell.clone();
                 loom::thread::spawn(move || cell.complete(Ok(Arc::new(1i64))))
@@ -800,8 +802,8 @@ mod loom_tests {
     #[test]
     fn loom_an_element_of_a_multiple_result_is_written_before_its_output() {
         loom::model(|| {
-            let part = pending(None);
-            let output = pending(Some(Box::new(vec![part.clone()])));
+            let part = pending(Vec::new());
+            let output = pending(vec![part.clone()]);
             let waiter = {
                 let (part, output) = (part.clone(), output.clone());
                 loom::thread::spawn(move || {
