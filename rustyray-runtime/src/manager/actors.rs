@@ -175,7 +175,7 @@ impl Core {
         if let Some(error) = self.actor_gone(actor) {
             return self.finalize(entry, TaskState::Failed, Some(error));
         }
-        if let Some(parent) = entry.spec.parent
+        if let Some(parent) = entry.spec.parent()
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
             parent.history().children.push(id);

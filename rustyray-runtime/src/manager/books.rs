@@ -99,7 +99,7 @@ impl Books {
             let deadline = crate::timer::deadline(at, timeout);
             self.timers.insert_at(Timer::Timeout { task: entry.spec.id, attempt: number }, deadline)
         });
-        let abandon = entry.prepared_abandon.take();
+        let abandon = entry.take_prepared_abandon();
         let worker = match runs_on {
             RunsOn::Worker(worker) => Some(worker),
             RunsOn::Spawned | RunsOn::Inline => None,

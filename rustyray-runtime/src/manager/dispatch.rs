@@ -136,7 +136,7 @@ impl Core {
                     entry.assigned = Maybe::NONE;
                     entry.lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
-                    entry.prepared_abandon = None;
+                    entry.take_prepared_abandon();
                     entry.queued_seq = Maybe::some(ready.seq);
                     self.books.scheduler.unget(ready);
                     break;
@@ -154,7 +154,7 @@ impl Core {
         let Some(entry) = self.tasks.get_mut(&task) else { return false };
         entry.assigned = Maybe::NONE;
         entry.started_attempts -= 1;
-        entry.prepared_abandon = None;
+        entry.take_prepared_abandon();
         match entry.lookahead_seq.take() {
             Some(seq) => {
                 let spec = &entry.spec;

@@ -52,7 +52,7 @@ impl Core {
 
     /// Whether the task that submitted `spec` was cancelled while its body ran on.
     pub(super) fn parent_cancelled(&self, spec: &crate::task::Spec) -> bool {
-        spec.parent.is_some_and(|parent| {
+        spec.parent().is_some_and(|parent| {
             self.abandoned.get(&parent).is_some_and(|attempts| attempts.iter().any(|a| a.cancelled))
         })
     }
@@ -70,7 +70,7 @@ impl Core {
             task: id,
             function: spec.function,
             name: spec.options.name.clone(),
-            parent: spec.parent,
+            parent: spec.parent(),
             args: spec.options.args().cloned(),
         });
         if entry.direct {
@@ -89,7 +89,7 @@ impl Core {
         {
             return self.finalize(entry, TaskState::Failed, Some(error));
         }
-        if let Some(parent) = entry.spec.parent
+        if let Some(parent) = entry.spec.parent()
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
             parent.history().children.push(id);
