@@ -477,9 +477,9 @@ impl Entry {
     }
 
     /// The finished task as the records keep it, moving what can be moved.
-    pub(crate) fn into_record(self: Box<Self>, finished: Instant) -> Record {
+    pub(crate) fn into_record(self, finished: Instant) -> Record {
         let inputs = self.input_tasks();
-        let Entry { spec, state, submitted, history, .. } = *self;
+        let Entry { spec, state, submitted, history, .. } = self;
         let attempts = history.map(|history| history.attempts).unwrap_or_default();
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),

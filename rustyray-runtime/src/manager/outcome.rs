@@ -346,7 +346,7 @@ impl Core {
         }
         tracing::trace!(task = %task, function = %function, state = %state, "task finished");
         let metrics = entry.metrics;
-        self.books.records.keep(entry.into_record(self.books.now), metrics);
+        self.books.records.keep((*entry).into_record(self.books.now), metrics);
     }
 
     /// Fails everything unfinished with a shutdown error.
