@@ -2,13 +2,18 @@
 //! order. Bodies that finish on that first poll (most trivial ones do) cost
 //! no task of their own; the others continue as tokio tasks of their own.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::FutureExt;
+use futures::future::CatchUnwind;
 use rustyray_core::context::Scoped;
-use rustyray_core::{BodyResult, TaskBody};
+use rustyray_core::{BodyFuture, BodyResult, TaskBody};
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use super::{Exec, report, report_at};
 use crate::protocol::{Finished, Handoff, Msg, Report};
@@ -55,14 +60,12 @@ fn start_async_here(exec: &Exec, det: &std::sync::Arc<crate::deterministic::Det>
                 return;
             }
             let attempt = crate::deterministic::Det::interleave(det, attempt_future(&exec_for_task, &start));
-            continue_async(exec_for_task, start, Box::pin(attempt), started).await;
+            continue_async(exec_for_task, start, attempt, started).await;
         });
         reports.push(Report::Spawned { task, attempt: number, abort });
     }
     let _ = exec.send(Msg::Reports(reports));
 }
-
-type BoxedAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = BodyResult> + Send>>;
 
 async fn poll_batch(exec: Exec, starts: Vec<Start>) {
     let began = crate::timer::now();
@@ -86,13 +89,13 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
             continue;
         }
         let mut attempt = attempt_future(&exec, &start);
-        let polled = futures::poll!(attempt.as_mut());
+        let polled = futures::poll!(&mut attempt);
         let ended = crate::timer::now();
         match polled {
-            std::task::Poll::Ready(outcome) => {
+            Poll::Ready(outcome) => {
                 reports.push(Report::Finished(report_at(start, outcome, started, ended, Handoff::None)));
             }
-            std::task::Poll::Pending => {
+            Poll::Pending => {
                 let (task, number) = (start.task, start.attempt.number);
                 let abort = exec.handle().spawn(continue_async(exec.clone(), start, attempt, started)).abort_handle();
                 reports.push(Report::Spawned { task, attempt: number, abort });
@@ -110,33 +113,48 @@ async fn poll_batch(exec: Exec, starts: Vec<Start>) {
     let _ = exec.send(Msg::Reports(reports));
 }
 
-/// An async attempt as a future: the body's future, in the task's context,
-/// with panics caught.
-fn attempt_future(exec: &Exec, start: &Start) -> BoxedAttempt {
+/// An async attempt as a future: the body's future (which the body has
+/// already boxed) in the task's context, in its span, with panics caught.
+/// It is `Unpin`, so a batch polls it where it stands and moves it into a
+/// task of its own if it does not finish: one allocation fewer per attempt
+/// than boxing it again.
+enum AttemptFuture {
+    Body(Instrumented<Scoped<CatchUnwind<AssertUnwindSafe<BodyFuture>>>>),
+    /// Building the future failed (a panic, or a body of another kind).
+    Done(std::future::Ready<BodyResult>),
+}
+
+impl Future for AttemptFuture {
+    type Output = BodyResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<BodyResult> {
+        match self.get_mut() {
+            AttemptFuture::Body(future) => Pin::new(future)
+                .poll(cx)
+                .map(|outcome| outcome.unwrap_or_else(|payload| Err(crate::panic::into_error(payload)))),
+            AttemptFuture::Done(ready) => Pin::new(ready).poll(cx),
+        }
+    }
+}
+
+/// An async attempt as a future (see [`AttemptFuture`]).
+fn attempt_future(exec: &Exec, start: &Start) -> AttemptFuture {
     let TaskBody::Async(body) = &start.body else {
         let fault = rustyray_core::Error::Internal { reason: "an async attempt was handed a body that is not async" };
-        return Box::pin(std::future::ready(Err(rustyray_core::TaskError::Error(fault))));
+        return AttemptFuture::Done(std::future::ready(Err(rustyray_core::TaskError::Error(fault))));
     };
     let ctx = exec.context(start, start.releases_on_wait, false);
     // Building the future only takes the arguments; the function runs when
     // it is polled, inside the task's context.
     let span = start.span.clone();
     match span.in_scope(|| catch_unwind(AssertUnwindSafe(|| body(start.attempt)))) {
-        Ok(future) => Box::pin(
-            async move {
-                match Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).await {
-                    Ok(outcome) => outcome,
-                    Err(payload) => Err(crate::panic::into_error(payload)),
-                }
-            }
-            .instrument(span),
-        ),
-        Err(payload) => Box::pin(std::future::ready(Err(crate::panic::into_error(payload)))),
+        Ok(future) => AttemptFuture::Body(Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).instrument(span)),
+        Err(payload) => AttemptFuture::Done(std::future::ready(Err(crate::panic::into_error(payload)))),
     }
 }
 
 /// The rest of an async attempt that did not finish on its first poll.
-async fn continue_async(exec: Exec, start: Start, attempt: BoxedAttempt, started: Instant) {
+async fn continue_async(exec: Exec, start: Start, attempt: impl Future<Output = BodyResult>, started: Instant) {
     let outcome = attempt.await;
     let _ = exec.send(Msg::Finished(Box::new(report(start, outcome, started, Handoff::None))));
 }
