@@ -209,10 +209,8 @@ pub(crate) struct Entry {
     pub(crate) assigned: Maybe,
     /// Its place in line when it was handed to that worker, to go back to.
     pub(crate) lookahead_seq: Maybe,
-    /// The attempt running now; boxed, as most tasks in the table wait.
-    pub(crate) running: Option<Box<Running>>,
-    /// Its attempts, children and inputs, from its first attempt on (or its
-    /// first child); boxed, as a task that waits has none.
+    /// Its running attempt, attempts, children and inputs, from its first
+    /// attempt on (or its first child); boxed, as a task that waits has none.
     history: Option<Box<History>>,
     pub(crate) submitted: Stamp,
     /// When it last became ready to run (for the queue-wait histogram).
@@ -257,6 +255,10 @@ impl Stamp {
 /// What a task gathers once it runs.
 #[derive(Default)]
 pub(crate) struct History {
+    /// The attempt running now (kept here rather than boxed in the entry of
+    /// its own: an attempt's history exists from the moment it is prepared,
+    /// so one allocation serves both).
+    running: Option<Running>,
     pub(crate) attempts: Attempts,
     /// Tasks it submitted, for recursive cancellation.
     pub(crate) children: Vec<TaskId>,
@@ -349,7 +351,6 @@ impl Entry {
             started_attempts: 0,
             assigned: Maybe::NONE,
             lookahead_seq: Maybe::NONE,
-            running: None,
             history: None,
             submitted: now,
             queued_at: now,
@@ -422,6 +423,31 @@ impl Entry {
     /// Its attempts, children and inputs, made on first use.
     pub(crate) fn history(&mut self) -> &mut History {
         self.history.get_or_insert_with(Box::default)
+    }
+
+    /// The attempt running now.
+    pub(crate) fn running(&self) -> Option<&Running> {
+        self.history.as_ref()?.running.as_ref()
+    }
+
+    /// The attempt running now, to update.
+    pub(crate) fn running_mut(&mut self) -> Option<&mut Running> {
+        self.history.as_mut()?.running.as_mut()
+    }
+
+    /// Marks `running` as the attempt running now.
+    pub(crate) fn set_running(&mut self, running: Running) {
+        self.history().running = Some(running);
+    }
+
+    /// The attempt running now, taken out: it is no longer running.
+    pub(crate) fn take_running(&mut self) -> Option<Running> {
+        self.history.as_mut()?.running.take()
+    }
+
+    /// The attempt running now, taken out if `current` says it is the one.
+    pub(crate) fn take_running_if(&mut self, current: impl FnOnce(&mut Running) -> bool) -> Option<Running> {
+        self.history.as_mut()?.running.take_if(current)
     }
 
     /// Its attempts so far.

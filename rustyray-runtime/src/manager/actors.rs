@@ -143,7 +143,7 @@ impl Core {
                 entry.waiting.pop_front();
                 continue;
             };
-            if call.state != TaskState::Queued || call.running.is_some() {
+            if call.state != TaskState::Queued || call.running().is_some() {
                 break;
             }
             entry.waiting.pop_front();
@@ -288,7 +288,7 @@ impl Core {
         for start in entry.slot.take_waiting() {
             entry.released.remove(&start.task);
             if let Some(call) = self.tasks.get_mut(&start.task) {
-                call.running = None;
+                call.take_running();
                 call.started_attempts -= 1;
                 call.attempts_mut().pop();
                 self.books.set_state(call, TaskState::Queued);
@@ -303,10 +303,10 @@ impl Core {
         }
         for (task, attempt) in lost {
             let Some(call) = self.tasks.get_mut(&task) else { continue };
-            if call.running.as_ref().is_none_or(|r| r.attempt != attempt) {
+            if call.running().is_none_or(|r| r.attempt != attempt) {
                 continue;
             }
-            call.running = None;
+            call.take_running();
             if let Some(record) = call.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
                 record.ended = Some(self.books.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
@@ -421,7 +421,7 @@ impl Core {
         self.books.records.emit(self.books.now, || EventKind::ActorDied { actor, class, reason });
         for task in doomed {
             if let Some(mut call) = self.tasks.remove(&task) {
-                call.running = None;
+                call.take_running();
                 self.finalize(call, TaskState::Failed, Some(died.clone()));
             }
         }

@@ -104,7 +104,7 @@ impl Books {
             RunsOn::Worker(worker) => Some(worker),
             RunsOn::Spawned | RunsOn::Inline => None,
         };
-        entry.running = Some(Box::new(Running { attempt: number, abort: None, timer, held, abandon, worker }));
+        entry.set_running(Running { attempt: number, abort: None, timer, held, abandon, worker });
         if let Some(function) = self.records.functions.get_mut(entry.metrics) {
             function.queue_wait.observe(at.saturating_duration_since(entry.queued_at.instant()));
         }

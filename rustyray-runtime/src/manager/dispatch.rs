@@ -191,7 +191,7 @@ impl Core {
             // A call holds nothing of its own: its actor's CPUs are given back.
             return self.actor_call_blocked(actor, task);
         }
-        let Some(running) = entry.running.as_mut() else { return };
+        let Some(running) = entry.running_mut() else { return };
         if !self.books.scheduler.block(&mut running.held) {
             // It was waiting already (another wait of the same task is open).
             return;
@@ -210,7 +210,7 @@ impl Core {
         if self.actor_call_unblocked(task) {
             return;
         }
-        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()) else { return };
+        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running_mut()) else { return };
         if self.books.scheduler.unblock(&mut running.held)
             && let Some(worker) = running.worker
         {

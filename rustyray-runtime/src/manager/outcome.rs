@@ -28,7 +28,7 @@ impl Core {
         // the task's current attempt or one the manager gave up on.
         let (held, worker, current) = match self.take_abandoned(task, attempt) {
             Some(abandoned) => (Some(abandoned.held), abandoned.worker, false),
-            None => match self.tasks.get_mut(&task).and_then(|e| e.running.take_if(|r| r.attempt == attempt)) {
+            None => match self.tasks.get_mut(&task).and_then(|e| e.take_running_if(|r| r.attempt == attempt)) {
                 Some(running) => {
                     if let Some(timer) = &running.timer {
                         self.books.timers.try_remove(timer);
@@ -79,8 +79,7 @@ impl Core {
     /// An async attempt continues as a tokio task of its own: keep the handle
     /// that stops it, or stop it now if the attempt was given up meanwhile.
     pub(super) fn spawned(&mut self, task: TaskId, attempt: u32, abort: tokio::task::AbortHandle) {
-        if let Some(running) =
-            self.tasks.get_mut(&task).and_then(|e| e.running.as_mut()).filter(|r| r.attempt == attempt)
+        if let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running_mut()).filter(|r| r.attempt == attempt)
         {
             running.abort = Some(abort);
         } else if let Some(abandoned) = self.take_abandoned(task, attempt) {
@@ -198,7 +197,7 @@ impl Core {
                 if let Some(entry) = self.tasks.get_mut(&task)
                     && entry.state == TaskState::Queued
                     && entry.queued_seq.is_none()
-                    && entry.running.is_none()
+                    && entry.running().is_none()
                 {
                     self.books.enqueue(entry);
                 }
@@ -209,7 +208,7 @@ impl Core {
 
     pub(super) fn timed_out(&mut self, task: TaskId, attempt: u32) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        let Some(running) = entry.running.as_mut().filter(|r| r.attempt == attempt) else { return };
+        let Some(running) = entry.running_mut().filter(|r| r.attempt == attempt) else { return };
         // The key has fired: it must not be removed again.
         running.timer = None;
         if entry.spec.output.is_ready() {
@@ -217,12 +216,12 @@ impl Core {
             return;
         }
         let Some(timeout) = entry.spec.options.timeout else { return };
-        let Some(running) = entry.running.take() else { return };
+        let Some(running) = entry.take_running() else { return };
         if let Some(record) = entry.attempts_mut().iter_mut().rev().find(|a| a.number == attempt) {
             record.ended = Some(self.books.now);
             record.outcome = AttemptOutcome::Failed(Box::new(TaskError::TimedOut { timeout }));
         }
-        self.stop_attempt(task, *running, false);
+        self.stop_attempt(task, running, false);
         self.attempt_failed(task, TaskError::TimedOut { timeout });
     }
 
@@ -296,15 +295,15 @@ impl Core {
                 entry.started_attempts -= 1;
             }
             if let TaskKind::ActorMethod { actor } = entry.spec.kind
-                && entry.running.is_some()
+                && entry.running().is_some()
                 && self.actors.retract(actor, task)
             {
                 // Still waiting in the actor's slot: it never started.
-                entry.running = None;
+                entry.take_running();
                 entry.started_attempts -= 1;
                 entry.attempts_mut().pop();
             }
-            if let Some(running) = entry.running.take() {
+            if let Some(running) = entry.take_running() {
                 let outcome = match state {
                     TaskState::Cancelled => AttemptOutcome::Cancelled,
                     _ => AttemptOutcome::Failed(Box::new(TaskError::Error(error(&entry)))),
@@ -313,7 +312,7 @@ impl Core {
                     record.ended = Some(self.books.now);
                     record.outcome = outcome;
                 }
-                self.stop_attempt(task, *running, true);
+                self.stop_attempt(task, running, true);
             }
             let error = error(&entry);
             self.finalize(entry, state, Some(error));
@@ -357,7 +356,7 @@ impl Core {
         // with the shutdown error; then the actors end.
         let entries: Vec<Box<Entry>> = self.tasks.drain().map(|(_, entry)| entry).collect();
         for mut entry in entries {
-            if let Some(running) = entry.running.take()
+            if let Some(running) = entry.take_running()
                 && let Some(abort) = running.abort
             {
                 abort.abort();
