@@ -23,9 +23,10 @@
 mod resources;
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
 use rustyray_core::TaskId;
 
 pub(crate) use resources::{Demand, Pool, Shortfall};
@@ -94,7 +95,7 @@ pub(crate) struct Scheduler {
     in_flight: usize,
     next_seq: u64,
     /// Places in line given up (task cancelled or run inline), skipped when reached.
-    stale: HashSet<u64>,
+    stale: FxHashSet<u64>,
 }
 
 impl Scheduler {
@@ -115,7 +116,7 @@ impl Scheduler {
             max_in_flight,
             in_flight: 0,
             next_seq: 0,
-            stale: HashSet::new(),
+            stale: FxHashSet::default(),
         }
     }
 
@@ -187,7 +188,9 @@ impl Scheduler {
                 (Some(free), true) => self.bound.peek().is_some_and(|bound| bound > free),
             };
             let ready = if take_bound { self.bound.pop() } else { self.free.pop() }?;
-            if self.stale.remove(&ready.seq) {
+            // `drop_stale` left a live task at the top; the set is checked
+            // only if something is stale at all (most of the time nothing is).
+            if !self.stale.is_empty() && self.stale.remove(&ready.seq) {
                 continue;
             }
             if let Some(name) = &ready.queue
