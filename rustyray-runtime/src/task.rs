@@ -196,8 +196,6 @@ impl Options {
 pub(crate) struct Entry {
     pub(crate) spec: Spec,
     pub(crate) state: TaskState,
-    /// What it holds while it runs.
-    pub(crate) demand: Demand,
     /// Objects it still waits for.
     pub(crate) unresolved: u32,
     /// Its place in the scheduler while queued; `None` when not in the
@@ -338,14 +336,12 @@ pub(crate) struct Abandoned {
 
 impl Entry {
     pub(crate) fn new(spec: TaskSpec) -> Box<Self> {
-        let demand = Demand::of(&spec.options, spec.body.is_plain());
         // The manager stamps both when it takes the task in (and when it
         // queues it): a clock read here would be thrown away.
         let now = Stamp::UNSET;
         Box::new(Entry {
             spec: Spec::new(spec),
             state: TaskState::PendingArgs,
-            demand,
             unresolved: 0,
             queued_seq: Maybe::NONE,
             started_attempts: 0,
@@ -404,7 +400,7 @@ impl Entry {
             attempt: Attempt { number, last },
             body: self.spec.body.clone(),
             output: self.spec.output.clone(),
-            releases_on_wait: !self.demand.is_zero(),
+            releases_on_wait: !self.demand().is_zero(),
             abandon,
             lookahead: false,
             timed: self.spec.options.timeout.is_some(),
@@ -476,10 +472,18 @@ impl Entry {
         &self.spec.output
     }
 
+    /// What it holds while it runs. Its options and the kind of its body
+    /// say it, so it is worked out when needed rather than kept: every task
+    /// in the table would carry two words more (and without custom
+    /// resources, which are rare, working it out allocates nothing).
+    pub(crate) fn demand(&self) -> Demand {
+        Demand::of(&self.spec.options, self.spec.body.is_plain())
+    }
+
     /// Whether it holds CPUs while it runs (for an actor's creation task:
     /// while the actor lives).
     pub(crate) fn holds_cpus(&self) -> bool {
-        self.demand.cpus > 0
+        self.demand().cpus > 0
     }
 
     /// The actor whose method it calls, if it is a method call.
@@ -492,7 +496,7 @@ impl Entry {
 
     /// Whether an attempt of this task may run on a worker: plain, one CPU, no queue.
     pub(crate) fn runs_on_worker(&self) -> bool {
-        self.spec.body.is_plain() && self.demand.is_one_cpu() && self.spec.options.queue.is_none()
+        self.spec.body.is_plain() && self.demand().is_one_cpu() && self.spec.options.queue.is_none()
     }
 
     /// Whether the attempt running now has already written its value: the
@@ -574,8 +578,8 @@ mod tests {
     #[test]
     fn a_waiting_task_costs_no_more_than_its_compact_entry() {
         // A million tasks may wait at once: every word here is 8 MB then.
-        // 200 bytes and glibc's 8-byte header are its 208-byte size class.
-        assert!(std::mem::size_of::<Entry>() <= 200, "{} bytes", std::mem::size_of::<Entry>());
+        // 184 bytes and glibc's 8-byte header are its 192-byte size class.
+        assert!(std::mem::size_of::<Entry>() <= 184, "{} bytes", std::mem::size_of::<Entry>());
         assert!(std::mem::size_of::<Spec>() <= 112, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

@@ -63,6 +63,6 @@ fn may_go_direct(entry: &Entry) -> bool {
     let spec = &entry.spec;
     spec.options.invalid.is_none()
         && spec.options.queue.is_none()
-        && entry.demand.is_zero()
+        && entry.demand().is_zero()
         && spec.deps.iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
 }

@@ -82,7 +82,7 @@ impl Books {
         let seq = self.scheduler.push(
             entry.spec.id,
             entry.spec.options.priority,
-            entry.demand.clone(),
+            entry.demand(),
             entry.spec.options.queue.clone(),
         );
         entry.queued_seq = Maybe::some(seq);

@@ -158,7 +158,7 @@ impl Core {
         match entry.lookahead_seq.take() {
             Some(seq) => {
                 let spec = &entry.spec;
-                let demand = entry.demand.clone();
+                let demand = entry.demand();
                 self.books.scheduler.push_at(spec.id, seq, spec.options.priority, demand, spec.options.queue.clone());
                 entry.queued_seq = Maybe::some(seq);
             }
@@ -249,7 +249,7 @@ impl Core {
         if let Some(seq) = entry.queued_seq.get() {
             self.books.scheduler.forget(seq);
         }
-        let held = self.books.scheduler.start_now(entry.demand.clone());
+        let held = self.books.scheduler.start_now(entry.demand());
         let start = entry.prepare_attempt();
         self.books.mark_running(entry, held, self.books.now, RunsOn::Inline);
         if let Err(std::sync::mpsc::SendError(Some(start))) = reply.send(Some(start)) {

@@ -20,14 +20,14 @@ impl Core {
     /// Why a new task cannot even wait: bad options, impossible demands, an
     /// unknown queue, a cancelled parent, a stopped runtime.
     pub(super) fn rejection(&self, entry: &mut Entry) -> Option<Error> {
-        let spec = &mut entry.spec;
-        if let Some(invalid) = spec.options.take_invalid() {
+        if let Some(invalid) = entry.spec.options.take_invalid() {
             return Some(*invalid);
         }
         if self.shut_down {
             return Some(Error::RuntimeShutdown);
         }
-        if let Err(short) = self.books.scheduler.feasible(&entry.demand) {
+        let spec = &entry.spec;
+        if let Err(short) = self.books.scheduler.feasible(&entry.demand()) {
             return Some(Error::Unschedulable {
                 origin: spec.origin(),
                 resource: short.resource,
