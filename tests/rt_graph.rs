@@ -40,6 +40,17 @@ fn explode(x: i64) -> i64 {
     x
 }
 
+/// Suspends once (so its attempt goes on in a task of its own), then
+/// panics for a positive `x`.
+#[rustyray::remote]
+async fn explode_after_suspending(x: i64) -> i64 {
+    tokio::task::yield_now().await;
+    if x > 0 {
+        panic!("exploded after suspending on {x}");
+    }
+    x
+}
+
 #[rustyray::remote]
 fn length(text: &str) -> usize {
     text.len()
@@ -148,6 +159,22 @@ async fn a_failure_reaches_every_dependent_naming_its_origin() {
         assert_eq!(late.get().await.unwrap_err().origin().map(|o| o.task), Some(origin));
         let stats = rt.stats();
         assert_eq!(stats.failed, 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_async_body_that_panics_after_suspending_fails_with_its_panic() {
+    let rt = runtime(2);
+    rt.scope(async {
+        let error = explode_after_suspending::remote(4).get().await.unwrap_err();
+        match &error {
+            Error::TaskPanicked { message, .. } => {
+                assert!(message.contains("exploded after suspending on 4"), "{message}");
+            }
+            other => panic!("expected TaskPanicked, got {other:?}"),
+        }
+        assert_eq!(explode_after_suspending::remote(-2).get().await.unwrap(), -2);
     })
     .await;
 }
