@@ -75,6 +75,14 @@ fn zero_args() -> &'static str {
     "none"
 }
 
+/// Asserts that `error` is a caught panic whose message holds `text`.
+fn assert_panicked_with(error: &Error, text: &str) {
+    match error {
+        Error::TaskPanicked { message, .. } => assert!(message.contains(text), "{message}"),
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+}
+
 fn runtime(cpus: usize) -> Runtime {
     Runtime::builder().num_cpus(cpus).build().expect("a runtime")
 }
@@ -168,12 +176,7 @@ async fn an_async_body_that_panics_after_suspending_fails_with_its_panic() {
     let rt = runtime(2);
     rt.scope(async {
         let error = explode_after_suspending::remote(4).get().await.unwrap_err();
-        match &error {
-            Error::TaskPanicked { message, .. } => {
-                assert!(message.contains("exploded after suspending on 4"), "{message}");
-            }
-            other => panic!("expected TaskPanicked, got {other:?}"),
-        }
+        assert_panicked_with(&error, "exploded after suspending on 4");
         assert_eq!(explode_after_suspending::remote(-2).get().await.unwrap(), -2);
     })
     .await;
@@ -184,10 +187,7 @@ async fn a_panic_becomes_the_task_error_and_the_runtime_lives_on() {
     let rt = runtime(2);
     rt.scope(async {
         let error = explode::remote(3).get().await.unwrap_err();
-        match &error {
-            Error::TaskPanicked { message, .. } => assert!(message.contains("exploded on 3"), "{message}"),
-            other => panic!("expected TaskPanicked, got {other:?}"),
-        }
+        assert_panicked_with(&error, "exploded on 3");
         assert_eq!(explode::remote(-1).get().await.unwrap(), -1);
         assert_eq!(add::remote(1, 1).get().await.unwrap(), 2);
     })
