@@ -151,12 +151,6 @@ impl Deref for Options {
 }
 
 impl Options {
-    /// Whether every option is the default (and no arguments or trace
-    /// parent are recorded).
-    pub(crate) fn is_default(&self) -> bool {
-        self.0.is_none()
-    }
-
     /// Takes the first invalid option given, if any.
     pub(crate) fn take_invalid(&mut self) -> Option<Box<Error>> {
         self.0.as_mut().and_then(|extra| extra.options.invalid.take())
@@ -483,13 +477,7 @@ impl Entry {
     /// in the table would carry two words more (and without custom
     /// resources, which are rare, working it out allocates nothing).
     pub(crate) fn demand(&self) -> Demand {
-        let plain = self.spec.body.is_plain();
-        match self.spec.options.is_default() {
-            // The usual case, asked for several times per task: no options to read.
-            true if plain => Demand::one_cpu(),
-            true => Demand::default(),
-            false => Demand::of(&self.spec.options, plain),
-        }
+        Demand::of(&self.spec.options, self.spec.body.is_plain())
     }
 
     /// Whether it holds CPUs while it runs (for an actor's creation task:

@@ -66,6 +66,12 @@ impl Demand {
     /// The demand of a task with these options: by default one CPU for a plain
     /// body and none for an async one.
     pub(crate) fn of(options: &TaskOptions, blocking: bool) -> Self {
+        if options.num_cpus.is_none() && options.resources.is_empty() {
+            // The usual case, asked for several times per task: nothing to
+            // convert (a float rounding per use cost an actor call about a
+            // hundred instructions).
+            return if blocking { Demand::one_cpu() } else { Demand::default() };
+        }
         let cpus = options.num_cpus.unwrap_or(if blocking { 1.0 } else { 0.0 });
         Demand {
             cpus: fixed(cpus),
