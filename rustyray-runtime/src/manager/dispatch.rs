@@ -130,11 +130,11 @@ impl Core {
                 let mut start = entry.prepare_attempt();
                 start.lookahead = true;
                 entry.assigned = Maybe::some(worker);
-                entry.lookahead_seq = Maybe::some(ready.seq);
+                entry.history().lookahead_seq = Maybe::some(ready.seq);
                 if self.workers.assign(worker, start, priority).is_err() {
                     // The worker is closing: the task keeps its place in line.
                     entry.assigned = Maybe::NONE;
-                    entry.lookahead_seq = Maybe::NONE;
+                    entry.history().lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
                     entry.take_prepared_abandon();
                     entry.queued_seq = Maybe::some(ready.seq);
@@ -155,7 +155,7 @@ impl Core {
         entry.assigned = Maybe::NONE;
         entry.started_attempts -= 1;
         entry.take_prepared_abandon();
-        match entry.lookahead_seq.take() {
+        match entry.history().lookahead_seq.take() {
             Some(seq) => {
                 let spec = &entry.spec;
                 let demand = entry.demand();
