@@ -32,13 +32,61 @@ use rustyray_core::TaskId;
 pub(crate) use resources::{Demand, Pool, Shortfall};
 
 /// A task waiting for its turn.
+///
+/// A million tasks may become ready at once (all waiting on one object), and
+/// each is then one of these in a ready line: the usual demands (nothing, or
+/// one CPU) with no queue are a tag, and only the rest is boxed, which keeps
+/// it at 32 bytes rather than 56.
 #[derive(Debug)]
 pub(crate) struct Ready {
     pub(crate) task: TaskId,
     pub(crate) seq: u64,
     pub(crate) priority: i32,
-    pub(crate) demand: Demand,
-    pub(crate) queue: Option<Arc<str>>,
+    usual: Usual,
+    /// Its demand and queue, when they are not the usual ones.
+    rare: Option<Box<Rare>>,
+}
+
+/// Which usual demand a [`Ready`] has, if any.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Usual {
+    Nothing,
+    OneCpu,
+    /// Neither, or it has a queue: see [`Ready::rare`].
+    No,
+}
+
+/// A ready task's demand and queue, when they are not the usual ones.
+#[derive(Debug)]
+struct Rare {
+    demand: Demand,
+    queue: Option<Arc<str>>,
+}
+
+impl Ready {
+    fn new(task: TaskId, seq: u64, priority: i32, demand: Demand, queue: Option<Arc<str>>) -> Self {
+        let usual = match (&queue, demand.has_custom(), demand.cpus) {
+            (None, false, 0) => Usual::Nothing,
+            (None, false, cpus) if cpus == Demand::ONE_CPU.cpus => Usual::OneCpu,
+            _ => Usual::No,
+        };
+        let rare = (usual == Usual::No).then(|| Box::new(Rare { demand, queue }));
+        Ready { task, seq, priority, usual, rare }
+    }
+
+    /// What it will hold while it runs.
+    pub(crate) fn demand(&self) -> &Demand {
+        match (self.usual, &self.rare) {
+            (Usual::OneCpu, _) => &Demand::ONE_CPU,
+            (_, Some(rare)) => &rare.demand,
+            _ => &Demand::NOTHING,
+        }
+    }
+
+    /// The named queue it runs in, if any.
+    pub(crate) fn queue(&self) -> Option<&Arc<str>> {
+        self.rare.as_ref().and_then(|rare| rare.queue.as_ref())
+    }
 }
 
 impl PartialEq for Ready {
@@ -141,17 +189,17 @@ impl Scheduler {
     pub(crate) fn push(&mut self, task: TaskId, priority: i32, demand: Demand, queue: Option<Arc<str>>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.insert(Ready { task, seq, priority, demand, queue });
+        self.insert(Ready::new(task, seq, priority, demand, queue));
         seq
     }
 
     /// Puts a task back at the place in line `seq` it was given before.
     pub(crate) fn push_at(&mut self, task: TaskId, seq: u64, priority: i32, demand: Demand, queue: Option<Arc<str>>) {
-        self.insert(Ready { task, seq, priority, demand, queue });
+        self.insert(Ready::new(task, seq, priority, demand, queue));
     }
 
     fn insert(&mut self, ready: Ready) {
-        if ready.demand.is_zero() { self.free.push(ready) } else { self.bound.push(ready) }
+        if ready.demand().is_zero() { self.free.push(ready) } else { self.bound.push(ready) }
     }
 
     /// Gives up a queued task's place in line (it was cancelled, or run inline).
@@ -180,7 +228,7 @@ impl Scheduler {
                 return None;
             }
             self.drop_stale();
-            let bound_fits = self.bound.peek().is_some_and(|r| self.pool.fits(&r.demand));
+            let bound_fits = self.bound.peek().is_some_and(|r| self.pool.fits(r.demand()));
             let take_bound = match (self.free.peek(), bound_fits) {
                 (None, false) => return None,
                 (None, true) => true,
@@ -193,7 +241,7 @@ impl Scheduler {
             if !self.stale.is_empty() && self.stale.remove(&ready.seq) {
                 continue;
             }
-            if let Some(name) = &ready.queue
+            if let Some(name) = ready.queue()
                 && let Some(queue) = self.queues.get_mut(name)
             {
                 if queue.running >= queue.limit {
@@ -202,9 +250,9 @@ impl Scheduler {
                 }
                 queue.running += 1;
             }
-            self.pool.acquire(&ready.demand);
+            self.pool.acquire(ready.demand());
             self.in_flight += 1;
-            let held = Held { demand: ready.demand.clone(), queue: ready.queue.clone(), counted: true, waits: 0 };
+            let held = Held { demand: ready.demand().clone(), queue: ready.queue().cloned(), counted: true, waits: 0 };
             return Some((ready, held));
         }
     }
@@ -215,7 +263,7 @@ impl Scheduler {
     pub(crate) fn take_lookahead(&mut self) -> Option<Ready> {
         self.drop_stale();
         let top = self.bound.peek()?;
-        if !top.demand.is_one_cpu() || top.queue.is_some() {
+        if top.usual != Usual::OneCpu {
             return None;
         }
         self.bound.pop()
@@ -341,6 +389,27 @@ mod tests {
 
     fn ids(v: &[(u64, Held)]) -> Vec<u64> {
         v.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn a_ready_task_is_four_words_and_keeps_its_demand_and_queue() {
+        assert!(std::mem::size_of::<Ready>() <= 32, "{} bytes", std::mem::size_of::<Ready>());
+        let io: Arc<str> = Arc::from("io");
+        let cases = [
+            (Demand::NOTHING, None),
+            (Demand::ONE_CPU, None),
+            (cpu(2.0), None),
+            (cpu(0.5), None),
+            (Demand::ONE_CPU, Some(io.clone())),
+            (Demand::NOTHING, Some(io.clone())),
+        ];
+        for (demand, queue) in cases {
+            let ready = Ready::new(TaskId::from_u64(1), 7, 3, demand.clone(), queue.clone());
+            assert_eq!(ready.demand(), &demand);
+            assert_eq!(ready.queue(), queue.as_ref());
+            let lookahead = demand == Demand::ONE_CPU && queue.is_none();
+            assert_eq!(ready.usual == Usual::OneCpu, lookahead, "{demand:?} {queue:?}");
+        }
     }
 
     #[test]

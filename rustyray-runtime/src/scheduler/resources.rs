@@ -81,7 +81,18 @@ impl Demand {
 
     /// One CPU and nothing else: the usual demand of a plain body.
     pub(crate) fn one_cpu() -> Self {
-        Demand { cpus: fixed(1.0), custom: Custom::default() }
+        Demand::ONE_CPU
+    }
+
+    /// Nothing at all: an async body's default.
+    pub(crate) const NOTHING: Demand = Demand { cpus: 0, custom: Custom(None) };
+
+    /// One CPU and nothing else: a plain body's default.
+    pub(crate) const ONE_CPU: Demand = Demand { cpus: SCALE as i64, custom: Custom(None) };
+
+    /// Whether it has custom resources at all (even of amount 0).
+    pub(crate) fn has_custom(&self) -> bool {
+        self.custom.0.is_some()
     }
 
     /// Whether the task holds nothing.
