@@ -186,7 +186,7 @@ impl Core {
             live.released.insert(id);
         }
         let parent_cancelled = self.parent_cancelled(&entry.spec);
-        self.tasks.insert(id, entry);
+        self.tasks.insert(entry);
         if parent_cancelled {
             self.cancel(id);
         }

@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use super::books::Books;
 use super::dependencies::Waiters;
 use super::records::Records;
+use super::table::TaskTable;
 use super::workers::Workers;
 use crate::actor::{Actors, Directory};
 use crate::config::Config;
@@ -37,11 +38,11 @@ use crate::executor::Exec;
 use crate::protocol::{Claim, Msg, NewActor, Report};
 use crate::scheduler::Scheduler;
 use crate::state::{Clock, TaskState};
-use crate::task::{Abandoned, Entry};
+use crate::task::Abandoned;
 
 /// The manager's state.
 pub(crate) struct Core {
-    pub(super) tasks: FxHashMap<TaskId, Box<Entry>>,
+    pub(super) tasks: TaskTable,
     /// Tasks waiting for each object not yet written.
     pub(super) waiting: FxHashMap<ObjectId, Waiters>,
     /// Objects just written whose waiters have not been looked at yet.
@@ -76,7 +77,7 @@ impl Core {
     pub(crate) fn new(config: &Config, directory: Arc<Directory>) -> Self {
         let clock = Clock::new();
         Core {
-            tasks: FxHashMap::default(),
+            tasks: TaskTable::default(),
             waiting: FxHashMap::default(),
             resolved: Vec::new(),
             books: Books::new(

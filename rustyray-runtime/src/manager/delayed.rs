@@ -41,7 +41,7 @@ impl Core {
         let task = entry.spec.id;
         self.books.set_state(&mut entry, TaskState::Delayed);
         self.books.timers.insert(Timer::Release { task }, delay);
-        self.tasks.insert(task, entry);
+        self.tasks.insert(entry);
     }
 
     /// A held task's start time came: it waits for its inputs now (unless

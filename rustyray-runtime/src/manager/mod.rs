@@ -22,6 +22,7 @@ mod outcome;
 mod queries;
 mod records;
 mod submit;
+mod table;
 mod workers;
 
 use std::future::poll_fn;

@@ -354,7 +354,7 @@ impl Core {
         self.workers.close_all();
         // Every unfinished task, actor calls and creations included, fails
         // with the shutdown error; then the actors end.
-        let entries: Vec<Box<Entry>> = self.tasks.drain().map(|(_, entry)| entry).collect();
+        let entries: Vec<Box<Entry>> = self.tasks.drain().collect();
         for mut entry in entries {
             if let Some(running) = entry.take_running()
                 && let Some(abort) = running.abort

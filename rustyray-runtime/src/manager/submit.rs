@@ -134,7 +134,7 @@ impl Core {
         if entry.unresolved == 0 {
             self.books.enqueue(&mut entry);
         }
-        self.tasks.insert(id, entry);
+        self.tasks.insert(entry);
     }
 }
 
