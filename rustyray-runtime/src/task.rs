@@ -54,7 +54,10 @@ pub(crate) struct Start {
 pub(crate) struct Spec {
     pub(crate) id: TaskId,
     pub(crate) function: FunctionId,
-    pub(crate) kind: TaskKind,
+    /// The actor it creates or calls (0 for a plain call). Which of those
+    /// the task does is a byte of the entry, where it costs no room (see
+    /// [`Entry::kind`]): a [`TaskKind`] here would take two words.
+    actor: u64,
     pub(crate) options: Options,
     pub(crate) deps: Deps,
     pub(crate) body: TaskBody,
@@ -64,15 +67,20 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    fn new(spec: TaskSpec) -> Self {
+    fn new(spec: TaskSpec) -> (Self, Kind) {
         let TaskSpec { id, function, kind, options, deps, body, output, parent, caller: _, args, trace_parent } = spec;
+        let (kind, actor) = match kind {
+            TaskKind::Normal => (Kind::Normal, 0),
+            TaskKind::ActorCreation { actor } => (Kind::ActorCreation, actor.as_u64()),
+            TaskKind::ActorMethod { actor } => (Kind::ActorMethod, actor.as_u64()),
+        };
         let options = if is_default(&options) && args.is_none() && trace_parent.is_none() {
             Options(None)
         } else {
             Options(Some(Box::new(Extra { options, args, trace_parent })))
         };
         let parent = Maybe::of(parent.map(TaskId::as_u64));
-        Spec { id, function, kind, options, deps, body, output, parent }
+        (Spec { id, function, actor, options, deps, body, output, parent }, kind)
     }
 
     /// The task that submitted this one, if a task did.
@@ -84,6 +92,15 @@ impl Spec {
     pub(crate) fn origin(&self) -> TaskOrigin {
         TaskOrigin { task: self.id, function: self.function, name: self.options.name.clone() }
     }
+}
+
+/// Which of the three kinds of task an entry is; with [`Spec`]'s actor,
+/// its [`TaskKind`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Normal,
+    ActorCreation,
+    ActorMethod,
 }
 
 /// A task's options (read through `Deref`), its recorded arguments and its
@@ -196,6 +213,8 @@ impl Options {
 pub(crate) struct Entry {
     pub(crate) spec: Spec,
     pub(crate) state: TaskState,
+    /// Which kind of task it is (see [`Entry::kind`]).
+    kind: Kind,
     /// Objects it still waits for.
     pub(crate) unresolved: u32,
     /// Its place in the scheduler while queued; `None` when not in the
@@ -203,10 +222,6 @@ pub(crate) struct Entry {
     pub(crate) queued_seq: Maybe,
     /// Attempts started (or handed to a worker to start) so far.
     pub(crate) started_attempts: u32,
-    /// The worker whose mailbox holds this task's next attempt (its place
-    /// in line, to go back to, is in its history: see
-    /// [`History::lookahead_seq`]).
-    pub(crate) assigned: Maybe,
     /// Its running attempt, attempts, children and inputs, from its first
     /// attempt on (or its first child); boxed, as a task that waits has none.
     history: Option<Box<History>>,
@@ -262,10 +277,12 @@ pub(crate) struct History {
     pub(crate) children: Vec<TaskId>,
     /// The tasks whose outputs it takes as arguments (for the timeline).
     pub(crate) inputs: Box<[TaskId]>,
-    /// Its place in line when its prepared attempt was handed to a worker
-    /// ahead of time, to go back to if the worker does not start it (kept
-    /// here rather than in the entry, as the give-up flag below: a queued
-    /// task has no history, and a million may wait).
+    /// The worker whose mailbox holds its prepared attempt, handed over
+    /// ahead of time (see [`Entry::assigned`]), and its place in line then,
+    /// to go back to if the worker does not start it. Kept here rather than
+    /// in the entry, as the give-up flag below: a queued task has no
+    /// history, and a million may wait.
+    pub(crate) assigned: Maybe,
     pub(crate) lookahead_seq: Maybe,
     /// The give-up flag of the prepared attempt, until it is marked running
     /// (kept here rather than in the entry: only a task with a timeout has
@@ -351,13 +368,14 @@ impl Entry {
         // The manager stamps both when it takes the task in (and when it
         // queues it): a clock read here would be thrown away.
         let now = Stamp::UNSET;
+        let (spec, kind) = Spec::new(spec);
         Box::new(Entry {
-            spec: Spec::new(spec),
+            spec,
             state: TaskState::PendingArgs,
+            kind,
             unresolved: 0,
             queued_seq: Maybe::NONE,
             started_attempts: 0,
-            assigned: Maybe::NONE,
             history: None,
             submitted: now,
             queued_at: now,
@@ -432,6 +450,17 @@ impl Entry {
         self.history.get_or_insert_with(Box::default)
     }
 
+    /// The worker whose mailbox holds its next attempt, if it was handed
+    /// over ahead of time and has not started.
+    pub(crate) fn assigned(&self) -> Option<WorkerId> {
+        self.history.as_ref().and_then(|history| history.assigned.get())
+    }
+
+    /// No worker's mailbox holds its next attempt any more: which did.
+    pub(crate) fn take_assigned(&mut self) -> Option<WorkerId> {
+        self.history.as_mut().and_then(|history| history.assigned.take())
+    }
+
     /// The attempt running now.
     pub(crate) fn running(&self) -> Option<&Running> {
         self.history.as_ref()?.running.as_ref()
@@ -497,10 +526,21 @@ impl Entry {
         self.demand().cpus > 0
     }
 
+    /// What kind of task it is: a call of a function, or the creation or
+    /// a method call of which actor.
+    pub(crate) fn kind(&self) -> TaskKind {
+        let actor = rustyray_core::ActorId::from_u64(self.spec.actor);
+        match self.kind {
+            Kind::Normal => TaskKind::Normal,
+            Kind::ActorCreation => TaskKind::ActorCreation { actor },
+            Kind::ActorMethod => TaskKind::ActorMethod { actor },
+        }
+    }
+
     /// The actor whose method it calls, if it is a method call.
     pub(crate) fn called_actor(&self) -> Option<rustyray_core::ActorId> {
-        match self.spec.kind {
-            rustyray_core::TaskKind::ActorMethod { actor } => Some(actor),
+        match self.kind() {
+            TaskKind::ActorMethod { actor } => Some(actor),
             _ => None,
         }
     }
@@ -520,6 +560,7 @@ impl Entry {
     /// The finished task as the records keep it, moving what can be moved.
     pub(crate) fn into_record(self, finished: Instant) -> Record {
         let inputs = self.input_tasks();
+        let kind = self.kind();
         let Entry { spec, state, submitted, history, .. } = self;
         let attempts = history.map(|history| history.attempts).unwrap_or_default();
         let error = match spec.output.try_get() {
@@ -536,7 +577,7 @@ impl Entry {
             _ => finished,
         };
         let parent = spec.parent();
-        let Spec { id, function, kind, options, .. } = spec;
+        let Spec { id, function, options, .. } = spec;
         let (options, args) = options.into_parts();
         Record {
             id,
@@ -563,7 +604,7 @@ impl Entry {
             id: self.spec.id,
             name: self.spec.options.name.clone(),
             function: self.spec.function,
-            kind: self.spec.kind.clone(),
+            kind: self.kind(),
             state: if self.succeeded_unreported() { TaskState::Succeeded } else { self.state },
             parent: self.spec.parent(),
             priority: self.spec.options.priority,
@@ -589,8 +630,8 @@ mod tests {
     #[test]
     fn a_waiting_task_costs_no_more_than_its_compact_entry() {
         // A million tasks may wait at once: every word here is 8 MB then.
-        // 168 bytes and glibc's 8-byte header are its 176-byte size class.
-        assert!(std::mem::size_of::<Entry>() <= 168, "{} bytes", std::mem::size_of::<Entry>());
-        assert!(std::mem::size_of::<Spec>() <= 112, "{} bytes", std::mem::size_of::<Spec>());
+        // 152 bytes and glibc's 8-byte header are its 160-byte size class.
+        assert!(std::mem::size_of::<Entry>() <= 152, "{} bytes", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Spec>() <= 104, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

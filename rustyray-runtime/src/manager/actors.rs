@@ -169,7 +169,7 @@ impl Core {
     /// (or waits there behind earlier calls), so it skips the line.
     pub(super) fn submit_direct(&mut self, mut entry: Box<Entry>) {
         let id = entry.spec.id;
-        let TaskKind::ActorMethod { actor } = entry.spec.kind else { return };
+        let TaskKind::ActorMethod { actor } = entry.kind() else { return };
         // The actor was ended meanwhile: the slot was emptied, and the call
         // failed then, or fails now.
         if let Some(error) = self.actor_gone(actor) {
@@ -196,7 +196,7 @@ impl Core {
     /// it was released: direct calls need not wait for it any more.
     pub(super) fn unroute(&mut self, call: &mut Entry) {
         call.routed = false;
-        if let TaskKind::ActorMethod { actor } = call.spec.kind
+        if let TaskKind::ActorMethod { actor } = call.kind()
             && let Some(live) = self.actors.live.get(&actor)
         {
             live.slot.unroute();
@@ -269,10 +269,7 @@ impl Core {
     /// A method panicked: the actor lost its state (and the calls in flight,
     /// `lost`). Restart it if allowed, else it is dead.
     pub(super) fn actor_crashed(&mut self, exec: &Exec, culprit: Finished, lost: Vec<(TaskId, u32)>) {
-        let actor = match self.tasks.get(&culprit.task).map(|e| &e.spec.kind) {
-            Some(TaskKind::ActorMethod { actor }) => Some(*actor),
-            _ => None,
-        };
+        let actor = self.tasks.get(&culprit.task).and_then(|e| e.called_actor());
         let reason = DeathReason::Crashed { error: culprit.outcome.as_ref().err().map(|error| error.to_string()) };
         self.finished(culprit);
         let Some(actor) = actor else { return };

@@ -74,7 +74,7 @@ impl Books {
     /// to its actor's line).
     pub(super) fn enqueue(&mut self, entry: &mut Entry) {
         self.set_state(entry, TaskState::Queued);
-        if let TaskKind::ActorMethod { actor } = entry.spec.kind {
+        if let TaskKind::ActorMethod { actor } = entry.kind() {
             entry.queued_seq = Maybe::NONE;
             self.woken_actors.push(actor);
             return;

@@ -40,7 +40,7 @@ impl Core {
                         continue;
                     }
                 };
-                if let TaskKind::ActorCreation { actor } = entry.spec.kind {
+                if let TaskKind::ActorCreation { actor } = entry.kind() {
                     self.start_creation(exec, actor, ready.task, held);
                     continue;
                 }
@@ -91,7 +91,7 @@ impl Core {
                     continue;
                 }
             };
-            if let TaskKind::ActorCreation { actor } = entry.spec.kind {
+            if let TaskKind::ActorCreation { actor } = entry.kind() {
                 self.start_creation(exec, actor, ready.task, held);
                 continue;
             }
@@ -129,11 +129,11 @@ impl Core {
                 let priority = entry.spec.options.priority;
                 let mut start = entry.prepare_attempt();
                 start.lookahead = true;
-                entry.assigned = Maybe::some(worker);
+                entry.history().assigned = Maybe::some(worker);
                 entry.history().lookahead_seq = Maybe::some(ready.seq);
                 if self.workers.assign(worker, start, priority).is_err() {
                     // The worker is closing: the task keeps its place in line.
-                    entry.assigned = Maybe::NONE;
+                    entry.history().assigned = Maybe::NONE;
                     entry.history().lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
                     entry.take_prepared_abandon();
@@ -152,7 +152,7 @@ impl Core {
             return false;
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return false };
-        entry.assigned = Maybe::NONE;
+        entry.take_assigned();
         entry.started_attempts -= 1;
         entry.take_prepared_abandon();
         match entry.history().lookahead_seq.take() {
@@ -187,7 +187,7 @@ impl Core {
     /// may be what it waits for). Its worker gets no more until it resumes.
     pub(super) fn block(&mut self, task: TaskId) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if let TaskKind::ActorMethod { actor } = entry.spec.kind {
+        if let TaskKind::ActorMethod { actor } = entry.kind() {
             // A call holds nothing of its own: its actor's CPUs are given back.
             return self.actor_call_blocked(actor, task);
         }
@@ -229,7 +229,7 @@ impl Core {
         reply: std::sync::mpsc::Sender<Option<Start>>,
     ) {
         // A lookahead that has not started may be taken back and run here.
-        if let Some(worker) = self.tasks.get(&task).and_then(|e| e.assigned.get()) {
+        if let Some(worker) = self.tasks.get(&task).and_then(|e| e.assigned()) {
             self.unassign(worker, task);
         }
         let claimable = self

@@ -16,7 +16,7 @@ use crate::executor::Exec;
 use crate::protocol::{Finished, Handoff};
 use crate::scheduler::Held;
 use crate::state::{AttemptOutcome, TaskState};
-use crate::task::{Abandoned, Entry, Maybe, Running, WorkerId};
+use crate::task::{Abandoned, Entry, Running, WorkerId};
 
 impl Core {
     pub(super) fn finished(&mut self, finished: Finished) {
@@ -107,9 +107,9 @@ impl Core {
             Some(held) => held,
             None => self.books.scheduler.start_now(crate::scheduler::Demand::one_cpu()),
         };
-        match self.tasks.get_mut(&next).filter(|e| e.assigned == Some(worker) && e.started_attempts == next_attempt) {
+        match self.tasks.get_mut(&next).filter(|e| e.assigned() == Some(worker) && e.started_attempts == next_attempt) {
             Some(entry) => {
-                entry.assigned = Maybe::NONE;
+                entry.take_assigned();
                 // The worker started it as the previous attempt ended.
                 self.books.mark_running(entry, held, ended, RunsOn::Worker(worker));
             }
@@ -128,9 +128,9 @@ impl Core {
     /// meanwhile: the attempt runs, on a CPU of its own.
     pub(super) fn resumed(&mut self, task: TaskId, attempt: u32, started: Instant) {
         let held = self.books.scheduler.start_now(crate::scheduler::Demand::one_cpu());
-        match self.tasks.get_mut(&task).filter(|e| e.assigned.is_some() && e.started_attempts == attempt) {
+        match self.tasks.get_mut(&task).filter(|e| e.assigned().is_some() && e.started_attempts == attempt) {
             Some(entry) => {
-                let worker = entry.assigned.take();
+                let worker = entry.take_assigned();
                 if let Some(worker) = worker {
                     self.workers.resumed(worker, task);
                 }
@@ -288,13 +288,13 @@ impl Core {
             if let Some(seq) = entry.queued_seq.take() {
                 self.books.scheduler.forget(seq);
             }
-            if let Some(worker) = entry.assigned.take()
+            if let Some(worker) = entry.take_assigned()
                 && self.workers.retract(worker, task).is_some()
             {
                 // Taken back before it started: that attempt never ran.
                 entry.started_attempts -= 1;
             }
-            if let TaskKind::ActorMethod { actor } = entry.spec.kind
+            if let TaskKind::ActorMethod { actor } = entry.kind()
                 && entry.running().is_some()
                 && self.actors.retract(actor, task)
             {
@@ -322,7 +322,7 @@ impl Core {
     /// Ends a task: writes `error` (if any) to its output, keeps its record,
     /// and queues its output for its dependents.
     pub(super) fn finalize(&mut self, mut entry: Box<Entry>, state: TaskState, error: Option<Error>) {
-        let kind = entry.spec.kind.clone();
+        let kind = entry.kind();
         if entry.routed {
             self.unroute(&mut entry);
         }

@@ -84,7 +84,7 @@ impl Core {
             let state = final_state(&error);
             return self.finalize(entry, state, Some(error));
         }
-        if let TaskKind::ActorMethod { actor } = entry.spec.kind
+        if let TaskKind::ActorMethod { actor } = entry.kind()
             && let Some(error) = self.join_line(actor, id)
         {
             return self.finalize(entry, TaskState::Failed, Some(error));
