@@ -20,10 +20,13 @@
 //! entries are still live (a cancelled task leaves a stale entry behind, which
 //! is skipped when it reaches the front).
 
+mod line;
 mod resources;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+
+use line::Line;
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
@@ -56,6 +59,16 @@ enum Usual {
     No,
 }
 
+impl Usual {
+    /// The demand it stands for (nothing for [`Usual::No`], whose demand is boxed).
+    fn demand(self) -> &'static Demand {
+        match self {
+            Usual::OneCpu => &Demand::ONE_CPU,
+            Usual::Nothing | Usual::No => &Demand::NOTHING,
+        }
+    }
+}
+
 /// A ready task's demand and queue, when they are not the usual ones.
 #[derive(Debug)]
 struct Rare {
@@ -74,12 +87,16 @@ impl Ready {
         Ready { task, seq, priority, usual, rare }
     }
 
+    /// A task of priority 0 with the usual demand `usual`, and no queue.
+    fn usual(task: TaskId, seq: u64, usual: Usual) -> Self {
+        Ready { task, seq, priority: 0, usual, rare: None }
+    }
+
     /// What it will hold while it runs.
     pub(crate) fn demand(&self) -> &Demand {
-        match (self.usual, &self.rare) {
-            (Usual::OneCpu, _) => &Demand::ONE_CPU,
-            (_, Some(rare)) => &rare.demand,
-            _ => &Demand::NOTHING,
+        match &self.rare {
+            Some(rare) => &rare.demand,
+            None => self.usual.demand(),
         }
     }
 
@@ -135,8 +152,8 @@ pub(crate) struct Held {
 /// The ready queues and resource accounting.
 #[derive(Debug)]
 pub(crate) struct Scheduler {
-    free: BinaryHeap<Ready>,
-    bound: BinaryHeap<Ready>,
+    free: Line,
+    bound: Line,
     queues: HashMap<Arc<str>, Queue>,
     pool: Pool,
     max_in_flight: usize,
@@ -154,8 +171,8 @@ impl Scheduler {
         max_in_flight: usize,
     ) -> Self {
         Scheduler {
-            free: BinaryHeap::new(),
-            bound: BinaryHeap::new(),
+            free: Line::new(Usual::Nothing),
+            bound: Line::new(Usual::OneCpu),
             queues: queue_limits
                 .iter()
                 .map(|(name, limit)| (name.clone(), Queue { limit: *limit, running: 0, parked: BinaryHeap::new() }))
@@ -211,12 +228,12 @@ impl Scheduler {
         if self.stale.is_empty() {
             return;
         }
-        for heap in [&mut self.free, &mut self.bound] {
-            while let Some(top) = heap.peek() {
-                if !self.stale.remove(&top.seq) {
+        for line in [&mut self.free, &mut self.bound] {
+            while let Some(front) = line.peek() {
+                if !self.stale.remove(&front.seq) {
                     break;
                 }
-                heap.pop();
+                line.pop();
             }
         }
     }
@@ -233,7 +250,7 @@ impl Scheduler {
                 (None, false) => return None,
                 (None, true) => true,
                 (Some(_), false) => false,
-                (Some(free), true) => self.bound.peek().is_some_and(|bound| bound > free),
+                (Some(free), true) => self.bound.peek().is_some_and(|bound| bound.before(&free)),
             };
             let ready = if take_bound { self.bound.pop() } else { self.free.pop() }?;
             // `drop_stale` left a live task at the top; the set is checked
@@ -262,8 +279,7 @@ impl Scheduler {
     /// to start on a worker when that worker's attempt ends, taking over its CPU.
     pub(crate) fn take_lookahead(&mut self) -> Option<Ready> {
         self.drop_stale();
-        let top = self.bound.peek()?;
-        if top.usual != Usual::OneCpu {
+        if !self.bound.peek()?.is_one_cpu() {
             return None;
         }
         self.bound.pop()
