@@ -19,18 +19,22 @@
 //! The scheduler does not know tasks' states: the manager says which queued
 //! entries are still live (a cancelled task leaves a stale entry behind, which
 //! is skipped when it reaches the front).
+//!
+//! Each of the two lines (tasks that hold resources, tasks that hold nothing)
+//! is a [`line::Line`]: a heap, with a first-in-first-out line beside it for
+//! the usual task, whose order of arrival is its order of running.
 
 mod line;
 mod resources;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
-
-use line::Line;
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use rustyray_core::TaskId;
+
+use line::Line;
 
 pub(crate) use resources::{Demand, Pool, Shortfall};
 
