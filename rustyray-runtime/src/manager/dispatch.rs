@@ -129,12 +129,14 @@ impl Core {
                 let priority = entry.spec.options.priority;
                 let mut start = entry.prepare_attempt();
                 start.lookahead = true;
-                entry.history().assigned = Maybe::some(worker);
-                entry.history().lookahead_seq = Maybe::some(ready.seq);
+                let history = entry.history();
+                history.assigned = Maybe::some(worker);
+                history.lookahead_seq = Maybe::some(ready.seq);
                 if self.workers.assign(worker, start, priority).is_err() {
                     // The worker is closing: the task keeps its place in line.
-                    entry.history().assigned = Maybe::NONE;
-                    entry.history().lookahead_seq = Maybe::NONE;
+                    let history = entry.history();
+                    history.assigned = Maybe::NONE;
+                    history.lookahead_seq = Maybe::NONE;
                     entry.started_attempts -= 1;
                     entry.take_prepared_abandon();
                     entry.queued_seq = Maybe::some(ready.seq);

@@ -105,7 +105,7 @@ impl Core {
         self.workers.lookahead_started(worker, next);
         let held = match held {
             Some(held) => held,
-            None => self.books.scheduler.start_now(crate::scheduler::Demand::one_cpu()),
+            None => self.books.scheduler.start_now(crate::scheduler::Demand::ONE_CPU),
         };
         match self.tasks.get_mut(&next).filter(|e| e.assigned() == Some(worker) && e.started_attempts == next_attempt) {
             Some(entry) => {
@@ -127,7 +127,7 @@ impl Core {
     /// A worker that had gone idle started a lookahead left in its mailbox
     /// meanwhile: the attempt runs, on a CPU of its own.
     pub(super) fn resumed(&mut self, task: TaskId, attempt: u32, started: Instant) {
-        let held = self.books.scheduler.start_now(crate::scheduler::Demand::one_cpu());
+        let held = self.books.scheduler.start_now(crate::scheduler::Demand::ONE_CPU);
         match self.tasks.get_mut(&task).filter(|e| e.assigned().is_some() && e.started_attempts == attempt) {
             Some(entry) => {
                 let worker = entry.take_assigned();

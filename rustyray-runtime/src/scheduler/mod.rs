@@ -308,7 +308,7 @@ impl Scheduler {
     /// Whether a one-CPU task could start now and nothing ready waits for resources.
     pub(crate) fn cpu_idle(&mut self) -> bool {
         self.drop_stale();
-        self.bound.is_empty() && self.in_flight < self.max_in_flight && self.pool.fits(&Demand::one_cpu())
+        self.bound.is_empty() && self.in_flight < self.max_in_flight && self.pool.fits(&Demand::ONE_CPU)
     }
 
     /// Starts a task at once, outside the queues: a task run inline by the

@@ -70,18 +70,13 @@ impl Demand {
             // The usual case, asked for several times per task: nothing to
             // convert (a float rounding per use cost an actor call about a
             // hundred instructions).
-            return if blocking { Demand::one_cpu() } else { Demand::default() };
+            return if blocking { Demand::ONE_CPU } else { Demand::NOTHING };
         }
         let cpus = options.num_cpus.unwrap_or(if blocking { 1.0 } else { 0.0 });
         Demand {
             cpus: fixed(cpus),
             custom: options.resources.iter().map(|(name, amount)| (name.clone(), fixed(*amount))).collect(),
         }
-    }
-
-    /// One CPU and nothing else: the usual demand of a plain body.
-    pub(crate) fn one_cpu() -> Self {
-        Demand::ONE_CPU
     }
 
     /// Nothing at all: an async body's default.
