@@ -545,11 +545,11 @@ impl<A: ActorConstructor<Args>, Args: ArgTuple> ActorBuilder<A, Args> {
             let token = ActorToken { id: config.id, runner: None, created, named };
             return ActorHandle::from_actor_ref(ActorRef { class: A::TYPE_NAME, token: Arc::new(token) });
         };
-        let function = FunctionId::new(A::TYPE_NAME);
+        let function = FunctionId::new(&A::TYPE_NAME);
         let created = ObjectCell::pending(task, function, config.options.task.name.clone(), runner.clone());
         let spec = TaskSpec {
             id: task,
-            function: FunctionId::new(A::TYPE_NAME),
+            function: FunctionId::new(&A::TYPE_NAME),
             kind: TaskKind::ActorCreation { actor: config.id },
             options: config.options.task.clone(),
             deps,

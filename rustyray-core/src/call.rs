@@ -185,7 +185,7 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     pub fn call(self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
-        let function = FunctionId::new(F::NAME);
+        let function = FunctionId::new(&F::NAME);
         submit(function, TaskKind::Normal, self.options, deps, F::body(args), Location::caller(), described)
     }
 }

@@ -435,7 +435,7 @@ mod tests {
     use super::*;
 
     fn origin(name: Option<&str>) -> TaskOrigin {
-        TaskOrigin { task: TaskId::from_u64(7), function: FunctionId::new("app::add"), name: name.map(Arc::from) }
+        TaskOrigin { task: TaskId::from_u64(7), function: FunctionId::new(&"app::add"), name: name.map(Arc::from) }
     }
 
     #[test]

@@ -154,12 +154,25 @@ impl ObjectId {
 ///
 /// Only the name crosses a process boundary; the code itself is found again by
 /// name in the [registry](crate::registry).
+///
+/// One word: a reference to the name, which lives in a static (a constant
+/// promoted by the compiler: `FunctionId::new(&"app::add")`), not the two
+/// words of the `&str` itself. Every task, and every task's output object,
+/// keeps one. Ids compare, order and hash by name.
+///
+/// ```
+/// # use rustyray_core::FunctionId;
+/// let add = FunctionId::new(&"app::add");
+/// assert_eq!(add.name(), "app::add");
+/// assert_eq!(add, FunctionId::new(&"app::add"));
+/// assert_eq!(std::mem::size_of::<FunctionId>(), std::mem::size_of::<usize>());
+/// ```
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FunctionId(&'static str);
+pub struct FunctionId(&'static &'static str);
 
 impl FunctionId {
     /// Wraps a registered name.
-    pub const fn new(name: &'static str) -> Self {
+    pub const fn new(name: &'static &'static str) -> Self {
         Self(name)
     }
 

@@ -178,7 +178,7 @@ impl ObjectCell {
         Arc::new(ObjectCell {
             id: producer.map_or(id, TaskId::output),
             // The task is not known here; its function is named as unknown.
-            function: producer.map(|_| FunctionId::new(UNKNOWN_FUNCTION)),
+            function: producer.map(|_| FunctionId::new(&UNKNOWN_FUNCTION)),
             owner: None,
             slot: OnceLock::from(Err(Box::new(error))),
             size: AtomicUsize::new(EMPTY),
@@ -459,7 +459,7 @@ impl<T> ObjectRef<T> {
         if let (Some(owner), Some(task)) = (&self.cell.owner, self.cell.producer())
             && !self.cell.is_ready()
         {
-            let function = self.cell.function.unwrap_or(FunctionId::new(UNKNOWN_FUNCTION));
+            let function = self.cell.function.unwrap_or(FunctionId::new(&UNKNOWN_FUNCTION));
             let name = self.cell.extra.as_ref().and_then(|extra| extra.name.clone());
             let origin = crate::error::TaskOrigin { task, function, name };
             self.cell.complete(Err(Error::Cancelled { origin }));

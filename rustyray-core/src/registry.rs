@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::call::{ArgTuple, RemoteFunction};
 use crate::error::{Error, Result};
+use crate::ids::FunctionId;
 use crate::object::{Value, downcast_value};
 use crate::spec::{BodyResult, TaskBody, TaskError};
 
@@ -51,6 +52,11 @@ impl RegisteredFunction {
     /// The stable name: `crate::module::function`.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The function's id (its name, by reference).
+    pub fn id(&'static self) -> FunctionId {
+        FunctionId::new(&self.name)
     }
 
     /// The signature as written, e.g. `fn add(a: i64, b: i64) -> i64`.

@@ -167,7 +167,7 @@ where
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
         let body = F::body(args).map_output(<F::Output as MultipleReturns>::split);
-        let function = FunctionId::new(F::NAME);
+        let function = FunctionId::new(&F::NAME);
         let id = TaskId::next();
         let count = <F::Output as MultipleReturns>::COUNT;
         let current = context::with_current(|ctx| ctx.map(|ctx| (ctx.runner.clone(), ctx.task)));

@@ -385,7 +385,7 @@ where
         };
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
-        let function = FunctionId::new(F::NAME);
+        let function = FunctionId::new(&F::NAME);
         let id = TaskId::next();
         let origin = TaskOrigin { task: id, function, name: self.options.name.clone() };
         let (source, pending) = channel(runner.clone(), origin, self.buffer);

@@ -424,7 +424,7 @@ fn method(
     let ops_consts = signature::ops_consts(&params);
     let slot = signature::arg_slot(&params);
     let function =
-        quote!(::rustyray::__private::FunctionId::new(::core::concat!(::core::module_path!(), "::", #method_path)));
+        quote!(::rustyray::__private::FunctionId::new(&::core::concat!(::core::module_path!(), "::", #method_path)));
     let (returns, submit, doc, result_check, result_ty) = match &item {
         None => (
             quote!(::rustyray::ObjectRef<#out_ty>),

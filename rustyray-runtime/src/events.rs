@@ -234,7 +234,7 @@ mod tests {
     use futures::StreamExt;
 
     fn cancelled(n: u64) -> EventKind {
-        EventKind::TaskCancelled { task: TaskId::from_u64(n), function: FunctionId::new("t::f") }
+        EventKind::TaskCancelled { task: TaskId::from_u64(n), function: FunctionId::new(&"t::f") }
     }
 
     #[tokio::test]

@@ -410,15 +410,15 @@ mod tests {
     #[test]
     fn each_function_gets_one_index() {
         let mut functions = Functions::default();
-        let f = functions.index(FunctionId::new("m::f"));
-        let g = functions.index(FunctionId::new("m::g"));
+        let f = functions.index(FunctionId::new(&"m::f"));
+        let g = functions.index(FunctionId::new(&"m::g"));
         assert_ne!(f, g);
-        assert_eq!(functions.index(FunctionId::new("m::f")), f);
-        assert_eq!(functions.index(FunctionId::new("m::f")), f, "the cached last lookup");
-        assert_eq!(functions.index(FunctionId::new("m::g")), g);
+        assert_eq!(functions.index(FunctionId::new(&"m::f")), f);
+        assert_eq!(functions.index(FunctionId::new(&"m::f")), f, "the cached last lookup");
+        assert_eq!(functions.index(FunctionId::new(&"m::g")), g);
         // The same name at another address is still the same function.
         let owned = String::from("m::f");
-        let leaked: &'static str = Box::leak(owned.into_boxed_str());
+        let leaked: &'static &'static str = Box::leak(Box::new(&*Box::leak(owned.into_boxed_str())));
         assert_eq!(functions.index(FunctionId::new(leaked)), f);
         if let Some(metrics) = functions.get_mut(f) {
             metrics.rejected("unknown_queue");

@@ -333,7 +333,7 @@ pub(crate) mod tests {
         Record {
             id: TaskId::from_u64(id),
             name: None,
-            function: FunctionId::new("t::f"),
+            function: FunctionId::new(&"t::f"),
             kind: TaskKind::Normal,
             state,
             parent: None,

@@ -239,7 +239,7 @@ mod tests {
         Record {
             id: TaskId::from_u64(id),
             name: None,
-            function: FunctionId::new("t::f"),
+            function: FunctionId::new(&"t::f"),
             kind: TaskKind::Normal,
             state: TaskState::Succeeded,
             parent: None,

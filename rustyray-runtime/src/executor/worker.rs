@@ -291,7 +291,7 @@ mod tests {
                 let done: BodyResult = Ok(Arc::new(()));
                 done
             }),
-            output: ObjectCell::pending(task, FunctionId::new("t::f"), None, rt.runner()),
+            output: ObjectCell::pending(task, FunctionId::new(&"t::f"), None, rt.runner()),
             releases_on_wait: false,
             abandon: None,
             lookahead: false,

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn the_ring_evicts_the_oldest_but_counts_all() {
         let mut records = records(2);
-        let index = records.functions.index(FunctionId::new("t::f"));
+        let index = records.functions.index(FunctionId::new(&"t::f"));
         for id in 1..=3 {
             records.keep(record(id, TaskState::Succeeded), index);
         }
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn records_are_listed_in_the_order_tasks_finished_not_reported() {
         let mut records = records(3);
-        let index = records.functions.index(FunctionId::new("t::f"));
+        let index = records.functions.index(FunctionId::new(&"t::f"));
         let start = Instant::now();
         for (id, ms) in [(1, 10), (2, 30), (3, 20), (4, 40)] {
             let mut r = record(id, TaskState::Succeeded);

@@ -89,7 +89,7 @@ mod tests {
         let body = TaskBody::Plain(Arc::new(move |_| Ok(Arc::new(n) as rustyray_core::Value)));
         Entry::new(TaskSpec {
             id,
-            function: FunctionId::new("t::f"),
+            function: FunctionId::new(&"t::f"),
             kind: TaskKind::Normal,
             options: TaskOptions::default(),
             deps: Deps::new(),

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 use rustyray_core::context::{self, Scoped, TaskContext};
 use rustyray_core::{
-    BuildError, Deps, FunctionId, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
+    BuildError, Deps, ObjectRef, Result, Runner, TaskId, TaskKind, TaskOptions, call, object, registry,
 };
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -150,7 +150,7 @@ impl Runtime {
         };
         match function.body_from_encoded(args) {
             Ok(body) => {
-                let function = FunctionId::new(function.name());
+                let function = function.id();
                 let args = options.record_args.then(|| Arc::from(format!("<{} encoded bytes>", args.len())));
                 call::submit(function, TaskKind::Normal, options, Deps::new(), body, caller, args)
             }
@@ -176,7 +176,7 @@ impl Runtime {
         };
         match function.body_from_json(args) {
             Ok(body) => {
-                let function = FunctionId::new(function.name());
+                let function = function.id();
                 let args = options.record_args.then(|| Arc::from(args.to_string()));
                 call::submit(function, TaskKind::Normal, options, Deps::new(), body, caller, args)
             }
