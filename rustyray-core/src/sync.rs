@@ -1,12 +1,13 @@
 //! The primitives an [`ObjectCell`](crate::object::ObjectCell) is built on,
 //! routed through one place so a model checker can stand in for them.
 //!
-//! Normally these are `std`'s `OnceLock` and `event-listener`'s `Event`.
-//! Under `--cfg rustyray_loom` they are small equivalents built on loom's
-//! primitives (which neither the standard library nor `event-listener`
+//! Normally these are `std`'s `OnceLock`, `once_cell`'s `OnceBox` and
+//! `event-listener`'s `Event`. Under `--cfg rustyray_loom` they are small
+//! equivalents built on loom's primitives (which none of those crates
 //! uses), with the same contract: a value is written once and then read
-//! without a lock; a listener made before a notification sees it, one made
-//! after waits for the next. The cell's own code is then unchanged, and the
+//! without a lock (a box is set by whichever racing initializer gets there
+//! first); a listener made before a notification sees it, one made after
+//! waits for the next. The cell's own code is then unchanged, and the
 //! loom model in `object.rs` explores every interleaving of a write and its
 //! waiters. Run it with
 //! `RUSTFLAGS="--cfg rustyray_loom" cargo test -p rustyray-core --lib loom`.
@@ -15,22 +16,29 @@
 pub(crate) use std::sync::OnceLock;
 
 #[cfg(not(rustyray_loom))]
+pub(crate) use once_cell::race::OnceBox;
+
+#[cfg(not(rustyray_loom))]
 pub(crate) use event_listener::{Event, Listener};
 
-/// Wakes every listener of `event`, after the write they wait for. An
-/// event that no one has listened to is left alone: `event-listener`
-/// allocates its list on the first `notify` as on the first `listen`, and
-/// almost every object is written before anyone waits for it.
+/// Wakes every listener of the event `event` finds, after the write they
+/// wait for. No event (no waiter ever made one), or one that no one has
+/// listened to, is left alone: `event-listener` allocates its list on the
+/// first `notify` as on the first `listen`, and almost every object is
+/// written before anyone waits for it.
 ///
 /// Sound with [`after_listen`] on the waiter's side: the writer's fence
-/// comes after its write and before it looks for listeners, the waiter's
-/// after it listens and before it looks at the value again, so at least
-/// one of the two sees the other (and a list that exists is read under its
-/// lock, which orders the two on its own).
+/// comes after its write and before it looks for the event and its
+/// listeners, the waiter's after it makes the event and listens and before
+/// it looks at the value again, so at least one of the two sees the other
+/// (and a list that exists is read under its lock, which orders the two on
+/// its own).
 #[cfg(not(rustyray_loom))]
-pub(crate) fn notify_listeners(event: &Event) {
+pub(crate) fn notify_listeners<'a>(event: impl FnOnce() -> Option<&'a Event>) {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-    if event.total_listeners() > 0 {
+    if let Some(event) = event()
+        && event.total_listeners() > 0
+    {
         event.notify(usize::MAX);
     }
 }
@@ -46,7 +54,7 @@ pub(crate) fn after_listen() {
 pub(crate) use self::model::{after_listen, notify_listeners};
 
 #[cfg(rustyray_loom)]
-pub(crate) use self::model::{Event, Listener, OnceLock};
+pub(crate) use self::model::{Event, Listener, OnceBox, OnceLock};
 
 #[cfg(rustyray_loom)]
 mod model {
@@ -56,7 +64,7 @@ mod model {
     use std::time::Instant;
 
     use loom::cell::UnsafeCell;
-    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
     use loom::sync::{Condvar, Mutex};
 
     /// A write-once value: writers are serialized by a lock, readers only
@@ -115,6 +123,61 @@ mod model {
         }
     }
 
+    /// A box set once, by whichever racing initializer gets there first
+    /// (the others drop theirs), then read without a lock.
+    pub(crate) struct OnceBox<T> {
+        value: AtomicPtr<T>,
+    }
+
+    // SAFETY: the box is published with release ordering and read with
+    // acquire ordering, and is only dropped with `&mut self`.
+    unsafe impl<T: Send + Sync> Sync for OnceBox<T> {}
+    unsafe impl<T: Send> Send for OnceBox<T> {}
+
+    impl<T> OnceBox<T> {
+        pub(crate) fn new() -> Self {
+            OnceBox { value: AtomicPtr::new(std::ptr::null_mut()) }
+        }
+
+        pub(crate) fn with_value(value: Box<T>) -> Self {
+            OnceBox { value: AtomicPtr::new(Box::into_raw(value)) }
+        }
+
+        pub(crate) fn get(&self) -> Option<&T> {
+            // SAFETY: a non-null pointer is a published box, never freed
+            // while `&self` lives.
+            unsafe { self.value.load(Ordering::Acquire).as_ref() }
+        }
+
+        pub(crate) fn get_or_init(&self, init: impl FnOnce() -> Box<T>) -> &T {
+            if let Some(value) = self.get() {
+                return value;
+            }
+            let mine = Box::into_raw(init());
+            let won = self.value.compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire);
+            let published = match won {
+                Ok(_) => mine,
+                Err(theirs) => {
+                    // SAFETY: `mine` was never published.
+                    drop(unsafe { Box::from_raw(mine) });
+                    theirs
+                }
+            };
+            // SAFETY: published, and freed only with `&mut self`.
+            unsafe { &*published }
+        }
+    }
+
+    impl<T> Drop for OnceBox<T> {
+        fn drop(&mut self) {
+            let value = self.value.with_mut(|value| *value);
+            if !value.is_null() {
+                // SAFETY: the published box, owned by `self`.
+                drop(unsafe { Box::from_raw(value) });
+            }
+        }
+    }
+
     /// Notifications counted by generation: a listener remembers the
     /// generation it was made in and is done once it has moved on.
     pub(crate) struct Event {
@@ -133,15 +196,23 @@ mod model {
     /// The model of the real `notify_listeners`: the count is read under
     /// the event's lock (the real one reads it under the list's lock, and
     /// finds no list when no one ever listened).
-    pub(crate) fn notify_listeners(event: &Event) {
+    pub(crate) fn notify_listeners<'a>(event: impl FnOnce() -> Option<&'a Event>) {
         loom::sync::atomic::fence(Ordering::SeqCst);
-        if event.state().listening > 0 {
+        if let Some(event) = event()
+            && event.state().listening > 0
+        {
             event.notify(usize::MAX);
         }
     }
 
     pub(crate) fn after_listen() {
         loom::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    impl Default for Event {
+        fn default() -> Self {
+            Event::new()
+        }
     }
 
     impl Event {
