@@ -91,6 +91,10 @@ impl FunctionMetrics {
 #[derive(Default)]
 pub(crate) struct Functions {
     indexes: FxHashMap<FunctionId, u32>,
+    /// The same indexes by the address of the name: found without reading
+    /// the name, as a task's metrics are looked up several times in its life
+    /// (the index is not kept in each waiting task).
+    by_address: FxHashMap<usize, u32>,
     table: Vec<FunctionMetrics>,
     /// The last function looked up and its index: tasks come in runs of one function.
     last: Option<(FunctionId, u32)>,
@@ -100,21 +104,38 @@ impl Functions {
     /// The index of `function`'s metrics, made on first sight.
     pub(crate) fn index(&mut self, function: FunctionId) -> u32 {
         // Names are `&'static str`s registered once per function: the same
-        // address is the same function (a different one falls back to the map).
+        // address is the same function (a different one falls back to the
+        // map by name).
         if let Some((last, index)) = self.last
             && std::ptr::eq(last.name(), function.name())
         {
             return index;
         }
-        if let Some(&index) = self.indexes.get(&function) {
-            self.last = Some((function, index));
-            return index;
-        }
-        let index = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
-        self.table.push(FunctionMetrics::new(function));
-        self.indexes.insert(function, index);
+        let address = function.name().as_ptr() as usize;
+        let index = match self.by_address.get(&address) {
+            Some(&index) => index,
+            None => {
+                let index = match self.indexes.get(&function) {
+                    Some(&index) => index,
+                    None => {
+                        let index = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
+                        self.table.push(FunctionMetrics::new(function));
+                        self.indexes.insert(function, index);
+                        index
+                    }
+                };
+                self.by_address.insert(address, index);
+                index
+            }
+        };
         self.last = Some((function, index));
         index
+    }
+
+    /// `function`'s metrics, made on first sight.
+    pub(crate) fn of(&mut self, function: FunctionId) -> Option<&mut FunctionMetrics> {
+        let index = self.index(function);
+        self.get_mut(index)
     }
 
     pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut FunctionMetrics> {

@@ -220,16 +220,12 @@ pub(crate) struct Entry {
     /// Its place in the scheduler while queued; `None` when not in the
     /// scheduler (waiting for arguments or a retry's backoff, or running).
     pub(crate) queued_seq: Maybe,
-    /// Attempts started (or handed to a worker to start) so far.
-    pub(crate) started_attempts: u32,
     /// Its running attempt, attempts, children and inputs, from its first
     /// attempt on (or its first child); boxed, as a task that waits has none.
     history: Option<Box<History>>,
     pub(crate) submitted: Stamp,
     /// When it last became ready to run (for the queue-wait histogram).
     pub(crate) queued_at: Stamp,
-    /// Its function's index in the metrics table.
-    pub(crate) metrics: u32,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
     pub(crate) routed: bool,
@@ -288,6 +284,9 @@ pub(crate) struct History {
     /// (kept here rather than in the entry: only a task with a timeout has
     /// one, and only once an attempt is prepared, when this exists).
     pub(crate) prepared_abandon: Option<Arc<AtomicBool>>,
+    /// Attempts started (or handed to a worker to start) so far: kept here,
+    /// as a task that has none has no history either.
+    started: u32,
 }
 
 /// An optional number (a place in line, a [`WorkerId`]) in one word rather
@@ -375,11 +374,9 @@ impl Entry {
             kind,
             unresolved: 0,
             queued_seq: Maybe::NONE,
-            started_attempts: 0,
             history: None,
             submitted: now,
             queued_at: now,
-            metrics: u32::MAX,
             routed: false,
             direct: false,
         })
@@ -389,9 +386,6 @@ impl Entry {
     /// from here; it runs once the manager marks it running).
     pub(crate) fn prepare_attempt(&mut self) -> Start {
         self.queued_seq = Maybe::NONE;
-        self.started_attempts += 1;
-        let number = self.started_attempts;
-        let last = number > self.spec.options.max_retries;
         // Inputs are resolved; dropping our hold on them lets the last attempt
         // move a value out of the store instead of copying it. What they were
         // is kept for the timeline, from now only (a task that waits keeps
@@ -400,6 +394,10 @@ impl Entry {
             let inputs = self.input_tasks();
             self.history().inputs = inputs;
         }
+        let history = self.history();
+        history.started += 1;
+        let number = history.started;
+        let last = number > self.spec.options.max_retries;
         self.spec.deps.clear();
         let abandon = (self.spec.options.timeout.is_some() && !last).then(|| Arc::new(AtomicBool::new(false)));
         self.history().prepared_abandon = abandon.clone();
@@ -448,6 +446,18 @@ impl Entry {
     /// Its attempts, children and inputs, made on first use.
     pub(crate) fn history(&mut self) -> &mut History {
         self.history.get_or_insert_with(Box::default)
+    }
+
+    /// Attempts started (or handed to a worker to start) so far.
+    pub(crate) fn started_attempts(&self) -> u32 {
+        self.history.as_ref().map_or(0, |history| history.started)
+    }
+
+    /// The last attempt prepared was handed back unstarted: it does not count.
+    pub(crate) fn unprepare_attempt(&mut self) {
+        if let Some(history) = self.history.as_mut() {
+            history.started = history.started.saturating_sub(1);
+        }
     }
 
     /// The worker whose mailbox holds its next attempt, if it was handed
@@ -630,8 +640,8 @@ mod tests {
     #[test]
     fn a_waiting_task_costs_no_more_than_its_compact_entry() {
         // A million tasks may wait at once: every word here is 8 MB then.
-        // 152 bytes and glibc's 8-byte header are its 160-byte size class.
-        assert!(std::mem::size_of::<Entry>() <= 152, "{} bytes", std::mem::size_of::<Entry>());
-        assert!(std::mem::size_of::<Spec>() <= 104, "{} bytes", std::mem::size_of::<Spec>());
+        // 136 bytes and glibc's 8-byte header are its 144-byte size class.
+        assert!(std::mem::size_of::<Entry>() <= 136, "{} bytes", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Spec>() <= 96, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

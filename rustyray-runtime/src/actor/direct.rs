@@ -38,7 +38,7 @@ pub(crate) fn submit_call(
         entry.direct = true;
         let mut start = entry.prepare_attempt();
         // Arguments are kept for the retries a crash may call for.
-        start.attempt.last = entry.started_attempts > slot.max_task_retries();
+        start.attempt.last = entry.started_attempts() > slot.max_task_retries();
         match tx.send(Msg::Submit(entry)) {
             Ok(()) => Some(start),
             Err(_) => {

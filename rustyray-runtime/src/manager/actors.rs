@@ -149,7 +149,7 @@ impl Core {
             entry.waiting.pop_front();
             let mut start = call.prepare_attempt();
             // Arguments are kept for the retries a crash may call for.
-            start.attempt.last = call.started_attempts > entry.config.options.max_task_retries;
+            start.attempt.last = call.started_attempts() > entry.config.options.max_task_retries;
             starts.push(start);
             if std::mem::take(&mut call.routed) {
                 unrouted += 1;
@@ -286,7 +286,7 @@ impl Core {
             entry.released.remove(&start.task);
             if let Some(call) = self.tasks.get_mut(&start.task) {
                 call.take_running();
-                call.started_attempts -= 1;
+                call.unprepare_attempt();
                 call.attempts_mut().pop();
                 self.books.set_state(call, TaskState::Queued);
                 back.push(start.task);
@@ -308,9 +308,9 @@ impl Core {
                 record.ended = Some(self.books.now);
                 record.outcome = AttemptOutcome::Failed(Box::new(TaskError::Error(died.clone())));
             }
-            if can_restart && call.started_attempts <= max_task_retries {
+            if can_restart && call.started_attempts() <= max_task_retries {
                 self.books.set_state(call, TaskState::Queued);
-                self.books.records.count_retry(call.metrics);
+                self.books.records.count_retry(call.spec.function);
                 retried.push(task);
             } else if let Some(call) = self.tasks.remove(&task) {
                 self.finalize(call, TaskState::Failed, Some(died.clone()));

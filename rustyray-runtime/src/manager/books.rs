@@ -94,7 +94,7 @@ impl Books {
     /// its own, that is before the manager hears of it, and its timeout
     /// counts from then.
     pub(super) fn mark_running(&mut self, entry: &mut Entry, held: Held, at: Instant, runs_on: RunsOn) {
-        let number = entry.started_attempts;
+        let number = entry.started_attempts();
         let timer = entry.spec.options.timeout.map(|timeout| {
             let deadline = crate::timer::deadline(at, timeout);
             self.timers.insert_at(Timer::Timeout { task: entry.spec.id, attempt: number }, deadline)
@@ -105,7 +105,7 @@ impl Books {
             RunsOn::Spawned | RunsOn::Inline => None,
         };
         entry.set_running(Running { attempt: number, abort: None, timer, held, abandon, worker });
-        if let Some(function) = self.records.functions.get_mut(entry.metrics) {
+        if let Some(function) = self.records.functions.of(entry.spec.function) {
             function.queue_wait.observe(at.saturating_duration_since(entry.queued_at.instant()));
         }
         self.set_state(entry, TaskState::Running);

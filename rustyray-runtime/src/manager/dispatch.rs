@@ -137,7 +137,7 @@ impl Core {
                     let history = entry.history();
                     history.assigned = Maybe::NONE;
                     history.lookahead_seq = Maybe::NONE;
-                    entry.started_attempts -= 1;
+                    entry.unprepare_attempt();
                     entry.take_prepared_abandon();
                     entry.queued_seq = Maybe::some(ready.seq);
                     self.books.scheduler.unget(ready);
@@ -155,7 +155,7 @@ impl Core {
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return false };
         entry.take_assigned();
-        entry.started_attempts -= 1;
+        entry.unprepare_attempt();
         entry.take_prepared_abandon();
         match entry.history().lookahead_seq.take() {
             Some(seq) => {

@@ -45,7 +45,7 @@ impl Core {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
         let run_time = ended.saturating_duration_since(started);
         self.books.records.attempt_ran(run_time);
-        if let Some(function) = self.books.records.functions.get_mut(entry.metrics) {
+        if let Some(function) = self.books.records.functions.of(entry.spec.function) {
             function.run_time.observe(run_time);
         }
         if worker.is_some() {
@@ -107,7 +107,8 @@ impl Core {
             Some(held) => held,
             None => self.books.scheduler.start_now(crate::scheduler::Demand::ONE_CPU),
         };
-        match self.tasks.get_mut(&next).filter(|e| e.assigned() == Some(worker) && e.started_attempts == next_attempt) {
+        match self.tasks.get_mut(&next).filter(|e| e.assigned() == Some(worker) && e.started_attempts() == next_attempt)
+        {
             Some(entry) => {
                 entry.take_assigned();
                 // The worker started it as the previous attempt ended.
@@ -128,7 +129,7 @@ impl Core {
     /// meanwhile: the attempt runs, on a CPU of its own.
     pub(super) fn resumed(&mut self, task: TaskId, attempt: u32, started: Instant) {
         let held = self.books.scheduler.start_now(crate::scheduler::Demand::ONE_CPU);
-        match self.tasks.get_mut(&task).filter(|e| e.assigned().is_some() && e.started_attempts == attempt) {
+        match self.tasks.get_mut(&task).filter(|e| e.assigned().is_some() && e.started_attempts() == attempt) {
             Some(entry) => {
                 let worker = entry.take_assigned();
                 if let Some(worker) = worker {
@@ -157,13 +158,13 @@ impl Core {
     /// An attempt failed: retry it if retries remain, else fail the task.
     pub(super) fn attempt_failed(&mut self, task: TaskId, error: TaskError) {
         let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if entry.started_attempts <= entry.spec.options.max_retries && error.retryable() {
-            self.books.records.count_retry(entry.metrics);
-            tracing::debug!(task = %task, function = %entry.spec.function, attempt = entry.started_attempts, error = %error, "retrying task");
+        if entry.started_attempts() <= entry.spec.options.max_retries && error.retryable() {
+            self.books.records.count_retry(entry.spec.function);
+            tracing::debug!(task = %task, function = %entry.spec.function, attempt = entry.started_attempts(), error = %error, "retrying task");
             let delay = match entry.spec.options.backoff.as_deref().copied() {
                 Some(backoff) => {
                     self.books.set_state(entry, TaskState::Queued);
-                    let delay = jitter(backoff.delay(entry.started_attempts), self.det.as_deref());
+                    let delay = jitter(backoff.delay(entry.started_attempts()), self.det.as_deref());
                     self.books.timers.insert(Timer::Retry { task }, delay);
                     delay
                 }
@@ -172,7 +173,7 @@ impl Core {
                     Duration::ZERO
                 }
             };
-            let (function, attempt) = (entry.spec.function, entry.started_attempts);
+            let (function, attempt) = (entry.spec.function, entry.started_attempts());
             self.books.records.emit(self.books.now, || EventKind::TaskRetried {
                 task,
                 function,
@@ -184,7 +185,7 @@ impl Core {
             if let TaskError::Panicked { message, .. } = &error {
                 tracing::warn!(task = %task, function = %entry.spec.function, "task panicked: {message}");
             }
-            let error = error.into_error(entry.spec.origin(), entry.started_attempts);
+            let error = error.into_error(entry.spec.origin(), entry.started_attempts());
             self.finalize(entry, TaskState::Failed, Some(error));
         }
     }
@@ -292,7 +293,7 @@ impl Core {
                 && self.workers.retract(worker, task).is_some()
             {
                 // Taken back before it started: that attempt never ran.
-                entry.started_attempts -= 1;
+                entry.unprepare_attempt();
             }
             if let TaskKind::ActorMethod { actor } = entry.kind()
                 && entry.running().is_some()
@@ -300,7 +301,7 @@ impl Core {
             {
                 // Still waiting in the actor's slot: it never started.
                 entry.take_running();
-                entry.started_attempts -= 1;
+                entry.unprepare_attempt();
                 entry.attempts_mut().pop();
             }
             if let Some(running) = entry.take_running() {
@@ -332,7 +333,7 @@ impl Core {
         }
         self.books.set_state(&mut entry, state);
         self.resolved.push(entry.spec.output.id());
-        let (task, function, attempts) = (entry.spec.id, entry.spec.function, entry.started_attempts);
+        let (task, function, attempts) = (entry.spec.id, entry.spec.function, entry.started_attempts());
         self.books.records.emit(self.books.now, || match state {
             TaskState::Succeeded => EventKind::TaskSucceeded { task, function, attempts },
             TaskState::Failed => EventKind::TaskFailed { task, function, error: reason.clone().unwrap_or_default() },
@@ -344,8 +345,7 @@ impl Core {
             TaskKind::Normal => {}
         }
         tracing::trace!(task = %task, function = %function, state = %state, "task finished");
-        let metrics = entry.metrics;
-        self.books.records.keep((*entry).into_record(self.books.now), metrics);
+        self.books.records.keep((*entry).into_record(self.books.now));
     }
 
     /// Fails everything unfinished with a shutdown error.

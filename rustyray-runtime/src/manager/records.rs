@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rustyray_core::TaskId;
+use rustyray_core::{FunctionId, TaskId};
 
 use crate::accounting::StoreUsage;
 use crate::events::{EventKind, Events};
@@ -44,8 +44,8 @@ impl Records {
     }
 
     /// Counts a retry of a task of function index `metrics`.
-    pub(crate) fn count_retry(&mut self, metrics: u32) {
-        if let Some(function) = self.functions.get_mut(metrics) {
+    pub(crate) fn count_retry(&mut self, function: FunctionId) {
+        if let Some(function) = self.functions.of(function) {
             function.retried += 1;
         }
     }
@@ -67,8 +67,8 @@ impl Records {
 
     /// Keeps a finished task, evicting the oldest past the limit, and
     /// counts it against its function (index `metrics`).
-    pub(crate) fn keep(&mut self, record: Record, metrics: u32) {
-        if let Some(function) = self.functions.get_mut(metrics) {
+    pub(crate) fn keep(&mut self, record: Record) {
+        if let Some(function) = self.functions.of(record.function) {
             match record.state {
                 TaskState::Succeeded => function.succeeded += 1,
                 TaskState::Failed => function.failed += 1,
@@ -126,8 +126,6 @@ impl Records {
 
 #[cfg(test)]
 mod tests {
-    use rustyray_core::FunctionId;
-
     use super::*;
     use crate::state::tests::record;
 
@@ -138,9 +136,8 @@ mod tests {
     #[test]
     fn the_ring_evicts_the_oldest_but_counts_all() {
         let mut records = records(2);
-        let index = records.functions.index(FunctionId::new(&"t::f"));
         for id in 1..=3 {
-            records.keep(record(id, TaskState::Succeeded), index);
+            records.keep(record(id, TaskState::Succeeded));
         }
         let kept: Vec<u64> = records.finished().into_iter().map(|r| r.id.as_u64()).collect();
         assert_eq!(kept, vec![2, 3]);
@@ -151,12 +148,11 @@ mod tests {
     #[test]
     fn records_are_listed_in_the_order_tasks_finished_not_reported() {
         let mut records = records(3);
-        let index = records.functions.index(FunctionId::new(&"t::f"));
         let start = Instant::now();
         for (id, ms) in [(1, 10), (2, 30), (3, 20), (4, 40)] {
             let mut r = record(id, TaskState::Succeeded);
             r.finished = Some(start + Duration::from_millis(ms));
-            records.keep(r, index);
+            records.keep(r);
         }
         let kept: Vec<u64> = records.finished().into_iter().map(|r| r.id.as_u64()).collect();
         assert_eq!(kept, vec![3, 2, 4]);

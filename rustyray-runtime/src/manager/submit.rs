@@ -61,8 +61,7 @@ impl Core {
         let id = entry.spec.id;
         self.books.records.pending_args += 1;
         entry.submitted = crate::task::Stamp::of(self.books.now);
-        entry.metrics = self.books.records.functions.index(entry.spec.function);
-        if let Some(function) = self.books.records.functions.get_mut(entry.metrics) {
+        if let Some(function) = self.books.records.functions.of(entry.spec.function) {
             function.submitted += 1;
         }
         let spec = &entry.spec;
@@ -77,7 +76,7 @@ impl Core {
             return self.submit_direct(entry);
         }
         if let Some(error) = self.rejection(&mut entry) {
-            if let Some(function) = self.books.records.functions.get_mut(entry.metrics) {
+            if let Some(function) = self.books.records.functions.of(entry.spec.function) {
                 function.rejected(error.kind());
             }
             tracing::debug!(task = %id, function = %entry.spec.function, error = %error, "task refused");
