@@ -91,10 +91,11 @@ impl FunctionMetrics {
 #[derive(Default)]
 pub(crate) struct Functions {
     indexes: FxHashMap<FunctionId, u32>,
-    /// The same indexes by the address of the name: found without reading
-    /// the name, as a task's metrics are looked up several times in its life
-    /// (the index is not kept in each waiting task).
-    by_address: FxHashMap<usize, u32>,
+    /// The same indexes by where the name is (its address and length, as
+    /// `ptr::eq` compares a `&str`): found without reading the name, as a
+    /// task's metrics are looked up several times in its life (the index is
+    /// not kept in each waiting task).
+    by_address: FxHashMap<(usize, usize), u32>,
     table: Vec<FunctionMetrics>,
     /// The last function looked up and its index: tasks come in runs of one function.
     last: Option<(FunctionId, u32)>,
@@ -111,7 +112,7 @@ impl Functions {
         {
             return index;
         }
-        let address = function.name().as_ptr() as usize;
+        let address = (function.name().as_ptr() as usize, function.name().len());
         let index = match self.by_address.get(&address) {
             Some(&index) => index,
             None => {
@@ -441,6 +442,13 @@ mod tests {
         let owned = String::from("m::f");
         let leaked: &'static &'static str = Box::leak(Box::new(&*Box::leak(owned.into_boxed_str())));
         assert_eq!(functions.index(FunctionId::new(leaked)), f);
+        // A name that starts where a longer one does is another function.
+        static LONGER: &str = "m::fg";
+        let prefix: &'static &'static str = Box::leak(Box::new(&LONGER[..4]));
+        assert_eq!(functions.index(FunctionId::new(prefix)), f);
+        let fg = functions.index(FunctionId::new(&LONGER));
+        assert_ne!(fg, f);
+        assert_eq!(functions.index(FunctionId::new(prefix)), f, "found again by address and length");
         if let Some(metrics) = functions.get_mut(f) {
             metrics.rejected("unknown_queue");
             metrics.rejected("unknown_queue");
