@@ -59,7 +59,7 @@ pub(crate) struct Spec {
     /// [`Entry::kind`]): a [`TaskKind`] here would take two words.
     actor: u64,
     pub(crate) options: Options,
-    pub(crate) deps: Deps,
+    pub(crate) deps: Inputs,
     pub(crate) body: TaskBody,
     pub(crate) output: Arc<ObjectCell>,
     /// The task that submitted it, if any (one word: see [`Maybe`]).
@@ -80,6 +80,7 @@ impl Spec {
             Options(Some(Box::new(Extra { options, args, trace_parent })))
         };
         let parent = Maybe::of(parent.map(TaskId::as_u64));
+        let deps = Inputs::of(deps);
         (Spec { id, function, actor, options, deps, body, output, parent }, kind)
     }
 
@@ -215,8 +216,8 @@ pub(crate) struct Entry {
     pub(crate) state: TaskState,
     /// Which kind of task it is (see [`Entry::kind`]).
     kind: Kind,
-    /// Objects it still waits for.
-    pub(crate) unresolved: u32,
+    /// What it waits for (see [`Waited`]).
+    waited: Waited,
     /// Its place in the scheduler while queued; `None` when not in the
     /// scheduler (waiting for arguments or a retry's backoff, or running).
     pub(crate) queued_seq: Maybe,
@@ -224,8 +225,6 @@ pub(crate) struct Entry {
     /// attempt on (or its first child); boxed, as a task that waits has none.
     history: Option<Box<History>>,
     pub(crate) submitted: Stamp,
-    /// When it last became ready to run (for the queue-wait histogram).
-    pub(crate) queued_at: Stamp,
     /// An actor call counted as on its way through the manager's line (see
     /// `ActorSlot::route`), until it is released to the actor or ends.
     pub(crate) routed: bool,
@@ -233,6 +232,47 @@ pub(crate) struct Entry {
     /// attempt is prepared and already on its way to running.
     pub(crate) direct: bool,
 }
+
+/// The objects a task takes as arguments, in two words (a [`Deps`] takes
+/// three): most tasks have none or one, and a million may wait at once.
+pub(crate) enum Inputs {
+    None,
+    One(Arc<ObjectCell>),
+    Many(Box<Deps>),
+}
+
+impl Inputs {
+    fn of(mut deps: Deps) -> Self {
+        match deps.len() {
+            0 => Inputs::None,
+            1 => deps.pop().map_or(Inputs::None, Inputs::One),
+            _ => Inputs::Many(Box::new(deps)),
+        }
+    }
+
+    /// The objects, in argument order.
+    pub(crate) fn as_slice(&self) -> &[Arc<ObjectCell>] {
+        match self {
+            Inputs::None => &[],
+            Inputs::One(cell) => std::slice::from_ref(cell),
+            Inputs::Many(cells) => cells,
+        }
+    }
+
+    /// Lets go of them (the task's inputs are resolved).
+    pub(crate) fn clear(&mut self) {
+        *self = Inputs::None;
+    }
+}
+
+/// Two numbers a task never needs at once, in one half-word: while it waits
+/// for its arguments, how many objects it still waits for; from the moment
+/// it is queued, how long after its submission that was, in microseconds
+/// (for the queue-wait histogram; at most about 71 minutes, a longer wait
+/// counts as that). A million tasks may wait at once, and with the entry's
+/// one-byte fields this keeps it within glibc's 128-byte chunk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Waited(u32);
 
 /// An instant in one word rather than an `Instant`'s two: nanoseconds since
 /// a process-wide origin (taken before any task is submitted).
@@ -372,11 +412,10 @@ impl Entry {
             spec,
             state: TaskState::PendingArgs,
             kind,
-            unresolved: 0,
+            waited: Waited(0),
             queued_seq: Maybe::NONE,
             history: None,
             submitted: now,
-            queued_at: now,
             routed: false,
             direct: false,
         })
@@ -439,13 +478,37 @@ impl Entry {
     fn input_tasks(&self) -> Box<[TaskId]> {
         match &self.history {
             Some(history) if !history.inputs.is_empty() => history.inputs.clone(),
-            _ => self.spec.deps.iter().filter_map(|cell| cell.producer()).collect(),
+            _ => self.spec.deps.as_slice().iter().filter_map(|cell| cell.producer()).collect(),
         }
     }
 
     /// Its attempts, children and inputs, made on first use.
     pub(crate) fn history(&mut self) -> &mut History {
         self.history.get_or_insert_with(Box::default)
+    }
+
+    /// While it waits for its arguments: how many objects it still waits for.
+    pub(crate) fn unresolved(&self) -> u32 {
+        debug_assert_eq!(self.state, TaskState::PendingArgs);
+        self.waited.0
+    }
+
+    /// While it waits for its arguments: it waits for `count` objects.
+    pub(crate) fn set_unresolved(&mut self, count: u32) {
+        debug_assert_eq!(self.state, TaskState::PendingArgs);
+        self.waited = Waited(count);
+    }
+
+    /// It was queued (became ready to run) at `at`.
+    pub(crate) fn mark_queued(&mut self, at: Stamp) {
+        let micros = at.0.saturating_sub(self.submitted.0) / 1_000;
+        self.waited = Waited(u32::try_from(micros).unwrap_or(u32::MAX));
+    }
+
+    /// When it was last queued (to the microsecond; see [`Waited`]).
+    pub(crate) fn queued_at(&self) -> Instant {
+        let submitted = self.submitted.instant();
+        submitted.checked_add(Duration::from_micros(u64::from(self.waited.0))).unwrap_or(submitted)
     }
 
     /// Attempts started (or handed to a worker to start) so far.
@@ -638,10 +701,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_queued_task_remembers_when_to_the_microsecond() {
+        let mut entry = Entry::new(TaskSpec {
+            id: TaskId::from_u64(1),
+            function: FunctionId::new(&"t::f"),
+            kind: TaskKind::Normal,
+            options: TaskOptions::default(),
+            deps: Deps::new(),
+            body: TaskBody::plain(|_| Ok(Arc::new(()) as rustyray_core::Value)),
+            output: ObjectCell::with_error(TaskId::from_u64(1).output(), None, Error::NoRuntime),
+            parent: None,
+            caller: std::panic::Location::caller(),
+            args: None,
+            trace_parent: None,
+        });
+        entry.set_unresolved(2);
+        assert_eq!(entry.unresolved(), 2);
+        // Stamps count from an origin taken on first use: take it first.
+        let _ = stamp_origin();
+        let submitted = Instant::now();
+        entry.submitted = Stamp::of(submitted);
+        let queued = submitted + Duration::from_micros(1_500);
+        entry.state = TaskState::Queued;
+        entry.mark_queued(Stamp::of(queued));
+        assert_eq!(entry.queued_at().saturating_duration_since(submitted), Duration::from_micros(1_500));
+        // A wait longer than the half-word holds counts as the longest it does.
+        entry.mark_queued(Stamp::of(submitted + Duration::from_secs(100 * 60)));
+        assert_eq!(entry.queued_at().saturating_duration_since(submitted), Duration::from_micros(u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn a_task_with_one_input_keeps_it_without_an_allocation() {
+        let cell = ObjectCell::with_error(TaskId::from_u64(2).output(), None, Error::NoRuntime);
+        let one = Inputs::of(smallvec::smallvec![cell.clone()]);
+        assert!(matches!(one, Inputs::One(_)));
+        assert_eq!(one.as_slice().len(), 1);
+        let two = Inputs::of(smallvec::smallvec![cell.clone(), cell]);
+        assert_eq!(two.as_slice().len(), 2);
+        assert!(Inputs::of(Deps::new()).as_slice().is_empty());
+    }
+
+    #[test]
     fn a_waiting_task_costs_no_more_than_its_compact_entry() {
         // A million tasks may wait at once: every word here is 8 MB then.
-        // 136 bytes and glibc's 8-byte header are its 144-byte size class.
-        assert!(std::mem::size_of::<Entry>() <= 136, "{} bytes", std::mem::size_of::<Entry>());
-        assert!(std::mem::size_of::<Spec>() <= 96, "{} bytes", std::mem::size_of::<Spec>());
+        // 120 bytes and glibc's 8-byte header are its 128-byte size class.
+        assert!(std::mem::size_of::<Entry>() <= 120, "{} bytes", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<Spec>() <= 88, "{} bytes", std::mem::size_of::<Spec>());
     }
 }

@@ -64,5 +64,5 @@ fn may_go_direct(entry: &Entry) -> bool {
     spec.options.invalid.is_none()
         && spec.options.queue.is_none()
         && entry.demand().is_zero()
-        && spec.deps.iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
+        && spec.deps.as_slice().iter().all(|cell| matches!(cell.try_get(), Some(Ok(_))))
 }

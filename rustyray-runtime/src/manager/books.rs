@@ -62,7 +62,7 @@ impl Books {
             TaskState::PendingArgs => records.pending_args += 1,
             TaskState::Queued => {
                 records.queued += 1;
-                entry.queued_at = crate::task::Stamp::of(self.now);
+                entry.mark_queued(crate::task::Stamp::of(self.now));
             }
             TaskState::Running => records.running += 1,
             _ => {}
@@ -106,7 +106,7 @@ impl Books {
         };
         entry.set_running(Running { attempt: number, abort: None, timer, held, abandon, worker });
         if let Some(function) = self.records.functions.of(entry.spec.function) {
-            function.queue_wait.observe(at.saturating_duration_since(entry.queued_at.instant()));
+            function.queue_wait.observe(at.saturating_duration_since(entry.queued_at()));
         }
         self.set_state(entry, TaskState::Running);
         let (task, function) = (entry.spec.id, entry.spec.function);

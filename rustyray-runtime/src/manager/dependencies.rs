@@ -40,8 +40,9 @@ impl Core {
                 }
                 match &error {
                     None => {
-                        entry.unresolved -= 1;
-                        if entry.unresolved == 0 {
+                        let unresolved = entry.unresolved().saturating_sub(1);
+                        entry.set_unresolved(unresolved);
+                        if unresolved == 0 {
                             self.books.enqueue(entry);
                         }
                     }

@@ -103,7 +103,8 @@ impl Core {
     pub(super) fn await_inputs(&mut self, exec: &Exec, mut entry: Box<Entry>) {
         let id = entry.spec.id;
         let mut failed = None;
-        for cell in &entry.spec.deps {
+        let mut unresolved = 0;
+        for cell in entry.spec.deps.as_slice() {
             match cell.try_get() {
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
@@ -111,7 +112,7 @@ impl Core {
                     break;
                 }
                 None => {
-                    entry.unresolved += 1;
+                    unresolved += 1;
                     // An element of a multiple result is written just before
                     // its task's output: the output's write releases it.
                     match self.waiting.entry(cell.written_with()) {
@@ -130,8 +131,10 @@ impl Core {
             let state = final_state(&error);
             return self.finalize(entry, state, Some(error));
         }
-        if entry.unresolved == 0 {
+        if unresolved == 0 {
             self.books.enqueue(&mut entry);
+        } else {
+            entry.set_unresolved(unresolved);
         }
         self.tasks.insert(entry);
     }

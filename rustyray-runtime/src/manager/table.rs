@@ -112,13 +112,13 @@ mod tests {
         assert!(table.contains_key(&TaskId::from_u64(500)));
         assert!(!table.contains_key(&TaskId::from_u64(1001)));
         if let Some(entry) = table.get_mut(&TaskId::from_u64(7)) {
-            entry.unresolved = 3;
+            entry.set_unresolved(3);
         }
-        assert_eq!(table.get(&TaskId::from_u64(7)).map(|e| e.unresolved), Some(3));
+        assert_eq!(table.get(&TaskId::from_u64(7)).map(|e| e.unresolved()), Some(3));
         // A second entry under one id replaces the first, as a map's insert does.
         let old = table.insert(entry(7));
-        assert_eq!(old.map(|e| e.unresolved), Some(3));
-        assert_eq!(table.get(&TaskId::from_u64(7)).map(|e| e.unresolved), Some(0));
+        assert_eq!(old.map(|e| e.unresolved()), Some(3));
+        assert_eq!(table.get(&TaskId::from_u64(7)).map(|e| e.unresolved()), Some(0));
         for n in 1..=900 {
             assert_eq!(table.remove(&TaskId::from_u64(n)).map(|e| e.spec.id), Some(TaskId::from_u64(n)));
         }
