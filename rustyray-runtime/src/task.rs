@@ -499,6 +499,14 @@ impl Entry {
         self.waited = Waited(count);
     }
 
+    /// While it waits for its arguments: one of them is ready. Returns
+    /// whether that was the last one it waited for.
+    pub(crate) fn resolve_one(&mut self) -> bool {
+        let left = self.unresolved().saturating_sub(1);
+        self.set_unresolved(left);
+        left == 0
+    }
+
     /// It was queued (became ready to run) at `at`.
     pub(crate) fn mark_queued(&mut self, at: Stamp) {
         let micros = at.0.saturating_sub(self.submitted.0) / 1_000;
@@ -717,6 +725,9 @@ mod tests {
         });
         entry.set_unresolved(2);
         assert_eq!(entry.unresolved(), 2);
+        assert!(!entry.resolve_one(), "one of two resolved is not the last");
+        assert!(entry.resolve_one(), "two of two resolved is the last");
+        assert_eq!(entry.unresolved(), 0);
         // Stamps count from an origin taken on first use: take it first.
         let _ = stamp_origin();
         let submitted = Instant::now();

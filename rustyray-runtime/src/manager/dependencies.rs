@@ -40,9 +40,7 @@ impl Core {
                 }
                 match &error {
                     None => {
-                        let unresolved = entry.unresolved().saturating_sub(1);
-                        entry.set_unresolved(unresolved);
-                        if unresolved == 0 {
+                        if entry.resolve_one() {
                             self.books.enqueue(entry);
                         }
                     }
