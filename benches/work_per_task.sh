@@ -4,7 +4,9 @@
 # run with 10, divided by 20,000. Unlike wall-clock figures these repeat to
 # within about 1.5% on a shared machine. Needs valgrind. The plain shape
 # (a trivial CPU task, run on the runtime's workers) has no baseline here:
-# its overhead is what `benches/cpu_map.rs` sets against rayon.
+# its overhead is what `benches/cpu_map.rs` sets against rayon; nor has the
+# pair shape (an async task of two ready refs, as in a tree reduce), which is
+# there to show what a task's second argument costs.
 #
 #   benches/work_per_task.sh            # glibc malloc and mimalloc
 set -euo pipefail
@@ -15,13 +17,13 @@ count() {
 }
 for example in work_per_task work_per_task_mimalloc; do
   declare -A per=()
-  for shape in async plain tokio actor mpsc; do
+  for shape in async pair plain tokio actor mpsc; do
     low=$(count "target/release/examples/$example" "$shape" 10)
     high=$(count "target/release/examples/$example" "$shape" 30)
     per[$shape]=$(( (high - low) / 20000 ))
   done
-  awk -v e="$example" -v a="${per[async]}" -v t="${per[tokio]}" -v c="${per[actor]}" -v m="${per[mpsc]}" -v p="${per[plain]}" 'BEGIN {
-    printf "%s: async task %d vs tokio spawn %d (%.2fx); actor call %d vs bare actor %d (%.2fx); plain task %d\n", e, a, t, a / t, c, m, c / m, p
+  awk -v e="$example" -v a="${per[async]}" -v t="${per[tokio]}" -v c="${per[actor]}" -v m="${per[mpsc]}" -v p="${per[plain]}" -v q="${per[pair]}" 'BEGIN {
+    printf "%s: async task %d vs tokio spawn %d (%.2fx); actor call %d vs bare actor %d (%.2fx); plain task %d; async task of two refs %d\n", e, a, t, a / t, c, m, c / m, p, q
   }'
   unset per
 done

@@ -11,7 +11,8 @@
 //! cargo run --release --example work_per_task -- <shape> <batches>
 //! ```
 //!
-//! Shapes: `async` (trivial async remote functions), `tokio` (`tokio::spawn`
+//! Shapes: `async` (trivial async remote functions), `pair` (trivial async
+//! remote functions of two ready refs, as in a tree reduce), `tokio` (`tokio::spawn`
 //! and await, their baseline), `plain` (trivial plain remote functions, run
 //! on the runtime's CPU workers), `actor` (calls of a plain actor method),
 //! `mpsc` (a bare actor: an mpsc mailbox and a oneshot per reply, theirs).
@@ -29,6 +30,11 @@ async fn small_value() -> u64 {
 #[rustyray::remote]
 fn small_plain_value() -> u64 {
     1
+}
+
+#[rustyray::remote]
+async fn sum_of_two(a: u64, b: u64) -> u64 {
+    a + b
 }
 
 #[rustyray::actor]
@@ -63,6 +69,12 @@ async fn batch(shape: &str, counter: &ActorHandle<Counter>, bare: &mpsc::Unbound
             let refs: Vec<ObjectRef<u64>> = (0..BATCH).map(|_| small_value::remote()).collect();
             let _ = rustyray::get_all(&refs).await;
         }
+        "pair" => {
+            // Tasks with two ref arguments, as in a tree reduce.
+            let (a, b) = (rustyray::put(1u64), rustyray::put(2u64));
+            let refs: Vec<ObjectRef<u64>> = (0..BATCH).map(|_| sum_of_two::remote(&a, &b)).collect();
+            let _ = rustyray::get_all(&refs).await;
+        }
         "plain" => {
             let refs: Vec<ObjectRef<u64>> = (0..BATCH).map(|_| small_plain_value::remote()).collect();
             let _ = rustyray::get_all(&refs).await;
@@ -95,8 +107,8 @@ async fn batch(shape: &str, counter: &ActorHandle<Counter>, bare: &mpsc::Unbound
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let shape = args.next().unwrap_or_else(|| "async".to_string());
-    if !["async", "plain", "tokio", "actor", "mpsc"].contains(&shape.as_str()) {
-        return Err(format!("unknown shape {shape:?}: async, plain, tokio, actor or mpsc").into());
+    if !["async", "pair", "plain", "tokio", "actor", "mpsc"].contains(&shape.as_str()) {
+        return Err(format!("unknown shape {shape:?}: async, pair, plain, tokio, actor or mpsc").into());
     }
     let batches: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
