@@ -337,6 +337,17 @@ async fn bad_input_is_a_4xx_with_its_code_and_writes_nothing() {
             );
             assert!(error["message"].as_str().unwrap().contains(names), "{path}: {error}");
         }
+        for resume in ["-4", "x"] {
+            let response =
+                client().get(server.url("/api/events")).bearer_auth(READ).header("Last-Event-ID", resume).send().await;
+            let (status, error) = json_of(response.unwrap()).await;
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT")),
+                "Last-Event-ID {resume}: {error}"
+            );
+            assert!(error["message"].as_str().unwrap().contains("Last-Event-ID"), "{error}");
+        }
         let (status, error) = get(&server, &format!("/api/jobs/{}", uuid::Uuid::now_v7())).await;
         assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
         let (status, error) = get(&server, "/api/nothing-here").await;

@@ -84,7 +84,7 @@ impl Feed {
                             return;
                         }
                     };
-                    let done = page.len() < PAGE as usize;
+                    let done = caught_up(&page, ceiling);
                     for event in page.into_iter().take_while(|event| event.seq <= ceiling) {
                         last = event.seq;
                         if wanted(&event) && yield_.send(Ok(Arc::new(event))).await.is_err() {
@@ -97,9 +97,12 @@ impl Feed {
                 }
                 last = last.max(ceiling);
                 loop {
+                    // A watcher of one job may see no event of its own for
+                    // ever: it ends when its client goes, not when a send fails.
                     let next = tokio::select! {
                         next = live.recv() => next,
                         _ = closing.wait_for(|closed| *closed) => return,
+                        () = yield_.closed() => return,
                     };
                     match next {
                         Ok(event) if event.seq <= last => {}
@@ -116,6 +119,15 @@ impl Feed {
             }
         })
     }
+}
+
+/// Whether a catch-up `page` (events in sequence order, at most [`PAGE`])
+/// holds every stored event up to `ceiling`: a short page holds all there
+/// are, and a page that reaches `ceiling` or past it all up to it. (Going
+/// by the events delivered alone, a full page of events past `ceiling`
+/// after a gap or pruned events would be read again and again.)
+fn caught_up(page: &[Event], ceiling: i64) -> bool {
+    page.len() < PAGE as usize || page.last().is_some_and(|event| event.seq >= ceiling)
 }
 
 /// A stream fed by a task through a small channel: `body` sends items and
@@ -183,5 +195,76 @@ async fn follow(
         }
         // Collect a burst of changes into one read.
         while signals.try_recv().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    async fn feed() -> Feed {
+        let queue = Queue::connect("sqlite::memory:").await.expect("an in-memory queue");
+        Feed::start(queue, Duration::from_millis(10)).await.expect("the feed starts")
+    }
+
+    /// Waits (with a generous bound against a hang) until the feed has `count` watchers.
+    async fn watchers_drop_to(feed: &Feed, count: usize) {
+        let settled = tokio::time::timeout(Duration::from_secs(10), async {
+            while feed.live.receiver_count() > count {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(settled.is_ok(), "{} watchers left, expected {count}", feed.live.receiver_count());
+    }
+
+    fn event(seq: i64) -> Event {
+        Event {
+            seq,
+            kind: "submitted".into(),
+            job_id: JobId::new(),
+            function: "f".into(),
+            queue: "default".into(),
+            state: rustyray_queue::JobState::Queued,
+            attempt: 0,
+            error: None,
+            args: None,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_page_past_the_ceiling_ends_the_catch_up() {
+        let page = |from: i64| (from..from + i64::from(PAGE)).map(event).collect::<Vec<_>>();
+        // Nothing stored between the watcher's last event (say 10) and the
+        // feed's (100), and a full page of newer ones: done, not read again.
+        assert!(caught_up(&page(101), 100));
+        // A full page that ends before the ceiling: more to read.
+        assert!(!caught_up(&page(1), 1000));
+        // A full page that ends at it, or a short page: done.
+        assert!(caught_up(&page(1), i64::from(PAGE)));
+        assert!(caught_up(&[event(5)], 1000));
+        assert!(caught_up(&[], 1000));
+    }
+
+    #[tokio::test]
+    async fn a_watcher_of_a_job_without_events_ends_when_its_client_goes() {
+        let feed = feed().await;
+        let before = feed.live.receiver_count();
+        let watcher = feed.watch(None, Some(JobId::new()));
+        assert_eq!(feed.live.receiver_count(), before + 1);
+        drop(watcher);
+        watchers_drop_to(&feed, before).await;
+    }
+
+    #[tokio::test]
+    async fn a_watcher_still_gets_its_events_until_then() {
+        let feed = feed().await;
+        let mut watcher = feed.watch(None, None);
+        let _ = feed.live.send(Arc::new(event(feed.delivered() + 1)));
+        let got = tokio::time::timeout(Duration::from_secs(10), watcher.next()).await;
+        assert!(matches!(got, Ok(Some(Ok(_)))), "the live event did not arrive");
     }
 }

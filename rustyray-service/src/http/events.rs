@@ -49,10 +49,8 @@ pub(crate) async fn events(
     let resume = match headers.get("last-event-id") {
         Some(value) => {
             let text = value.to_str().unwrap_or_default().trim();
-            Some(
-                text.parse::<i64>()
-                    .map_err(|_| ServiceError::field("Last-Event-ID", format!("`{text}` is not an event id")))?,
-            )
+            let after = text.parse::<i64>().ok().filter(|after| *after >= 0);
+            Some(after.ok_or_else(|| ServiceError::field("Last-Event-ID", format!("`{text}` is not an event id")))?)
         }
         None => None,
     };
