@@ -25,6 +25,11 @@ fn square(x: i64) -> i64 {
     x * x
 }
 
+#[rustyray::remote]
+fn length(text: String) -> usize {
+    text.len()
+}
+
 fn nats_url() -> Option<String> {
     match std::env::var("RUSTYRAY_TEST_NATS") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -120,6 +125,36 @@ async fn every_event_reaches_jetstream_once_with_its_id_as_message_id() {
         w.shutdown().await;
         server.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_the_broker_takes_goes_without_its_arguments_and_holds_back_none() {
+    let Some(url) = nats_url() else { return };
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let config = config(&url);
+    let stream = config.stream.clone();
+    let server = Server::start_with(&q, |b| b.nats(config)).await;
+    // Past the broker's limit on a message (1 MiB by default) once recorded.
+    let big = "x".repeat(2 << 20);
+    let options = rustyray::queue::JobOptions { record_args: true, ..Default::default() };
+    let large = q.enqueue_by_name(length::NAME, serde_json::json!([big]), options).await.unwrap();
+    let after = square::enqueue_many(&q, (0..3).map(|i| (i,))).await.unwrap();
+    wait_published(&q).await;
+    let published = read_all(&url, &stream, 4).await;
+    assert_eq!(published.len(), 4, "the large job's event and the three after it");
+    let sent =
+        published.iter().map(|(_, event)| event).find(|event| event.job_id == large).expect("the large job's event");
+    assert_eq!(sent.args, None, "published without its arguments");
+    assert_eq!(
+        q.events_after(0, 10).await.unwrap()[0].args.as_ref().map(|args| args[0].as_str().map(str::len)),
+        Some(Some(big.len())),
+        "the database keeps them"
+    );
+    for job in &after {
+        assert!(published.iter().any(|(_, event)| event.job_id == job.id()), "an event after the large one arrived");
+    }
+    server.stop().await;
 }
 
 /// A `nats-server -js` of this test's own, on `port`, keeping its data in `dir`.

@@ -14,7 +14,7 @@ use rustyray_queue::{Event, Queue};
 use crate::metrics::ServiceMetrics;
 
 /// Where and how to publish.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NatsConfig {
     /// The server, `nats://127.0.0.1:4222`.
     pub url: String,
@@ -37,10 +37,67 @@ impl NatsConfig {
         }
     }
 
+    /// The server's address without its credentials, for logs and health.
+    pub fn address(&self) -> String {
+        redact(&self.url)
+    }
+
     /// The subject of `event`.
     pub fn subject(&self, event: &Event) -> String {
         format!("{}.{}", self.subject_prefix, event.kind)
     }
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.address())
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("duplicate_window", &self.duplicate_window)
+            .finish()
+    }
+}
+
+/// `url` (one server or a comma-separated list) without user names,
+/// passwords or tokens: NATS takes a token as the user name
+/// (`nats://token@host`), so the whole user part goes.
+fn redact(url: &str) -> String {
+    let one = |url: &str| match url.rsplit_once('@') {
+        Some((before, host)) => match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => url.to_string(),
+    };
+    url.split(',').map(|url| one(url.trim())).collect::<Vec<_>>().join(",")
+}
+
+/// How much of the broker's limit on a message an event may take: the rest
+/// is for the headers (the message id).
+const HEADROOM: usize = 1024;
+
+/// `event` as published: whole if it fits the broker's limit on a message
+/// (`max_payload`), else without its arguments and with its error cut short,
+/// so that one event too large for the broker never holds back those after
+/// it (the job itself, arguments included, stays readable through the API).
+fn payload(event: &Event, max_payload: usize) -> Result<Vec<u8>, String> {
+    let encode =
+        |event: &Event| serde_json::to_vec(event).map_err(|error| format!("encoding event {}: {error}", event.seq));
+    let limit = max_payload.saturating_sub(HEADROOM);
+    let whole = encode(event)?;
+    if whole.len() <= limit {
+        return Ok(whole);
+    }
+    let mut slim = event.clone();
+    slim.args = None;
+    if let Some(error) = &mut slim.error {
+        let keep = (limit / 2).min(error.len());
+        let cut = (0..=keep).rev().find(|at| error.is_char_boundary(*at)).unwrap_or(0);
+        error.truncate(cut);
+    }
+    tracing::warn!(seq = event.seq, job = %event.job_id, bytes = whole.len(), max_payload, "event too large for the broker: published without its arguments");
+    encode(&slim)
 }
 
 /// The id the broker de-duplicates by: unique across databases too.
@@ -56,7 +113,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn start(queue: Queue, config: NatsConfig, metrics: ServiceMetrics) -> Self {
-        let status = Arc::new(Mutex::new((false, format!("connecting to {}", config.url))));
+        let status = Arc::new(Mutex::new((false, format!("connecting to {}", config.address()))));
         tokio::spawn(run(queue, config, metrics, Arc::downgrade(&status)));
         Publisher { status }
     }
@@ -84,7 +141,7 @@ async fn run(queue: Queue, config: NatsConfig, metrics: ServiceMetrics, status: 
         metrics.broker_connected.set(0);
         let Err(error) = outcome else { return };
         metrics.publish_failures.inc();
-        tracing::warn!(broker = %config.url, %error, "event broker unavailable; events wait in the database");
+        tracing::warn!(broker = %config.address(), %error, "event broker unavailable; events wait in the database");
         if !set(&status, false, error) {
             return;
         }
@@ -105,7 +162,7 @@ async fn publish_until_error(
         .connection_timeout(Duration::from_secs(2))
         .connect(&config.url)
         .await
-        .map_err(|error| format!("connecting to {}: {error}", config.url))?;
+        .map_err(|error| format!("connecting to {}: {error}", config.address()))?;
     let js = jetstream::new(client.clone());
     js.get_or_create_stream(jetstream::stream::Config {
         name: config.stream.clone(),
@@ -116,7 +173,7 @@ async fn publish_until_error(
     .await
     .map_err(|error| format!("creating stream {}: {error}", config.stream))?;
     metrics.broker_connected.set(1);
-    if !set(status, true, format!("publishing to {} on {}", config.stream, config.url)) {
+    if !set(status, true, format!("publishing to {} on {}", config.stream, config.address())) {
         return Ok(());
     }
     let mut signals = queue.signals();
@@ -125,7 +182,7 @@ async fn publish_until_error(
             return Ok(());
         }
         if client.connection_state() != async_nats::connection::State::Connected {
-            return Err(format!("lost the connection to {}", config.url));
+            return Err(format!("lost the connection to {}", config.address()));
         }
         let events = queue.unpublished_events(256).await.map_err(|error| format!("reading events: {error}"))?;
         metrics.events_unpublished.set(events.len() as i64);
@@ -138,8 +195,7 @@ async fn publish_until_error(
         }
         let mut acks = Vec::with_capacity(events.len());
         for event in &events {
-            let payload =
-                serde_json::to_vec(event).map_err(|error| format!("encoding event {}: {error}", event.seq))?;
+            let payload = payload(event, client.max_payload())?;
             let publish = PublishMessage::build().payload(payload.into()).message_id(message_id(event));
             let ack = js
                 .send_publish(config.subject(event), publish)
@@ -165,5 +221,57 @@ async fn publish_until_error(
         if let Some(failure) = failure {
             return Err(failure);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustyray_queue::{JobId, JobState};
+
+    use super::*;
+
+    fn event(args: Option<serde_json::Value>, error: Option<String>) -> Event {
+        Event {
+            seq: 7,
+            kind: "submitted".into(),
+            job_id: JobId::new(),
+            function: "f".into(),
+            queue: "default".into(),
+            state: JobState::Queued,
+            attempt: 0,
+            error,
+            args,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn credentials_never_reach_logs_or_health() {
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("nats://user:s3cret@broker:4222"), "nats://***@broker:4222");
+        assert_eq!(redact("nats://s3cret-token@broker"), "nats://***@broker");
+        assert_eq!(redact("tls://a:p@one:4222, nats://two:4222"), "tls://***@one:4222,nats://two:4222");
+        let config = NatsConfig::new("nats://user:s3cret@broker:4222");
+        assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[test]
+    fn an_event_that_fits_is_published_whole() {
+        let event = event(Some(serde_json::json!(["small"])), Some("boom".into()));
+        let sent: Event = serde_json::from_slice(&payload(&event, 1 << 20).unwrap()).unwrap();
+        assert_eq!(sent, event);
+    }
+
+    #[test]
+    fn an_event_too_large_goes_without_its_arguments_and_with_its_error_cut() {
+        let big = "x".repeat(64 * 1024);
+        let event = event(Some(serde_json::json!([big])), Some(format!("é{big}")));
+        let max = 16 * 1024;
+        let bytes = payload(&event, max).unwrap();
+        assert!(bytes.len() <= max - HEADROOM, "{} bytes", bytes.len());
+        let sent: Event = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(sent.args, None);
+        assert!(sent.error.as_deref().is_some_and(|error| error.starts_with('é') && error.len() < big.len()));
+        assert_eq!((sent.seq, sent.job_id, sent.state), (event.seq, event.job_id, event.state));
     }
 }
