@@ -91,6 +91,26 @@ async fn a_job_runs_once_and_its_result_comes_back_typed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_of_for_ever_are_taken_as_a_year_and_the_worker_runs_and_stops() {
+    for db in backends().await {
+        let q = Queue::builder(&db.url).poll_interval(Duration::MAX).connect().await.expect("connect");
+        let w = Worker::builder(&q)
+            .heartbeat(Duration::MAX)
+            .stuck_timeout(Duration::MAX)
+            .grace_period(Duration::MAX)
+            .start()
+            .await
+            .expect("worker");
+        let job = add::enqueue(&q, 2, 3).await.unwrap();
+        assert_eq!(within("result", job.result()).await.unwrap(), 5, "{}", db.label);
+        let id = w.id().to_string();
+        within("shutdown", w.shutdown()).await;
+        let lease = q.workers().await.unwrap().into_iter().find(|lease| lease.id == id).expect("its lease");
+        assert_eq!(lease.state, "STOPPED", "{}: the worker stopped cleanly", db.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_jobs_enqueued_in_one_transaction_all_run() {
     for db in backends().await {
         let q = db.queue().await;

@@ -51,4 +51,4 @@ pub use signal::Signal;
 pub use store::claim::Claimed;
 pub use worker::remote::{AttemptRun, run_attempt};
 pub use worker::runner::{Attempt, LocalRunner, Outcome, Runner, Stop, run_local};
-pub use worker::{Worker, WorkerBuilder};
+pub use worker::{LONGEST_WAIT, Worker, WorkerBuilder};

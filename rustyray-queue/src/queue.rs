@@ -147,9 +147,10 @@ impl QueueBuilder {
     }
 
     /// How often to look for changes made by other processes that cannot
-    /// notify this one (SQLite; default 50 ms). PostgreSQL notifies.
+    /// notify this one (SQLite; default 50 ms; at least 1 ms and at most
+    /// [`LONGEST_WAIT`](crate::LONGEST_WAIT)). PostgreSQL notifies.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(1));
+        self.poll_interval = interval.clamp(Duration::from_millis(1), crate::LONGEST_WAIT);
         self
     }
 

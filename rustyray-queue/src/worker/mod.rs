@@ -32,6 +32,11 @@ use crate::store::{self, claim::Claimed, claim::Claimer};
 use record::{Recorder, Writer};
 use runner::{Attempt, LocalRunner, Outcome, Runner, Stop};
 
+/// The longest heartbeat, stuck timeout, grace period or poll interval a
+/// worker takes: a year. Longer ones are taken as a year, which is for ever
+/// in effect, and keeps every deadline computed from them representable.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How to start a [`Worker`]: `Worker::builder(&q)....start().await`.
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `.start()` is awaited"]
@@ -91,23 +96,26 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often the lease and running attempts are renewed (default 1 s).
+    /// How often the lease and running attempts are renewed (default 1 s;
+    /// at least 10 ms and at most [`LONGEST_WAIT`]).
     pub fn heartbeat(mut self, every: Duration) -> Self {
-        self.heartbeat = every.max(Duration::from_millis(10));
+        self.heartbeat = every.clamp(Duration::from_millis(10), LONGEST_WAIT);
         self
     }
 
     /// How long an attempt may go without a heartbeat before it is LOST
-    /// (default 30 s; keep it several heartbeats long).
+    /// (default 30 s; keep it several heartbeats long; at least 50 ms and at
+    /// most [`LONGEST_WAIT`]).
     pub fn stuck_timeout(mut self, timeout: Duration) -> Self {
-        self.stuck_timeout = timeout.max(Duration::from_millis(50));
+        self.stuck_timeout = timeout.clamp(Duration::from_millis(50), LONGEST_WAIT);
         self
     }
 
     /// How long `shutdown` lets running attempts finish before releasing
-    /// them back to QUEUED (default 30 s).
+    /// them back to QUEUED (default 30 s; `Duration::MAX` or anything past
+    /// [`LONGEST_WAIT`] waits that long, in effect for ever).
     pub fn grace_period(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = grace.min(LONGEST_WAIT);
         self
     }
 
@@ -223,15 +231,20 @@ impl Worker {
     /// outcome, and marks the lease STOPPED.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(main) = self.main.take() {
-            let _ = main.await;
-        }
+        self.wait().await;
     }
 
     /// Waits until the worker has stopped (after a shutdown asked elsewhere).
     pub async fn join(mut self) {
-        if let Some(main) = self.main.take() {
-            let _ = main.await;
+        self.wait().await;
+    }
+
+    async fn wait(&mut self) {
+        if let Some(main) = self.main.take()
+            && let Err(error) = main.await
+        {
+            // Its attempts are then found lost once their heartbeats stop.
+            tracing::error!(worker = %self.id, %error, "the worker's loop ended abnormally");
         }
     }
 }
@@ -249,7 +262,11 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
     let (adopted_tx, mut adopted) = mpsc::unbounded_channel();
     let adopt = runner.adopts_orphans().then(|| Adopt { runner: runner.name(), found: adopted_tx });
-    let lease = tokio::spawn(lease_loop(
+    // In a set, so that the lease task ends with this one however it ends:
+    // a lease renewed for attempts that no longer run would keep them from
+    // being found lost.
+    let mut lease = JoinSet::new();
+    lease.spawn(lease_loop(
         queue.clone(),
         config.id.clone(),
         config.heartbeat,
@@ -265,7 +282,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // must not free (and so drop the stop handle of) the new one.
     let mut in_flight: JoinSet<uuid::Uuid> = JoinSet::new();
     let mut running: HashMap<uuid::Uuid, Slot> = HashMap::new();
-    let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval * 5 };
+    let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval.saturating_mul(5) };
     let mut backoff = Duration::from_millis(50);
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut released = false;
@@ -365,7 +382,9 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             changed = shutdown.changed(), if stopping.is_none() => {
                 if changed.is_err() || *shutdown.borrow() {
                     tracing::info!(worker = %config.id, running = running.len(), grace = ?config.grace, "worker stopping");
-                    stopping = Some(tokio::time::Instant::now() + config.grace);
+                    let now = tokio::time::Instant::now();
+                    // `grace` is at most a year: past that the grace would end at once.
+                    stopping = Some(now.checked_add(config.grace).unwrap_or(now));
                 }
             }
             _ = grace_over => {
@@ -379,7 +398,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         }
     }
     writer.close().await;
-    lease.abort();
+    lease.abort_all();
     if let Err(error) = store::lease::stop(queue.db(), &config.id).await {
         tracing::warn!(worker = %config.id, %error, "cannot mark the lease stopped");
     }
@@ -454,7 +473,7 @@ async fn lease_loop(
 ) {
     // A worker silent for half the stuck timeout has its cluster attempts
     // adopted; the reconciler would call them lost only at the full timeout.
-    let silent_us = i64::try_from((stuck / 2).max(every * 3).as_micros()).unwrap_or(i64::MAX);
+    let silent_us = i64::try_from((stuck / 2).max(every.saturating_mul(3)).as_micros()).unwrap_or(i64::MAX);
     let stuck_us = i64::try_from(stuck.as_micros()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
