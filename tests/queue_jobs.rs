@@ -23,6 +23,11 @@ fn boom(_x: i64) -> i64 {
 }
 
 #[rustyray::remote]
+fn nul_in_error() -> Result<i64, String> {
+    Err("a byte PostgreSQL refuses: \0".into())
+}
+
+#[rustyray::remote]
 async fn sleepy(ms: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     ms
@@ -86,6 +91,23 @@ async fn a_job_runs_once_and_its_result_comes_back_typed() {
         assert_eq!(attempt.worker_id.as_deref(), Some(w.id()));
         assert!(attempt.started_at.is_some() && attempt.finished_at.is_some());
         assert_eq!(info.args, None, "arguments are redacted unless the function opts in");
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_whose_message_holds_nul_is_recorded_and_holds_back_no_outcome() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let failing = nul_in_error::enqueue(&q).await.unwrap();
+        let error = within("failure", failing.result()).await.expect_err("it fails");
+        assert!(error.to_string().contains("a byte PostgreSQL refuses: \u{FFFD}"), "{}: {error}", db.label);
+        let info = failing.info().await.unwrap();
+        assert_eq!(info.state, JobState::Failed, "{}", db.label);
+        // The outcomes after it are recorded too.
+        let after = add::enqueue(&q, 1, 1).await.unwrap();
+        assert_eq!(within("result after it", after.result()).await.unwrap(), 2, "{}", db.label);
         w.shutdown().await;
     }
 }

@@ -300,6 +300,36 @@ async fn bad_input_is_a_4xx_with_its_code_and_writes_nothing() {
                 "options.priority",
             ),
             (
+                // Past what a time column holds: the database would refuse it (a 503).
+                format!(
+                    r#"{{"function": "{}", "args": [1, 2], "options": {{"run_after_ms": 10000000000000000}}}}"#,
+                    add::NAME
+                )
+                .into(),
+                "application/json",
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "options.run_after_ms",
+            ),
+            (
+                format!(
+                    r#"{{"function": "{}", "args": [1, 2], "options": {{"backoff_ms": [1, 10000000000000000]}}}}"#,
+                    add::NAME
+                )
+                .into(),
+                "application/json",
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "options.backoff_ms",
+            ),
+            (
+                format!(r#"{{"function": "{}", "args": [1, 2], "options": {{"name": "a\u0000b"}}}}"#, add::NAME).into(),
+                "application/json",
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "options.name",
+            ),
+            (
                 format!(r#"{{"function": "{}", "args": [1, 2], "options": {{"queue": "elsewhere"}}}}"#, add::NAME)
                     .into(),
                 "application/json",

@@ -43,7 +43,7 @@ pub use error::{QueueError, Result, redact_url};
 pub use job::Job;
 pub use model::{
     ActiveJob, AttemptInfo, AttemptState, DEFAULT_QUEUE, Event, JobFilter, JobId, JobInfo, JobOptions, JobState,
-    Micros, QueueStats, WorkerInfo, to_micros, to_system_time,
+    LONGEST_DELAY, Micros, QueueStats, WorkerInfo, to_micros, to_system_time,
 };
 pub use queue::{DEFAULT_EVENT_RETENTION, DEFAULT_RESULT_LIMIT, Queue, QueueBuilder};
 pub use results::{DirStore, ResultStore};

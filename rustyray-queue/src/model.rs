@@ -128,6 +128,11 @@ impl JobState {
 /// The queue a job goes to when none is named.
 pub const DEFAULT_QUEUE: &str = "default";
 
+/// The longest delay a job's options may ask for (`run_after`, `run_at`
+/// from now, the backoff's maximum, `timeout`): a hundred years. Every time
+/// the queue computes from one then fits its time columns.
+pub const LONGEST_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How a job is to be run; every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -220,12 +225,31 @@ impl JobOptions {
             });
         }
         if let Some(queue) = &self.queue
-            && (queue.is_empty() || queue.len() > 128 || queue.contains(','))
+            && (queue.is_empty() || queue.len() > 128 || queue.contains([',', '\0']))
         {
             return Err(QueueError::InvalidOption {
                 option: "queue",
-                reason: "a queue name is 1 to 128 characters, without commas".into(),
+                reason: "a queue name is 1 to 128 characters, without commas or NUL".into(),
             });
+        }
+        if self.name.as_deref().is_some_and(|name| name.contains('\0')) {
+            return Err(QueueError::InvalidOption { option: "name", reason: "a name cannot hold NUL".into() });
+        }
+        let delays = [
+            ("run_after", self.run_after),
+            ("timeout", self.timeout),
+            ("backoff", self.backoff.map(|(_, max)| max)),
+            ("run_at", self.run_at.and_then(|at| at.duration_since(SystemTime::now()).ok())),
+        ];
+        for (option, delay) in delays {
+            if let Some(delay) = delay
+                && delay > LONGEST_DELAY
+            {
+                return Err(QueueError::InvalidOption {
+                    option,
+                    reason: format!("{delay:?} is longer than the longest delay, {LONGEST_DELAY:?} (a hundred years)"),
+                });
+            }
         }
         if let Some((initial, max)) = self.backoff
             && initial > max
@@ -627,6 +651,21 @@ mod tests {
         assert!(JobOptions::default().priority(-100).validate().is_ok());
         assert!(JobOptions::default().queue("").validate().is_err());
         assert!(JobOptions::default().timeout(Duration::ZERO).validate().is_err());
+        let option_of = |options: JobOptions| match options.validate() {
+            Err(QueueError::InvalidOption { option, .. }) => Some(option),
+            _ => None,
+        };
+        // Text PostgreSQL refuses, and delays past what a time column holds.
+        assert_eq!(option_of(JobOptions::default().queue("a\0b")), Some("queue"));
+        assert_eq!(option_of(JobOptions::default().name("a\0b")), Some("name"));
+        let past = LONGEST_DELAY + Duration::from_secs(1);
+        assert_eq!(option_of(JobOptions::default().run_after(past)), Some("run_after"));
+        assert_eq!(option_of(JobOptions::default().run_after(Duration::MAX)), Some("run_after"));
+        assert_eq!(option_of(JobOptions::default().timeout(past)), Some("timeout"));
+        assert_eq!(option_of(JobOptions::default().backoff(Duration::from_secs(1), past)), Some("backoff"));
+        let far = SystemTime::now() + LONGEST_DELAY + Duration::from_secs(3600);
+        assert_eq!(option_of(JobOptions::default().run_at(far)), Some("run_at"));
+        assert_eq!(option_of(JobOptions::default().run_after(LONGEST_DELAY).timeout(LONGEST_DELAY)), None);
         let json =
             serde_json::to_string(&JobOptions::default().backoff(Duration::from_millis(5), Duration::from_secs(1)))
                 .unwrap();

@@ -149,7 +149,14 @@ impl From<QueueError> for ServiceError {
         match &error {
             QueueError::UnknownFunction(_) => ServiceError::field("function", &error),
             QueueError::InvalidArguments { message, .. } => ServiceError::field("args", message),
-            QueueError::InvalidOption { option, reason } => ServiceError::field(&format!("options.{option}"), reason),
+            QueueError::InvalidOption { option, reason } => {
+                // Durations travel in milliseconds, under the names clients send.
+                let field = match *option {
+                    "timeout" | "run_after" | "backoff" => format!("options.{option}_ms"),
+                    _ => format!("options.{option}"),
+                };
+                ServiceError::field(&field, reason)
+            }
             QueueError::JobNotFound(_) => ServiceError::NotFound(error.to_string()),
             QueueError::WrongState { .. } => ServiceError::InvalidArgument(error.to_string()),
             QueueError::Database { .. }

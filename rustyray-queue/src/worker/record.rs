@@ -137,6 +137,17 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
         }
         Outcome::Recorded => return None,
     }
+    // PostgreSQL's text refuses NUL, and a failure's message is the user's
+    // (or a Ray job's log): a row it refuses would hold back every outcome
+    // after it.
+    for text in [&mut c.error_class, &mut c.error_message, &mut c.backtrace].into_iter().flatten() {
+        if text.contains('\0') {
+            *text = text.replace('\0', "\u{FFFD}");
+        }
+    }
+    // A job stored before delays were bounded may ask for one past what a
+    // time column holds.
+    c.delay_us = c.delay_us.min(i64::try_from(crate::model::LONGEST_DELAY.as_micros()).unwrap_or(i64::MAX));
     Some(c)
 }
 
