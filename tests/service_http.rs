@@ -505,3 +505,32 @@ async fn the_openapi_document_describes_every_route_and_its_errors() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_past_their_limit_are_429_until_one_closes() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let server = Server::start_with(&q, |b| b.max_watchers(1)).await;
+    let open = || client().get(server.url("/api/events")).bearer_auth(READ).send();
+    let first = open().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let (status, error) = json_of(open().await.unwrap()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("RESOURCE_EXHAUSTED")),
+        "a second stream past the limit of one: {error}"
+    );
+    drop(first);
+    let reopened = within("a place comes free", async {
+        loop {
+            let response = open().await.unwrap();
+            if response.status() == StatusCode::OK {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(reopened);
+    server.stop().await;
+}

@@ -32,16 +32,20 @@ pub(crate) struct Feed {
     delivered: Arc<AtomicI64>,
     /// Turns true when the service stops: every watcher's stream ends.
     closing: tokio::sync::watch::Sender<bool>,
+    /// How many watchers may be open at once.
+    max_watchers: usize,
 }
 
 impl Feed {
-    /// Starts following `queue`'s events from the newest one.
-    pub(crate) async fn start(queue: Queue, poll: Duration) -> Result<Self> {
+    /// Starts following `queue`'s events from the newest one; at most
+    /// `max_watchers` may watch at once.
+    pub(crate) async fn start(queue: Queue, poll: Duration, max_watchers: usize) -> Result<Self> {
         let from = queue.last_event_seq().await?;
         let (live, _) = broadcast::channel(4096);
         let delivered = Arc::new(AtomicI64::new(from));
         let closing = tokio::sync::watch::Sender::new(false);
-        let feed = Feed { queue: queue.clone(), live: live.clone(), delivered: delivered.clone(), closing };
+        let feed =
+            Feed { queue: queue.clone(), live: live.clone(), delivered: delivered.clone(), closing, max_watchers };
         tokio::spawn(follow(queue, live.downgrade(), delivered, from, poll));
         Ok(feed)
     }
@@ -59,18 +63,28 @@ impl Feed {
 
     /// Events after `after` (`None`: only new ones), oldest first, then live
     /// ones, optionally only `job`'s. The stream ends when the service stops
-    /// or the database fails while catching up.
+    /// or the database fails while catching up. An event stream holds no
+    /// request slot once it is open, so watchers have a limit of their own:
+    /// past it, RESOURCE_EXHAUSTED.
     pub(crate) fn watch(
         &self,
         after: Option<i64>,
         job: Option<JobId>,
-    ) -> impl Stream<Item = Result<Arc<Event>>> + use<> {
+    ) -> Result<impl Stream<Item = Result<Arc<Event>>> + use<>> {
         let mut live = self.live.subscribe();
+        // Counted with this one: two watchers admitted at once cannot both
+        // take the last place.
+        if self.live.receiver_count() > self.max_watchers {
+            return Err(ServiceError::Overloaded(format!(
+                "{} event streams are open, the most this service serves; try again later",
+                self.max_watchers
+            )));
+        }
         let queue = self.queue.clone();
         let delivered = self.delivered.clone();
         let mut closing = self.closing.subscribe();
         let mut last = after.unwrap_or_else(|| self.delivered());
-        async_stream(move |yield_| async move {
+        Ok(async_stream(move |yield_| async move {
             let wanted = |event: &Event| job.is_none_or(|job| event.job_id == job);
             'catch_up: loop {
                 // What the database holds past `last`, up to what the feed
@@ -117,7 +131,7 @@ impl Feed {
                     }
                 }
             }
-        })
+        }))
     }
 }
 
@@ -206,7 +220,7 @@ mod tests {
 
     async fn feed() -> Feed {
         let queue = Queue::connect("sqlite::memory:").await.expect("an in-memory queue");
-        Feed::start(queue, Duration::from_millis(10)).await.expect("the feed starts")
+        Feed::start(queue, Duration::from_millis(10), 2).await.expect("the feed starts")
     }
 
     /// Waits (with a generous bound against a hang) until the feed has `count` watchers.
@@ -253,16 +267,30 @@ mod tests {
     async fn a_watcher_of_a_job_without_events_ends_when_its_client_goes() {
         let feed = feed().await;
         let before = feed.live.receiver_count();
-        let watcher = feed.watch(None, Some(JobId::new()));
+        let watcher = feed.watch(None, Some(JobId::new())).expect("a watcher");
         assert_eq!(feed.live.receiver_count(), before + 1);
         drop(watcher);
         watchers_drop_to(&feed, before).await;
     }
 
     #[tokio::test]
+    async fn watchers_past_the_limit_are_refused_until_one_goes() {
+        let feed = feed().await;
+        let first = feed.watch(None, None).expect("the first watcher");
+        let _second = feed.watch(None, None).expect("the second watcher");
+        assert!(
+            matches!(feed.watch(None, None).err(), Some(ServiceError::Overloaded(_))),
+            "a third past the limit of 2"
+        );
+        drop(first);
+        watchers_drop_to(&feed, 1).await;
+        assert!(feed.watch(None, None).is_ok(), "a place came free");
+    }
+
+    #[tokio::test]
     async fn a_watcher_still_gets_its_events_until_then() {
         let feed = feed().await;
-        let mut watcher = feed.watch(None, None);
+        let mut watcher = feed.watch(None, None).expect("a watcher");
         let _ = feed.live.send(Arc::new(event(feed.delivered() + 1)));
         let got = tokio::time::timeout(Duration::from_secs(10), watcher.next()).await;
         assert!(matches!(got, Ok(Some(Ok(_)))), "the live event did not arrive");

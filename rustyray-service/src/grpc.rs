@@ -17,7 +17,9 @@ use crate::service::State;
 
 /// The gRPC service over `state`.
 pub(crate) fn server(state: Arc<State>) -> JobServiceServer<Api> {
-    JobServiceServer::new(Api { state })
+    // A message may be as large as an HTTP request body, no larger.
+    let limit = state.body_limit;
+    JobServiceServer::new(Api { state }).max_decoding_message_size(limit)
 }
 
 /// Implements the calls.
@@ -191,7 +193,7 @@ impl JobService for Api {
             Some(job) => Some(parse_id("job_id", job)?),
             None => None,
         };
-        let stream = self.state.feed.watch(after_seq, job).map(|item| match item {
+        let stream = self.state.feed.watch(after_seq, job)?.map(|item| match item {
             Ok(event) => Ok(event_of(&event)),
             Err(error) => Err(Status::from(error)),
         });

@@ -21,6 +21,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests in flight past this are refused with RESOURCE_EXHAUSTED by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Event streams open past this are refused with RESOURCE_EXHAUSTED by default.
+pub const DEFAULT_MAX_WATCHERS: usize = 1024;
 
 /// Settings for a [`Service`].
 #[must_use = "a builder does nothing until `.build()` is awaited"]
@@ -35,6 +37,7 @@ pub struct ServiceBuilder {
     known_queues: Option<BTreeSet<String>>,
     checks: Vec<Arc<dyn Check>>,
     feed_poll: Option<Duration>,
+    max_watchers: usize,
     admin_session_ttl: Duration,
     #[cfg(feature = "nats")]
     nats: Option<crate::nats::NatsConfig>,
@@ -86,6 +89,15 @@ impl ServiceBuilder {
     /// How many requests may be in flight at once.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// How many event streams (SSE, the admin page's, gRPC WatchEvents) may
+    /// be open at once (default 1,024); past it, RESOURCE_EXHAUSTED. A stream
+    /// holds no request slot once it is open, so `max_in_flight` does not
+    /// bound them.
+    pub fn max_watchers(mut self, watchers: usize) -> Self {
+        self.max_watchers = watchers.max(1);
         self
     }
 
@@ -142,7 +154,7 @@ impl ServiceBuilder {
         } else {
             Duration::from_millis(250)
         });
-        let feed = Feed::start(self.queue.clone(), poll).await?;
+        let feed = Feed::start(self.queue.clone(), poll, self.max_watchers).await?;
         let metrics = ServiceMetrics::default();
         #[cfg(feature = "nats")]
         let broker = match self.nats {
@@ -255,6 +267,7 @@ impl Service {
             known_queues: None,
             checks: Vec::new(),
             feed_poll: None,
+            max_watchers: DEFAULT_MAX_WATCHERS,
             admin_session_ttl: crate::admin::DEFAULT_TTL,
             #[cfg(feature = "nats")]
             nats: None,
@@ -264,14 +277,13 @@ impl Service {
     /// The HTTP/JSON routes and the admin page (`/admin`), to mount in an
     /// axum application.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.state.clone())
+        crate::http::router(self.state.clone(), false)
     }
 
-    /// The HTTP/JSON routes and the gRPC service together.
+    /// The HTTP/JSON routes and the gRPC service together, under one limit
+    /// on requests in flight.
     pub fn router_with_grpc(&self) -> axum::Router {
-        let grpc = crate::grpc::server(self.state.clone());
-        // gRPC calls are POSTs to `/<package>.<Service>/<Method>`.
-        self.router().route_service("/rustyray.v1.JobService/{*method}", grpc)
+        crate::http::router(self.state.clone(), true)
     }
 
     /// The OpenAPI document of the HTTP routes.

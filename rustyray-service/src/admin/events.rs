@@ -54,7 +54,11 @@ pub(crate) async fn events(State(state): State<Shared>, headers: HeaderMap, RawQ
         None => None,
     };
     let sessions = state.clone();
-    let stream = state.feed.watch(after, job).take_while(move |_| std::future::ready(sessions.admin.alive(&id))).map(
+    let stream = match state.feed.watch(after, job) {
+        Ok(stream) => stream,
+        Err(error) => return error.into_response(),
+    };
+    let stream = stream.take_while(move |_| std::future::ready(sessions.admin.alive(&id))).map(
         |item| -> Result<SseEvent, Infallible> {
             Ok(match item {
                 Ok(event) => {

@@ -61,7 +61,7 @@ pub(crate) async fn events(
         Some(job) => Some(parse_id("job", job)?),
         None => None,
     };
-    let stream = state.feed.watch(resume.or(params.after), job).map(|item| {
+    let stream = state.feed.watch(resume.or(params.after), job)?.map(|item| {
         Ok(match item {
             Ok(event) => {
                 let data = serde_json::to_string(&*event).unwrap_or_default();

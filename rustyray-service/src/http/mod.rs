@@ -88,14 +88,19 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     api().into_openapi()
 }
 
-/// The whole HTTP application over `state`.
-pub(crate) fn router(state: Shared) -> axum::Router {
+/// The whole HTTP application over `state`, with the gRPC service if `grpc`.
+/// The layers below apply to every route, gRPC's included.
+pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
     let (routes, document) = api().split_for_parts();
     let document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
-    let limits =
-        Layers::new().layer(HandleErrorLayer::new(tower_error)).load_shed().concurrency_limit(state.max_in_flight);
+    // One limit for the whole application: `Router::layer` wraps each
+    // route apart, and a plain concurrency limit would give each its own.
+    let limits = Layers::new()
+        .layer(HandleErrorLayer::new(tower_error))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.max_in_flight));
     let timeout = state.request_timeout;
-    routes
+    let routes = routes
         .route(
             OPENAPI_PATH,
             axum::routing::get(move || async move {
@@ -104,7 +109,15 @@ pub(crate) fn router(state: Shared) -> axum::Router {
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require))
         // The admin pages check their session themselves, not a bearer token.
-        .merge(crate::admin::router())
+        .merge(crate::admin::router());
+    let routes = if grpc {
+        // gRPC calls are POSTs to `/<package>.<Service>/<Method>`; they
+        // check their tokens themselves.
+        routes.route_service("/rustyray.v1.JobService/{*method}", crate::grpc::server(state.clone()))
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(request, next, timeout)))
