@@ -6,7 +6,7 @@ mod queue;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use queue::{TestDb, backends, within};
@@ -25,6 +25,22 @@ fn boom(_x: i64) -> i64 {
 #[rustyray::remote]
 fn nul_in_error() -> Result<i64, String> {
     Err("a byte PostgreSQL refuses: \0".into())
+}
+
+/// Set when the body of `runs_until_stopped` is dropped.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+#[rustyray::remote]
+async fn runs_until_stopped() -> u64 {
+    struct Stopped;
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            STOPPED.store(true, Ordering::SeqCst);
+        }
+    }
+    let _stopped = Stopped;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    1
 }
 
 #[rustyray::remote]
@@ -108,6 +124,41 @@ async fn a_failure_whose_message_holds_nul_is_recorded_and_holds_back_no_outcome
         // The outcomes after it are recorded too.
         let after = add::enqueue(&q, 1, 1).await.unwrap();
         assert_eq!(within("result after it", after.result()).await.unwrap(), 2, "{}", db.label);
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_found_lost_while_it_still_runs_here_is_stopped() {
+    for db in backends().await {
+        STOPPED.store(false, Ordering::SeqCst);
+        let q = db.queue().await;
+        let w = worker(&q).await;
+        let job = runs_until_stopped::enqueue(&q).await.unwrap();
+        within("running", async {
+            while job.state().await.unwrap() != JobState::Running {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        // Another worker's reconcile found it silent for too long (a
+        // database outage on this side, say) and declared it LOST.
+        let lost = "UPDATE rustyray_attempts SET state = 'LOST' WHERE job_id = ";
+        if db.label == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!("{lost}?")).bind(job.id().0).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!("{lost}$1")).bind(job.id().0).execute(&pool).await.unwrap();
+        }
+        within("stopped here", async {
+            while !STOPPED.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let info = job.info().await.unwrap();
+        assert_eq!(info.attempt_list[0].state, AttemptState::Lost, "{}: stopping it wrote nothing over LOST", db.label);
         w.shutdown().await;
     }
 }

@@ -46,27 +46,37 @@ pub async fn register(db: &Db, lease: &Lease<'_>) -> Result<()> {
     Ok(())
 }
 
+/// What a heartbeat found.
+pub struct Heartbeat {
+    /// The running jobs a cancel was asked for (job, attempt).
+    pub cancels: Vec<(JobId, uuid::Uuid)>,
+    /// The attempts of the worker that are still live (SUBMITTED or
+    /// RUNNING): any other it still runs was found LOST meanwhile.
+    pub live: Vec<uuid::Uuid>,
+}
+
 /// Renews the lease and the heartbeat of every attempt the worker runs;
-/// returns the running jobs a cancel was asked for.
-pub async fn heartbeat(db: &Db, worker: &str) -> Result<Vec<(JobId, uuid::Uuid)>> {
+/// returns which are still live, and the running jobs a cancel was asked for.
+pub async fn heartbeat(db: &Db, worker: &str) -> Result<Heartbeat> {
     let lease = "UPDATE rustyray_workers SET last_heartbeat = {now}, state = 'RUNNING' WHERE id = ?";
     let attempts = "UPDATE rustyray_attempts SET last_heartbeat = {now} \
-                    WHERE worker_id = ? AND state IN ('SUBMITTED', 'RUNNING')";
+                    WHERE worker_id = ? AND state IN ('SUBMITTED', 'RUNNING') RETURNING id";
     let cancels = "SELECT id, current_attempt FROM rustyray_jobs \
                    WHERE worker_id = ? AND state = 'RUNNING' AND cancel_requested";
     on_db!(db, pool, kind => {
         sqlx::query(&sql(kind, lease)).bind(worker).execute(pool).await.map_err(|e| db.error(e))?;
-        sqlx::query(&sql(kind, attempts)).bind(worker).execute(pool).await.map_err(|e| db.error(e))?;
+        let live = sqlx::query(&sql(kind, attempts)).bind(worker).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        let live = live.iter().map(|row| row.try_get(0)).collect::<Result<Vec<uuid::Uuid>, _>>().map_err(|e| db.error(e))?;
         let rows = sqlx::query(&sql(kind, cancels)).bind(worker).fetch_all(pool).await.map_err(|e| db.error(e))?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut cancels = Vec::with_capacity(rows.len());
         for row in rows {
             let job: uuid::Uuid = row.try_get(0).map_err(|e| db.error(e))?;
             let attempt: Option<uuid::Uuid> = row.try_get(1).map_err(|e| db.error(e))?;
             if let Some(attempt) = attempt {
-                out.push((JobId(job), attempt));
+                cancels.push((JobId(job), attempt));
             }
         }
-        Ok(out)
+        Ok(Heartbeat { cancels, live })
     })
 }
 

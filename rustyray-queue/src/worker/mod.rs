@@ -184,6 +184,16 @@ impl WorkerBuilder {
 struct Slot {
     job: JobId,
     stop: watch::Sender<Option<Stop>>,
+    /// When the worker took it (its row existed by then).
+    since: tokio::time::Instant,
+}
+
+/// What a heartbeat found still live, and when it looked: the attempts of
+/// this process (run by a runner that does not adopt orphans) taken before
+/// then and not among them were found LOST.
+struct Live {
+    looked: tokio::time::Instant,
+    attempts: std::collections::HashSet<uuid::Uuid>,
 }
 
 struct Config {
@@ -262,6 +272,11 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
     let (adopted_tx, mut adopted) = mpsc::unbounded_channel();
     let adopt = runner.adopts_orphans().then(|| Adopt { runner: runner.name(), found: adopted_tx });
+    // An attempt that runs in this process stops here once it is found
+    // LOST (its retry may run elsewhere). A cluster attempt is not stopped:
+    // another worker may have adopted it, and follows it now.
+    let (live_tx, mut lives) = mpsc::unbounded_channel::<Live>();
+    let live_tx = (!runner.adopts_orphans()).then_some(live_tx);
     // In a set, so that the lease task ends with this one however it ends:
     // a lease renewed for attempts that no longer run would keep them from
     // being found lost.
@@ -272,6 +287,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         config.heartbeat,
         config.stuck_timeout,
         cancels_tx,
+        live_tx,
         adopt,
     ));
     let claimer_queues = config.queues.clone();
@@ -313,7 +329,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     drained = got < free;
                     for claimed in claimed {
                         let (stop, stop_rx) = watch::channel(None);
-                        running.insert(claimed.attempt_id, Slot { job: claimed.job_id, stop });
+                        let since = tokio::time::Instant::now();
+                        running.insert(claimed.attempt_id, Slot { job: claimed.job_id, stop, since });
                         start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                     }
                     if got > 0 && drained {
@@ -360,13 +377,27 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                 if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(claimed.attempt_id) {
                     tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker");
                     let (stop, stop_rx) = watch::channel(None);
-                    slot.insert(Slot { job: claimed.job_id, stop });
+                    slot.insert(Slot { job: claimed.job_id, stop, since: tokio::time::Instant::now() });
                     start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
                 }
             }
             Some((_job, attempt)) = cancels.recv() => {
                 if let Some(slot) = running.get(&attempt) {
                     let _ = slot.stop.send(Some(Stop::Cancel));
+                }
+            }
+            Some(live) = lives.recv() => {
+                for (attempt, slot) in &running {
+                    if slot.since < live.looked && !live.attempts.contains(attempt) && slot.stop.borrow().is_none() {
+                        tracing::warn!(
+                            worker = %config.id,
+                            job = %slot.job,
+                            %attempt,
+                            "attempt found LOST (no heartbeat within the stuck timeout) while it still ran here: \
+                             stopping it, its retry may run elsewhere"
+                        );
+                        let _ = slot.stop.send(Some(Stop::Cancel));
+                    }
                 }
             }
             signal = signals.recv() => match signal {
@@ -469,6 +500,7 @@ async fn lease_loop(
     every: Duration,
     stuck: Duration,
     cancels: mpsc::UnboundedSender<(JobId, uuid::Uuid)>,
+    lives: Option<mpsc::UnboundedSender<Live>>,
     adopt: Option<Adopt>,
 ) {
     // A worker silent for half the stuck timeout has its cluster attempts
@@ -482,10 +514,14 @@ async fn lease_loop(
     let reconcile_every = (stuck.as_micros() / every.as_micros().max(1) / 4).clamp(1, 10) as u64;
     for ticks in 0u64.. {
         tick.tick().await;
+        let looked = tokio::time::Instant::now();
         match store::lease::heartbeat(queue.db(), &id).await {
-            Ok(cancelled) => {
-                for cancel in cancelled {
+            Ok(beat) => {
+                for cancel in beat.cancels {
                     let _ = cancels.send(cancel);
+                }
+                if let Some(lives) = &lives {
+                    let _ = lives.send(Live { looked, attempts: beat.live.into_iter().collect() });
                 }
             }
             Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
