@@ -90,7 +90,10 @@ pub struct Beat {
 /// Renews one attempt's heartbeat (the process running it does this).
 pub async fn heartbeat(db: &Db, attempt_id: uuid::Uuid) -> Result<Beat> {
     let beat = "UPDATE rustyray_attempts SET last_heartbeat = {now} WHERE id = ? AND state IN ('SUBMITTED', 'RUNNING')";
-    let cancel = "SELECT cancel_requested FROM rustyray_jobs WHERE current_attempt = ?";
+    // Through the attempt's job id: `current_attempt` has no index, and a
+    // look by it read the whole jobs table at every beat of every attempt.
+    let cancel = "SELECT j.cancel_requested FROM rustyray_attempts a JOIN rustyray_jobs j ON j.id = a.job_id \
+                  WHERE a.id = ? AND j.current_attempt = a.id";
     on_db!(db, pool, kind => {
         let n = sqlx::query(&sql(kind, beat)).bind(attempt_id).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
         let cancel: Option<bool> =
@@ -148,4 +151,43 @@ pub async fn adopt(db: &Db, worker: &str, runner: &str, silent_us: i64) -> Resul
         }
     }
     Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{ConnectOptions, Pool};
+    use crate::model::{JobId, JobOptions};
+    use crate::store::enqueue::{self, NewJob};
+
+    #[tokio::test]
+    async fn a_beat_sees_a_cancel_of_its_job_only_while_it_is_the_current_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/jobs.db", dir.path().display());
+        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let job =
+            NewJob { id: JobId::new(), function: "tests::f".into(), args: "[]".into(), options: JobOptions::default() };
+        enqueue::insert(&db, std::slice::from_ref(&job)).await.unwrap();
+        let Pool::Sqlite(pool) = &db.pool else { panic!("a SQLite pool") };
+        let (old, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        for (attempt, (id, state)) in [(old, "FAILED"), (current, "RUNNING")].into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, submitted_at, last_heartbeat) \
+                 VALUES (?, ?, ?, 'ray', ?, 1, 1)",
+            )
+            .bind(id)
+            .bind(job.id.0)
+            .bind(attempt as i64 + 1)
+            .bind(state)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        let set = "UPDATE rustyray_jobs SET state = 'RUNNING', current_attempt = ?, cancel_requested = ? WHERE id = ?";
+        sqlx::query(set).bind(current).bind(false).bind(job.id.0).execute(pool).await.unwrap();
+        assert_eq!(heartbeat(&db, current).await.unwrap(), Beat { live: true, cancel_requested: false });
+        sqlx::query(set).bind(current).bind(true).bind(job.id.0).execute(pool).await.unwrap();
+        assert_eq!(heartbeat(&db, current).await.unwrap(), Beat { live: true, cancel_requested: true });
+        assert_eq!(heartbeat(&db, old).await.unwrap(), Beat { live: false, cancel_requested: false });
+    }
 }
