@@ -164,6 +164,24 @@ async fn an_attempt_found_lost_while_it_still_runs_here_is_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_ignores_case_on_both_databases_and_nul_matches_nothing() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let named = add::options().name("Nightly Report").enqueue(&q, 1, 2).await.unwrap();
+        let _other = add::enqueue(&q, 3, 4).await.unwrap();
+        let search = |text: &str| q.jobs(JobFilter { search: Some(text.into()), ..JobFilter::default() });
+        for text in ["nightly", "NIGHTLY REPORT", "Report"] {
+            let found: Vec<_> = search(text).await.unwrap().into_iter().map(|job| job.id).collect();
+            assert_eq!(found, vec![named.id()], "{}: {text:?}", db.label);
+        }
+        // PostgreSQL refuses NUL in a statement's text: an empty page, not a database error.
+        assert!(search("a\0b").await.unwrap().is_empty(), "{}", db.label);
+        let by_queue = q.jobs(JobFilter { queue: Some("a\0b".into()), ..JobFilter::default() }).await.unwrap();
+        assert!(by_queue.is_empty(), "{}", db.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_of_for_ever_are_taken_as_a_year_and_the_worker_runs_and_stops() {
     for db in backends().await {
         let q = Queue::builder(&db.url).poll_interval(Duration::MAX).connect().await.expect("connect");

@@ -246,6 +246,12 @@ pub async fn job_state(db: &Db, id: JobId) -> Result<JobState> {
 /// Jobs a filter selects, newest first, with the arguments only of jobs
 /// that record them.
 pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
+    // No stored queue, function or name holds NUL, and PostgreSQL refuses
+    // it in a statement's text: such a filter matches nothing, on both.
+    let texts = [&filter.queue, &filter.function, &filter.search];
+    if texts.iter().any(|text| text.as_deref().is_some_and(|text| text.contains('\0'))) {
+        return Ok(Vec::new());
+    }
     let mut clauses: Vec<&str> = Vec::new();
     let kind = db.kind();
     if filter.state.is_some() {
@@ -274,7 +280,11 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
     if search_id.is_some() {
         clauses.push("id = ?");
     } else if search_like.is_some() {
-        clauses.push("(function LIKE ? ESCAPE '\\' OR COALESCE(name, '') LIKE ? ESCAPE '\\')");
+        // Without regard to case on both (SQLite's LIKE already is, for ASCII).
+        clauses.push(match kind {
+            Kind::Sqlite => "(function LIKE ? ESCAPE '\\' OR COALESCE(name, '') LIKE ? ESCAPE '\\')",
+            Kind::Postgres => "(function ILIKE ? ESCAPE '\\' OR COALESCE(name, '') ILIKE ? ESCAPE '\\')",
+        });
     }
     let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, JobFilter::MAX_LIMIT));
     let text = format!(
@@ -282,7 +292,6 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
         if clauses.is_empty() { "" } else { "WHERE" },
         clauses.join(" AND ")
     );
-    let _ = kind;
     on_db_read!(db, pool, kind => {
         let text = sql(kind, &text);
         let mut q = sqlx::query(&text);
