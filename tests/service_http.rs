@@ -352,6 +352,7 @@ async fn bad_input_is_a_4xx_with_its_code_and_writes_nothing() {
         }
         for (path, names) in [
             ("/api/jobs/not-a-uuid", "id"),
+            ("/api/jobs/%FF", "path"),
             ("/api/jobs?limit=abc", "limit"),
             ("/api/jobs?limit=5000", "limit"),
             ("/api/jobs?state=DONE", "state"),

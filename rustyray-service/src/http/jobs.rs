@@ -10,7 +10,7 @@ use rustyray_queue::{ActiveJob, JobFilter, JobId, JobInfo, JobOptions, JobState}
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Json, Query, Shared};
+use super::{Json, Path, Query, Shared};
 use crate::error::{ErrorBody, Result, ServiceError};
 
 /// How a submitted job is to be run; every field is optional.
@@ -203,10 +203,7 @@ pub(crate) async fn submit(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn get(
-    State(state): State<Shared>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<JobInfo>> {
+pub(crate) async fn get(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<JobInfo>> {
     let id = parse_id("id", &id)?;
     Ok(Json(state.queue.job(id).await?))
 }
@@ -256,10 +253,7 @@ pub(crate) async fn list(State(state): State<Shared>, Query(params): Query<ListP
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn cancel(
-    State(state): State<Shared>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<JobStateResponse>> {
+pub(crate) async fn cancel(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<JobStateResponse>> {
     let id = parse_id("id", &id)?;
     let now = state.queue.cancel(id).await?;
     Ok(Json(JobStateResponse { id, state: now }))
@@ -278,10 +272,7 @@ pub(crate) async fn cancel(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
     )
 )]
-pub(crate) async fn retry(
-    State(state): State<Shared>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<JobStateResponse>> {
+pub(crate) async fn retry(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<JobStateResponse>> {
     let id = parse_id("id", &id)?;
     state.queue.retry(id).await?;
     Ok(Json(JobStateResponse { id, state: JobState::Queued }))

@@ -45,6 +45,12 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 #[from_request(via(axum::extract::Query), rejection(ServiceError))]
 pub(crate) struct Query<T>(pub(crate) T);
 
+/// Path parameters whose rejections are [`ServiceError`]s (a path that is
+/// not UTF-8, say `/api/jobs/%FF`, is a JSON 400 like any other).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ServiceError))]
+pub(crate) struct Path<T>(pub(crate) T);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
