@@ -443,7 +443,7 @@ async fn follow(
             JobStatus::Running => {
                 let since = *running_since.get_or_insert_with(Instant::now);
                 if let Some(timeout) = claimed.options.timeout
-                    && since.elapsed() > timeout + inner.timeout_slack
+                    && past_timeout(since.elapsed(), timeout, inner.timeout_slack)
                 {
                     stop_job(inner, id, inner.stop_wait).await;
                     if written(queue, claimed).await {
@@ -457,6 +457,12 @@ async fn follow(
             }
         }
     }
+}
+
+/// Whether a job that has run for `ran` is past its `timeout` and the
+/// `slack` Ray gets to start it (which any `Duration` may be, `MAX` too).
+fn past_timeout(ran: Duration, timeout: Duration, slack: Duration) -> bool {
+    ran > timeout.saturating_add(slack)
 }
 
 /// Whether the job process wrote its attempt's outcome.
@@ -511,4 +517,19 @@ async fn stop_job(inner: &Inner, id: &str, wait: Duration) {
         }
     }
     tracing::warn!(ray_job = %id, "the Ray job did not stop within {wait:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_counts_the_slack_and_any_slack_is_taken() {
+        let second = Duration::from_secs(1);
+        assert!(!past_timeout(second * 2, second, second));
+        assert!(past_timeout(second * 3, second, second));
+        // A slack (or timeout) of for ever never ends the job, and never panics.
+        assert!(!past_timeout(Duration::from_secs(1 << 40), second, Duration::MAX));
+        assert!(!past_timeout(Duration::MAX, Duration::MAX, Duration::MAX));
+    }
 }
