@@ -498,3 +498,23 @@ async fn methods_may_take_and_return_self_and_be_visible_in_the_crate_only() {
     })
     .await;
 }
+
+#[rustyray::remote]
+async fn slow_start(v: i64) -> i64 {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_made_while_the_constructor_waits_for_its_argument_run_on_the_built_state() {
+    let rt = runtime();
+    rt.scope(async {
+        let counter = Counter::remote(slow_start::remote(40));
+        let first = counter.incr(1);
+        let second = counter.incr(1);
+        assert_eq!(first.get().await.unwrap(), 41);
+        assert_eq!(second.get().await.unwrap(), 42);
+        assert_eq!(counter.read().get().await.unwrap(), 42);
+    })
+    .await;
+}

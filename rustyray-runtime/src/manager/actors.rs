@@ -109,9 +109,11 @@ impl Core {
         // task in flight.
         self.books.scheduler.uncount(&mut held);
         match self.actors.live.get_mut(&actor) {
-            Some(actor) => {
-                actor.held = Some(held);
-                actor.slot.push(exec, start);
+            Some(entry) => {
+                entry.held = Some(held);
+                entry.slot.push(exec, start);
+                // Calls that waited for the constructor go in after it.
+                self.books.woken_actors.push(actor);
             }
             None => self.books.scheduler.release(held),
         }
@@ -134,6 +136,13 @@ impl Core {
     fn pump(&mut self, exec: &Exec, actor: ActorId) {
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if entry.state == ActorState::Dead {
+            return;
+        }
+        // A constructor still waiting (for its arguments, or for resources)
+        // is not in the slot yet: calls released now would run before it,
+        // on no state. They wait in the line; its start wakes the line.
+        if entry.state == ActorState::Pending && self.tasks.get(&entry.creation).is_some_and(|c| c.running().is_none())
+        {
             return;
         }
         let mut starts = Vec::new();
