@@ -348,3 +348,34 @@ async fn current_follows_the_scope_and_the_task() {
 fn where_am_i() -> bool {
     Runtime::current().is_some() && rustyray::current_task().is_some()
 }
+
+/// An argument whose `Drop` panics.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Grenade;
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a user's Drop that panics");
+        }
+    }
+}
+
+#[rustyray::remote]
+fn with_grenade(x: i64, _grenade: Grenade) -> i64 {
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_of_arguments_that_never_ran_leaves_the_runtime_alive() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        // Its input fails, so its body never runs: the runtime drops its arguments.
+        let never = with_grenade::remote(explode::remote(1), Grenade);
+        assert!(never.get().await.is_err());
+        // A task submitted after it still runs.
+        assert_eq!(parse::remote("7".to_string()).get().await.unwrap(), 7);
+    })
+    .await;
+    assert!(!rt.is_shut_down(), "the runtime lives on");
+}

@@ -638,12 +638,17 @@ impl Entry {
         self.state == TaskState::Running && matches!(self.spec.output.try_get(), Some(Ok(_)))
     }
 
-    /// The finished task as the records keep it, moving what can be moved.
-    pub(crate) fn into_record(self, finished: Instant) -> Record {
+    /// The finished task as the records keep it, moving out what can be
+    /// moved. What is left of the entry may still hold a user's values (the
+    /// arguments its body kept for attempts that never ran, its inputs, its
+    /// output if no ref holds it any more): dropping it runs the user's
+    /// `Drop`, which may panic or call back into the runtime, so the manager
+    /// drops it after it lets go of its lock (see `Core::remains`).
+    pub(crate) fn take_record(&mut self, finished: Instant) -> Record {
         let inputs = self.input_tasks();
         let kind = self.kind();
-        let Entry { spec, state, submitted, history, .. } = self;
-        let attempts = history.map(|history| history.attempts).unwrap_or_default();
+        let attempts = self.history.take().map(|history| history.attempts).unwrap_or_default();
+        let (spec, state, submitted) = (&mut self.spec, self.state, self.submitted);
         let error = match spec.output.try_get() {
             Some(Err(error)) => Some(Box::new(error.clone())),
             _ => None,
@@ -658,8 +663,8 @@ impl Entry {
             _ => finished,
         };
         let parent = spec.parent();
-        let Spec { id, function, options, .. } = spec;
-        let (options, args) = options.into_parts();
+        let (id, function) = (spec.id, spec.function);
+        let (options, args) = std::mem::replace(&mut spec.options, Options(None)).into_parts();
         Record {
             id,
             name: options.name,

@@ -96,9 +96,15 @@ pub(super) fn report_at(
     let outcome = match outcome {
         Ok(value) => {
             let abandoned = start.abandon.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire));
-            if !abandoned {
-                start.output.complete(Ok(value));
-            }
+            // A value that is not written (the attempt was given up on, or
+            // the object cancelled meanwhile) is dropped here: its `Drop` is
+            // the user's, and a panic in it must not take the worker's
+            // thread, and the attempts it holds, with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if !abandoned {
+                    start.output.complete(Ok(value));
+                }
+            }));
             Ok(())
         }
         Err(error) => Err(Box::new(error)),

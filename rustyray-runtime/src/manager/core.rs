@@ -56,6 +56,11 @@ pub(crate) struct Core {
     pub(super) shut_down: bool,
     /// Who waits for the runtime to have no unfinished task.
     pub(super) idle_waiters: Vec<oneshot::Sender<()>>,
+    /// What is left of finished tasks once their records are taken: it may
+    /// hold a user's values, so the loop drops it once it has let go of the
+    /// lock (see [`Entry::take_record`](crate::task::Entry::take_record)).
+    #[expect(clippy::vec_box, reason = "entries come boxed: the box moves, not the entry")]
+    pub(super) remains: Vec<Box<crate::task::Entry>>,
     pub(super) workers: Workers,
     pub(super) actors: Actors,
     /// The runtime's actors by id and name, and their slots.
@@ -89,6 +94,7 @@ impl Core {
             owner: 0,
             shut_down: false,
             idle_waiters: Vec::new(),
+            remains: Vec::new(),
             workers: Workers::default(),
             actors: Actors::new(config.max_finished_records),
             directory,

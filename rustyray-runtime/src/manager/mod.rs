@@ -93,6 +93,7 @@ impl Manager {
     pub(crate) async fn run(mut self) {
         let mut messages = Vec::with_capacity(BATCH);
         let mut timers = Vec::new();
+        let mut remains = Vec::new();
         loop {
             let open = poll_fn(|cx| {
                 {
@@ -126,8 +127,10 @@ impl Manager {
                 }
                 core.dispatch(&exec);
                 core.notify_idle();
+                std::mem::swap(&mut core.remains, &mut remains);
                 (core.take_dead_states(), !open || core.is_shut_down())
             };
+            drop_remains(&mut remains);
             if self.det {
                 // One thread runs everything: the states are dropped here.
                 drop_states_here(dead_states);
@@ -151,18 +154,21 @@ impl Drop for Manager {
     /// their senders fail them the same way.
     fn drop(&mut self) {
         self.rx.close();
-        let dead_states = {
+        let (dead_states, mut remains) = {
             let mut core = self.core.lock();
             if !core.is_shut_down() {
                 core.shutdown();
             }
-            while let Ok(msg) = self.rx.try_recv() {
-                refuse(msg);
-            }
             core.notify_idle();
             core.directory().clear();
-            core.take_dead_states()
+            (core.take_dead_states(), std::mem::take(&mut core.remains))
         };
+        drop_remains(&mut remains);
+        // A refused task's arguments are the user's values too: dropped
+        // without the lock, a panic caught.
+        while let Ok(msg) = self.rx.try_recv() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refuse(msg)));
+        }
         if self.runtime.strong_count() > 0 && !self.det {
             drop_states(&self.handle, dead_states);
         } else {
@@ -178,6 +184,15 @@ impl Drop for Manager {
 fn drop_states(handle: &Handle, states: Vec<ActorInstance>) {
     if !states.is_empty() {
         drop(handle.spawn_blocking(move || drop_states_here(states)));
+    }
+}
+
+/// Drops what finished tasks left, where we are, each panicking `Drop`
+/// caught: the runtime lives on whatever a user's `Drop` does.
+#[expect(clippy::vec_box, reason = "entries come boxed: the box moves, not the entry")]
+fn drop_remains(remains: &mut Vec<Box<crate::task::Entry>>) {
+    for remains in remains.drain(..) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(remains)));
     }
 }
 

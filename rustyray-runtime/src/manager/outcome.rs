@@ -345,7 +345,9 @@ impl Core {
             TaskKind::Normal => {}
         }
         tracing::trace!(task = %task, function = %function, state = %state, "task finished");
-        self.books.records.keep((*entry).into_record(self.books.now));
+        let record = entry.take_record(self.books.now);
+        self.books.records.keep(record);
+        self.remains.push(entry);
     }
 
     /// Fails everything unfinished with a shutdown error.
