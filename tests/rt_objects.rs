@@ -176,3 +176,14 @@ async fn a_value_moved_out_of_the_store_gives_its_bytes_back() {
     .await;
     rt.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_get_with_a_timeout_of_duration_max_waits_without_a_deadline() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let r = inc::remote(41);
+        let got = tokio::task::spawn_blocking(move || r.get_blocking_timeout(std::time::Duration::MAX)).await;
+        assert_eq!(got.expect("no panic").unwrap(), 42);
+    })
+    .await;
+}

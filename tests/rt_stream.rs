@@ -247,3 +247,13 @@ async fn a_zero_buffer_is_an_invalid_option() {
     .await;
     rt.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_of_usize_max_is_no_bound_and_no_panic() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let mut stream = count::options().buffer(usize::MAX).remote(100u64);
+        assert_eq!(values(&mut stream).await.unwrap(), (0..100).collect::<Vec<u64>>());
+    })
+    .await;
+}

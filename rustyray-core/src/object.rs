@@ -473,8 +473,10 @@ impl<T> ObjectRef<T> {
             let function = self.cell.function.unwrap_or(FunctionId::new(&UNKNOWN_FUNCTION));
             let name = self.cell.extra.get().and_then(|extra| extra.name.clone());
             let origin = crate::error::TaskOrigin { task, function, name };
-            self.cell.complete(Err(Error::Cancelled { origin }));
-            owner.cancel(task);
+            // A success that wrote the object first wins: the task is finished.
+            if self.cell.complete(Err(Error::Cancelled { origin })) {
+                owner.cancel(task);
+            }
         }
     }
 
@@ -557,7 +559,8 @@ impl<T: Any + Send + Sync> ObjectRef<T> {
     where
         T: Clone,
     {
-        match self.wait_outcome_blocking(Some(Instant::now() + timeout))? {
+        // A timeout past what an instant holds is no deadline at all.
+        match self.wait_outcome_blocking(Instant::now().checked_add(timeout))? {
             Some(outcome) => read_clone(self.id(), outcome),
             None => Err(Error::WaitTimedOut { object: self.id(), timeout }),
         }

@@ -429,7 +429,9 @@ pub(crate) fn channel<T>(
     origin: TaskOrigin,
     buffer: usize,
 ) -> (StreamSource<T>, PendingStream<T>) {
-    let (tx, rx) = mpsc::channel(buffer);
+    // tokio's bound is at most `Semaphore::MAX_PERMITS`: a larger buffer is
+    // no bound in practice, and must not panic.
+    let (tx, rx) = mpsc::channel(buffer.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
     let shared = Arc::new(Shared::default());
     (StreamSource { tx, shared: shared.clone(), runner, origin }, PendingStream { rx, shared })
 }

@@ -119,7 +119,9 @@ impl Core {
                         MapEntry::Occupied(mut waiters) => waiters.get_mut().tasks.push(id),
                         MapEntry::Vacant(slot) => {
                             slot.insert(Waiters { cell: cell.clone(), tasks: smallvec![id] });
-                            if !cell.is_ready() && !self.owns(cell) {
+                            // Another runtime's object may be written since it
+                            // was looked at: the watch then reports at once.
+                            if !self.owns(cell) {
                                 watch(exec, cell.clone());
                             }
                         }
