@@ -187,3 +187,39 @@ async fn a_blocking_get_with_a_timeout_of_duration_max_waits_without_a_deadline(
     })
     .await;
 }
+
+/// Clones of [`Counted`] values, counted.
+static COUNTED_CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Counted(u64);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        COUNTED_CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+#[rustyray::remote]
+fn make_counted(n: u64) -> Counted {
+    Counted(n)
+}
+
+#[rustyray::remote]
+fn take_counted(value: Counted) -> u64 {
+    value.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_whose_last_ref_a_task_holds_is_moved_to_it_not_cloned() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        for n in 0..300 {
+            // The producer's ref goes into the call: the dependent holds the last one.
+            assert_eq!(take_counted::remote(make_counted::remote(n)).get().await.unwrap(), n);
+        }
+    })
+    .await;
+    assert_eq!(COUNTED_CLONES.load(std::sync::atomic::Ordering::SeqCst), 0, "every value was moved");
+}

@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub(super) shut_down: bool,
     /// Who waits for the runtime to have no unfinished task.
     pub(super) idle_waiters: Vec<oneshot::Sender<()>>,
+    /// Whoever asked for the shutdown, answered with the idle waiters.
+    pub(super) shutdown_replies: Vec<oneshot::Sender<()>>,
     /// What is left of finished tasks once their records are taken: it may
     /// hold a user's values, so the loop drops it once it has let go of the
     /// lock (see [`Entry::take_record`](crate::task::Entry::take_record)).
@@ -94,6 +96,7 @@ impl Core {
             owner: 0,
             shut_down: false,
             idle_waiters: Vec::new(),
+            shutdown_replies: Vec::new(),
             remains: Vec::new(),
             workers: Workers::default(),
             actors: Actors::new(config.max_finished_records),
@@ -155,7 +158,7 @@ impl Core {
             }
             Msg::Shutdown(reply) => {
                 self.shutdown();
-                let _ = reply.send(());
+                self.shutdown_replies.push(reply);
             }
         }
         self.drain_resolved();

@@ -114,7 +114,7 @@ impl Manager {
             })
             .await;
             let Some(exec) = self.exec() else { break };
-            let (dead_states, stop) = {
+            {
                 let mut core = self.core.lock();
                 core.tick();
                 // Timers first: a timeout that fired is settled before the attempt's
@@ -125,12 +125,22 @@ impl Manager {
                 for msg in messages.drain(..) {
                     core.handle(&exec, msg);
                 }
-                core.dispatch(&exec);
-                core.notify_idle();
                 std::mem::swap(&mut core.remains, &mut remains);
-                (core.take_dead_states(), !open || core.is_shut_down())
+            }
+            // What the batch finished goes before anything is dispatched: a
+            // dependent released now then finds its input's value held by the
+            // store alone, and its last attempt moves the value out.
+            drop_remains(&mut remains);
+            let (dead_states, replies, stop) = {
+                let mut core = self.core.lock();
+                core.dispatch(&exec);
+                std::mem::swap(&mut core.remains, &mut remains);
+                (core.take_dead_states(), core.take_replies(), !open || core.is_shut_down())
             };
             drop_remains(&mut remains);
+            for reply in replies {
+                let _ = reply.send(());
+            }
             if self.det {
                 // One thread runs everything: the states are dropped here.
                 drop_states_here(dead_states);
@@ -154,20 +164,22 @@ impl Drop for Manager {
     /// their senders fail them the same way.
     fn drop(&mut self) {
         self.rx.close();
-        let (dead_states, mut remains) = {
+        let (dead_states, replies, mut remains) = {
             let mut core = self.core.lock();
             if !core.is_shut_down() {
                 core.shutdown();
             }
-            core.notify_idle();
             core.directory().clear();
-            (core.take_dead_states(), std::mem::take(&mut core.remains))
+            (core.take_dead_states(), core.take_replies(), std::mem::take(&mut core.remains))
         };
         drop_remains(&mut remains);
         // A refused task's arguments are the user's values too: dropped
         // without the lock, a panic caught.
         while let Ok(msg) = self.rx.try_recv() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refuse(msg)));
+        }
+        for reply in replies {
+            let _ = reply.send(());
         }
         if self.runtime.strong_count() > 0 && !self.det {
             drop_states(&self.handle, dead_states);

@@ -3,6 +3,7 @@
 
 use rustc_hash::FxHashMap;
 use rustyray_core::TaskId;
+use tokio::sync::oneshot;
 
 use super::core::Core;
 use crate::accounting::StoreUsage;
@@ -43,15 +44,17 @@ impl Core {
         crate::timeline::Snapshot { records, classes, origin: self.clock.origin(), now: crate::timer::now() }
     }
 
-    /// Wakes those waiting for idleness, if no task is unfinished.
-    /// Also gives back the memory a burst of work grew the tables to.
-    pub(super) fn notify_idle(&mut self) {
+    /// The replies due now: to a finished shutdown, and to idle waiters once
+    /// no task is unfinished. The loop sends them after it has dropped what
+    /// finished tasks left (see [`Core::remains`]), so that whoever they wake
+    /// finds every input and unheld output released.
+    pub(super) fn take_replies(&mut self) -> Vec<oneshot::Sender<()>> {
+        let mut replies = std::mem::take(&mut self.shutdown_replies);
         if !self.tasks.is_empty() || !self.abandoned.is_empty() {
-            return;
+            return replies;
         }
-        for waiter in self.idle_waiters.drain(..) {
-            let _ = waiter.send(());
-        }
+        replies.append(&mut self.idle_waiters);
+        // Idle: give back the memory a burst of work grew the tables to.
         const KEEP: usize = 1024;
         if self.tasks.capacity() > KEEP {
             self.tasks.shrink_to(KEEP);
@@ -59,6 +62,7 @@ impl Core {
             self.books.scheduler.shrink_to(KEEP);
             self.resolved.shrink_to(KEEP);
         }
+        replies
     }
 
     /// Snapshots the tasks `filter` selects: live ones, then kept finished ones.
