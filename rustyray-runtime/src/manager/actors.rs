@@ -141,13 +141,11 @@ impl Core {
         // A constructor still waiting (for its arguments, or for resources)
         // is not in the slot yet: calls released now would run before it,
         // on no state. They wait in the line; its start wakes the line.
-        if entry.state == ActorState::Pending && self.tasks.get(&entry.creation).is_some_and(|c| c.running().is_none())
-        {
-            return;
-        }
+        let unbuilt = entry.state == ActorState::Pending
+            && self.tasks.get(&entry.creation).is_some_and(|c| c.running().is_none());
         let mut starts = Vec::new();
         let mut unrouted = 0;
-        while let Some(&task) = entry.waiting.front() {
+        while let Some(&task) = entry.waiting.front().filter(|_| !unbuilt) {
             let Some(call) = self.tasks.get_mut(&task) else {
                 entry.waiting.pop_front();
                 continue;
