@@ -95,16 +95,16 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application over `state`, with the gRPC service if `grpc`.
-/// The layers below apply to every route, gRPC's included.
 pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
     let (routes, document) = api().split_for_parts();
     let document = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
     // One limit for the whole application: `Router::layer` wraps each
     // route apart, and a plain concurrency limit would give each its own.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(state.max_in_flight));
     let limits = Layers::new()
         .layer(HandleErrorLayer::new(tower_error))
         .load_shed()
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.max_in_flight));
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight.clone()));
     let timeout = state.request_timeout;
     let routes = routes
         .route(
@@ -115,23 +115,28 @@ pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require))
         // The admin pages check their session themselves, not a bearer token.
-        .merge(crate::admin::router());
-    let routes = if grpc {
-        // gRPC calls are POSTs to `/<package>.<Service>/<Method>`; they
-        // check their tokens themselves.
-        routes.route_service("/rustyray.v1.JobService/{*method}", crate::grpc::server(state.clone()))
-    } else {
-        routes
-    };
-    routes
+        .merge(crate::admin::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(request, next, timeout)))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(axum::extract::DefaultBodyLimit::max(state.body_limit))
         .layer(limits)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+    let routes = if grpc {
+        // gRPC calls are POSTs to `/<package>.<Service>/<Method>`; they check
+        // their tokens themselves, and answer in gRPC's own terms, which the
+        // HTTP layers above do not (their refusals are JSON). So gRPC stays
+        // outside them and shares only the limit on requests in flight: a
+        // call past it waits for a place instead of being refused.
+        let grpc = Layers::new()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
+            .service(crate::grpc::server(state.clone()));
+        routes.route_service("/rustyray.v1.JobService/{*method}", grpc)
+    } else {
+        routes
+    };
+    routes.with_state(state)
 }
 
 const OPENAPI_PATH: &str = "/api/openapi.json";
