@@ -97,6 +97,13 @@ fn payload(event: &Event, max_payload: usize) -> Result<Vec<u8>, String> {
         error.truncate(cut);
     }
     tracing::warn!(seq = event.seq, job = %event.job_id, bytes = whole.len(), max_payload, "event too large for the broker: published without its arguments");
+    let slim_bytes = encode(&slim)?;
+    if slim_bytes.len() <= limit {
+        return Ok(slim_bytes);
+    }
+    // Escaping can grow the error again (a control character takes six
+    // bytes in JSON): then it goes, and the job says it.
+    slim.error = Some("(too large for the broker: read the job)".into());
     encode(&slim)
 }
 
@@ -253,6 +260,17 @@ mod tests {
         assert_eq!(redact("tls://a:p@one:4222, nats://two:4222"), "tls://***@one:4222,nats://two:4222");
         let config = NatsConfig::new("nats://user:s3cret@broker:4222");
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[test]
+    fn an_error_that_escaping_grows_past_the_limit_goes() {
+        // Half the limit of control characters is three times the limit once escaped.
+        let event = event(None, Some("\u{1}".repeat(8 * 1024)));
+        let max = 16 * 1024;
+        let bytes = payload(&event, max).unwrap();
+        assert!(bytes.len() <= max - HEADROOM, "{} bytes", bytes.len());
+        let sent: Event = serde_json::from_slice(&bytes).unwrap();
+        assert!(sent.error.as_deref().is_some_and(|error| error.contains("read the job")), "{:?}", sent.error);
     }
 
     #[test]
