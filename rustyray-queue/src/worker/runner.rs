@@ -148,6 +148,9 @@ pub struct LocalRunner {
 }
 
 impl LocalRunner {
+    /// Its name, as attempts record their runner.
+    pub const NAME: &'static str = "local";
+
     /// A runner on `runtime`.
     pub fn new(runtime: Runtime) -> Self {
         LocalRunner { runtime }
@@ -156,7 +159,7 @@ impl LocalRunner {
 
 impl Runner for LocalRunner {
     fn name(&self) -> &'static str {
-        "local"
+        Self::NAME
     }
 
     fn runtime(&self) -> Option<&Runtime> {
