@@ -163,6 +163,81 @@ async fn a_timed_out_plain_body_is_abandoned_and_keeps_its_cpu_until_it_returns(
     .await;
 }
 
+/// Gates the test opens, and what the attempts of `waits_then_retries` have reached.
+static GATE_A: AtomicBool = AtomicBool::new(false);
+static GATE_A_RETURN: AtomicBool = AtomicBool::new(false);
+static GATE_B: AtomicBool = AtomicBool::new(false);
+static FIRST_WOKE: AtomicBool = AtomicBool::new(false);
+static RETRY_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// An async task that holds no CPU and returns once `gate` is open.
+#[rustyray::remote]
+async fn open_when(gate: u8) -> u8 {
+    let flag = if gate == b'A' { &GATE_A } else { &GATE_B };
+    while !flag.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    gate
+}
+
+/// Its first attempt waits on gate A past its timeout, then (abandoned)
+/// waits for the test before it returns; the retry waits on gate B.
+#[rustyray::remote]
+fn waits_then_retries(key: String) -> u32 {
+    let n = attempt(&key);
+    if n == 1 {
+        let _ = open_when::remote(b'A').get_blocking();
+        FIRST_WOKE.store(true, Ordering::Release);
+        while !GATE_A_RETURN.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    } else {
+        RETRY_STARTED.store(true, Ordering::Release);
+        let _ = open_when::remote(b'B').get_blocking();
+    }
+    n
+}
+
+/// Polls `check` until it holds, failing the test if it never does.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_attempts_waits_count_against_it_not_against_its_retry() {
+    let rt = runtime(1);
+    rt.scope(async {
+        let r = waits_then_retries::options()
+            .timeout(Duration::from_millis(500))
+            .max_retries(1)
+            .remote("abandoned-waits".to_string());
+        // The first attempt timed out while it waited; the retry waits too,
+        // so the one CPU is free.
+        eventually("the retry started", || RETRY_STARTED.load(Ordering::Acquire)).await;
+        eventually("the retry's CPU is given back while it waits", || rt.load().0 == 1.0).await;
+        // The abandoned attempt stops waiting: it runs again, on its own CPU.
+        GATE_A.store(true, Ordering::Release);
+        eventually("the first attempt woke", || FIRST_WOKE.load(Ordering::Acquire)).await;
+        eventually("the woken attempt holds the CPU", || rt.load().0 == 0.0).await;
+        // It returns: its CPU is free again, as the retry still waits. (Its
+        // wait's end, counted against the retry, would have taken the CPU
+        // for a retry that is not running.)
+        GATE_A_RETURN.store(true, Ordering::Release);
+        eventually("the CPU is free while the retry waits", || rt.load().0 == 1.0).await;
+        GATE_B.store(true, Ordering::Release);
+        assert_eq!(r.get().await.unwrap(), 2);
+        rt.wait_idle().await;
+        assert_eq!(rt.load(), (1.0, 0));
+    })
+    .await;
+}
+
 static RAN: AtomicUsize = AtomicUsize::new(0);
 
 #[rustyray::remote]

@@ -24,6 +24,10 @@ pub struct TaskContext {
     pub runner: Arc<dyn Runner>,
     /// The task whose body is running, if any (`None` inside `Runtime::scope`).
     pub task: Option<TaskId>,
+    /// Which attempt of `task` is running (from 1; 0 outside a task). A
+    /// timed-out plain attempt may still run beside its retry, and what it
+    /// does must count against it, not against the retry.
+    pub attempt: u32,
     /// Whether the task holds resources it should give back while it waits.
     pub releases_on_wait: bool,
     /// Whether this thread runs a plain (blocking) body: it may block, and may
@@ -34,7 +38,7 @@ pub struct TaskContext {
 impl TaskContext {
     /// The context of code that runs inside `runner` but in no particular task.
     pub fn scope(runner: Arc<dyn Runner>) -> Self {
-        TaskContext { runner, task: None, releases_on_wait: false, blocking_thread: false }
+        TaskContext { runner, task: None, attempt: 0, releases_on_wait: false, blocking_thread: false }
     }
 }
 
@@ -56,6 +60,7 @@ impl std::fmt::Debug for TaskContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskContext")
             .field("task", &self.task)
+            .field("attempt", &self.attempt)
             .field("releases_on_wait", &self.releases_on_wait)
             .field("blocking_thread", &self.blocking_thread)
             .finish_non_exhaustive()
@@ -90,6 +95,11 @@ pub fn with_current<R>(f: impl FnOnce(Option<&TaskContext>) -> R) -> R {
 /// The task whose body is running on this thread, if any.
 pub fn current_task() -> Option<TaskId> {
     with_current(|ctx| ctx.and_then(|ctx| ctx.task))
+}
+
+/// The task whose body is running on this thread, and which attempt of it.
+pub fn current_attempt() -> Option<(TaskId, u32)> {
+    with_current(|ctx| ctx.and_then(|ctx| Some((ctx.task?, ctx.attempt))))
 }
 
 /// Whether this thread runs a plain task body.
@@ -172,12 +182,14 @@ impl<F: Future> Future for Scoped<F> {
 /// the task's runner gets its resources back, and takes them again on drop.
 #[must_use = "the task stops waiting when the guard is dropped"]
 pub struct Waiting {
-    task: Option<(Arc<dyn Runner>, TaskId)>,
+    task: Option<(Arc<dyn Runner>, TaskId, u32)>,
 }
 
 impl std::fmt::Debug for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waiting").field("task", &self.task.as_ref().map(|(_, task)| *task)).finish()
+        f.debug_struct("Waiting")
+            .field("task", &self.task.as_ref().map(|(_, task, attempt)| (*task, *attempt)))
+            .finish()
     }
 }
 
@@ -187,8 +199,8 @@ impl Waiting {
         let task = with_current(|ctx| {
             let ctx = ctx.filter(|ctx| ctx.releases_on_wait)?;
             let task = ctx.task?;
-            ctx.runner.task_blocked(task);
-            Some((ctx.runner.clone(), task))
+            ctx.runner.task_blocked(task, ctx.attempt);
+            Some((ctx.runner.clone(), task, ctx.attempt))
         });
         Waiting { task }
     }
@@ -196,8 +208,8 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        if let Some((runner, task)) = self.task.take() {
-            runner.task_unblocked(task);
+        if let Some((runner, task, attempt)) = self.task.take() {
+            runner.task_unblocked(task, attempt);
         }
     }
 }

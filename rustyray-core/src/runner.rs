@@ -75,12 +75,14 @@ pub trait Runner: Send + Sync + 'static {
     /// Finds an exported object by id.
     fn lookup_object(&self, id: ObjectId) -> Result<Arc<ObjectCell>>;
 
-    /// The running task `task` is about to wait for an object: it gives back
-    /// the resources it holds, so the tasks it waits on can run.
-    fn task_blocked(&self, task: TaskId);
+    /// Attempt `attempt` of the running task `task` is about to wait for an
+    /// object: it gives back the resources it holds, so the tasks it waits on
+    /// can run. (An attempt given up on may still run beside its retry: the
+    /// number says whose resources these are.)
+    fn task_blocked(&self, task: TaskId, attempt: u32);
 
-    /// The task that called [`Runner::task_blocked`] stopped waiting.
-    fn task_unblocked(&self, task: TaskId);
+    /// The attempt that called [`Runner::task_blocked`] stopped waiting.
+    fn task_unblocked(&self, task: TaskId, attempt: u32);
 
     /// If `task` is queued and may run on the calling thread, runs it there now
     /// and returns `true`. Called by a plain task body that is about to block

@@ -26,10 +26,10 @@ pub(crate) enum Msg {
     Reports(Vec<Report>),
     /// Cancel a task and its children.
     Cancel(TaskId),
-    /// A running task waits for objects.
-    Blocked(TaskId),
-    /// A running task stopped waiting.
-    Unblocked(TaskId),
+    /// An attempt of a running task waits for objects.
+    Blocked(TaskId, u32),
+    /// An attempt of a running task stopped waiting.
+    Unblocked(TaskId, u32),
     /// A plain task (`waiter`) wants to run queued `task` on its own thread.
     Claim(Box<Claim>),
     /// A new actor, with its creation task; `rejected` says why it cannot exist.
@@ -53,7 +53,8 @@ pub(crate) enum Msg {
 /// A plain task (`waiter`) wants to run queued `task` on its own thread.
 pub(crate) struct Claim {
     pub(crate) task: TaskId,
-    pub(crate) waiter: Option<TaskId>,
+    /// The waiting task and its attempt.
+    pub(crate) waiter: Option<(TaskId, u32)>,
     pub(crate) reply: std::sync::mpsc::Sender<Option<Start>>,
 }
 

@@ -75,7 +75,13 @@ impl Exec {
 
     /// The context a body of `start` runs in.
     pub(crate) fn context(&self, start: &Start, releases_on_wait: bool, blocking_thread: bool) -> TaskContext {
-        TaskContext { runner: self.runner.clone(), task: Some(start.task), releases_on_wait, blocking_thread }
+        TaskContext {
+            runner: self.runner.clone(),
+            task: Some(start.task),
+            attempt: start.attempt.number,
+            releases_on_wait,
+            blocking_thread,
+        }
     }
 }
 

@@ -139,8 +139,8 @@ impl Core {
                 }
             }
             Msg::Cancel(task) => self.cancel(task),
-            Msg::Blocked(task) => self.block(task),
-            Msg::Unblocked(task) => self.unblock(task),
+            Msg::Blocked(task, attempt) => self.block(task, attempt),
+            Msg::Unblocked(task, attempt) => self.unblock(task, attempt),
             Msg::Claim(claim) => {
                 let Claim { task, waiter, reply } = *claim;
                 self.claim(exec, task, waiter, reply);

@@ -4,13 +4,17 @@
 //! runs inline). A deterministic run has no workers: what one dispatch
 //! releases starts in an order its seed picks.
 
+use rustc_hash::FxHashMap;
 use rustyray_core::{TaskId, TaskKind};
+use smallvec::SmallVec;
 
 use super::books::RunsOn;
 use super::core::Core;
+use super::table::TaskTable;
 use crate::executor::{self, Exec};
+use crate::scheduler::Held;
 use crate::state::TaskState;
-use crate::task::{Maybe, Start, WorkerId};
+use crate::task::{Abandoned, Maybe, Start, WorkerId};
 
 /// The most async attempts one poll batch takes. Its vector of attempts
 /// (104 bytes each) and the executor's of reports (96) stay below 1 KiB:
@@ -183,22 +187,24 @@ impl Core {
         moved
     }
 
-    /// The running `task` waits for objects (or runs one inline): its
-    /// resources go back to the scheduler, and lookaheads left behind it on
-    /// its worker go back into the line, since they would wait with it (and
-    /// may be what it waits for). Its worker gets no more until it resumes.
-    pub(super) fn block(&mut self, task: TaskId) {
-        let Some(entry) = self.tasks.get_mut(&task) else { return };
-        if let TaskKind::ActorMethod { actor } = entry.kind() {
+    /// Attempt `attempt` of the running `task` waits for objects (or runs
+    /// one inline): its resources go back to the scheduler, and lookaheads
+    /// left behind it on its worker go back into the line, since they would
+    /// wait with it (and may be what it waits for). Its worker gets no more
+    /// until it resumes. The attempt may be one given up on whose plain body
+    /// still runs beside its retry: it gives back what it holds, not what
+    /// the retry holds.
+    pub(super) fn block(&mut self, task: TaskId, attempt: u32) {
+        if let Some(TaskKind::ActorMethod { actor }) = self.tasks.get(&task).map(|e| e.kind()) {
             // A call holds nothing of its own: its actor's CPUs are given back.
             return self.actor_call_blocked(actor, task);
         }
-        let Some(running) = entry.running_mut() else { return };
-        if !self.books.scheduler.block(&mut running.held) {
-            // It was waiting already (another wait of the same task is open).
+        let Some((held, worker)) = holdings(&mut self.tasks, &mut self.abandoned, task, attempt) else { return };
+        if !self.books.scheduler.block(held) {
+            // It was waiting already (another wait of the same attempt is open).
             return;
         }
-        if let Some(worker) = running.worker {
+        if let Some(worker) = worker {
             self.workers.set_waiting(worker, true);
             for task in self.workers.queued(worker) {
                 self.unassign(worker, task);
@@ -206,15 +212,15 @@ impl Core {
         }
     }
 
-    /// One wait of the running `task` ended: once none is open, it takes its
-    /// resources back and its worker may be given lookaheads again.
-    pub(super) fn unblock(&mut self, task: TaskId) {
+    /// One wait of attempt `attempt` of `task` ended: once none is open, it
+    /// takes its resources back and its worker may be given lookaheads again.
+    pub(super) fn unblock(&mut self, task: TaskId, attempt: u32) {
         if self.actor_call_unblocked(task) {
             return;
         }
-        let Some(running) = self.tasks.get_mut(&task).and_then(|e| e.running_mut()) else { return };
-        if self.books.scheduler.unblock(&mut running.held)
-            && let Some(worker) = running.worker
+        let Some((held, worker)) = holdings(&mut self.tasks, &mut self.abandoned, task, attempt) else { return };
+        if self.books.scheduler.unblock(held)
+            && let Some(worker) = worker
         {
             self.workers.set_waiting(worker, false);
         }
@@ -227,7 +233,7 @@ impl Core {
         &mut self,
         exec: &Exec,
         task: TaskId,
-        waiter: Option<TaskId>,
+        waiter: Option<(TaskId, u32)>,
         reply: std::sync::mpsc::Sender<Option<Start>>,
     ) {
         // A lookahead that has not started may be taken back and run here.
@@ -244,8 +250,8 @@ impl Core {
         }
         // The waiter lends its CPU and its thread; like any waiting attempt,
         // it gives back the lookaheads that would wait behind it.
-        if let Some(waiter) = waiter {
-            self.block(waiter);
+        if let Some((waiter, attempt)) = waiter {
+            self.block(waiter, attempt);
         }
         let Some(entry) = self.tasks.get_mut(&task) else { return };
         if let Some(seq) = entry.queued_seq.get() {
@@ -259,4 +265,22 @@ impl Core {
             executor::start_plain(exec, start, None);
         }
     }
+}
+
+/// What attempt `attempt` of the plain task `task` holds, and the worker it
+/// runs on: it is the task's running attempt, or one given up on whose body
+/// has not returned (`None` once it has).
+fn holdings<'a>(
+    tasks: &'a mut TaskTable,
+    abandoned: &'a mut FxHashMap<TaskId, SmallVec<[Abandoned; 1]>>,
+    task: TaskId,
+    attempt: u32,
+) -> Option<(&'a mut Held, Option<WorkerId>)> {
+    if let Some(running) =
+        tasks.get_mut(&task).and_then(|e| e.running_mut()).filter(|running| running.attempt == attempt)
+    {
+        return Some((&mut running.held, running.worker));
+    }
+    let abandoned = abandoned.get_mut(&task)?.iter_mut().find(|a| a.attempt == attempt)?;
+    Some((&mut abandoned.held, abandoned.worker))
 }

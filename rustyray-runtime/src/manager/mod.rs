@@ -237,8 +237,8 @@ fn refuse(msg: Msg) {
         | Msg::Finished(_)
         | Msg::Reports(_)
         | Msg::Cancel(_)
-        | Msg::Blocked(_)
-        | Msg::Unblocked(_)
+        | Msg::Blocked(..)
+        | Msg::Unblocked(..)
         | Msg::ReleaseActor(_)
         | Msg::KillActor(_)
         | Msg::ObjectReady(_) => {}

@@ -151,13 +151,13 @@ impl Runner for Shared {
         self.store.lookup(id)
     }
 
-    fn task_blocked(&self, task: TaskId) {
+    fn task_blocked(&self, task: TaskId, attempt: u32) {
         executor::flush_held_reports(&self.tx);
-        let _ = self.send(Msg::Blocked(task));
+        let _ = self.send(Msg::Blocked(task, attempt));
     }
 
-    fn task_unblocked(&self, task: TaskId) {
-        let _ = self.send(Msg::Unblocked(task));
+    fn task_unblocked(&self, task: TaskId, attempt: u32) {
+        let _ = self.send(Msg::Unblocked(task, attempt));
     }
 
     fn run_inline(&self, task: TaskId) -> bool {
@@ -167,7 +167,7 @@ impl Runner for Shared {
             return false;
         }
         let Some(this) = self.this.upgrade() else { return false };
-        let waiter = context::current_task();
+        let waiter = context::current_attempt();
         // A plain channel, not tokio's: this thread may be inside the tokio
         // runtime's context (an async actor method that blocks), where
         // tokio's blocking receive refuses to wait.
@@ -178,8 +178,8 @@ impl Runner for Shared {
         }
         let Ok(Some(start)) = claimed.recv() else { return false };
         executor::run_inline(&Exec::new(this, self.tx.clone(), self.handle.clone(), None), start);
-        if let Some(waiter) = waiter {
-            let _ = self.send(Msg::Unblocked(waiter));
+        if let Some((waiter, attempt)) = waiter {
+            let _ = self.send(Msg::Unblocked(waiter, attempt));
         }
         true
     }
