@@ -272,14 +272,11 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
     let (adopted_tx, mut adopted) = mpsc::unbounded_channel();
     let adopt = runner.adopts_orphans().then(|| Adopt { runner: runner.name(), found: adopted_tx });
-    // An attempt that runs in this process stops here once it is found
-    // LOST (its retry may run elsewhere). Only the local runner's: its
-    // outcome is written by this worker alone, so an attempt of it that is
-    // no longer live while it still runs here was found lost. Another
-    // runner's attempt may have ended by its own hand (a process that
-    // records its outcome), or been adopted by another worker.
+    // An attempt stops here once it is found LOST (its retry may run
+    // elsewhere), if its runner's outcomes are this worker's alone to write:
+    // then an attempt no longer live while it still runs was found lost.
     let (live_tx, mut lives) = mpsc::unbounded_channel::<Live>();
-    let live_tx = (runner.name() == LocalRunner::NAME).then_some(live_tx);
+    let live_tx = runner.outcomes_written_by_worker().then_some(live_tx);
     // In a set, so that the lease task ends with this one however it ends:
     // a lease renewed for attempts that no longer run would keep them from
     // being found lost.

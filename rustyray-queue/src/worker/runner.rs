@@ -133,6 +133,16 @@ pub trait Runner: Debug + Send + Sync + 'static {
         false
     }
 
+    /// Whether an attempt's outcome is written by the worker that runs it
+    /// and by nobody else (as for attempts that run in this process). The
+    /// worker then stops an attempt the database no longer counts as live
+    /// (found LOST, its retry free to run elsewhere). A runner whose attempts
+    /// may record their own outcome, or be adopted by another worker, leaves
+    /// this `false`: for it, not live may just mean ended.
+    fn outcomes_written_by_worker(&self) -> bool {
+        false
+    }
+
     /// The in-process runtime the runner runs attempts on, if it uses one:
     /// its metrics are reported with the queue's.
     fn runtime(&self) -> Option<&Runtime> {
@@ -164,6 +174,10 @@ impl Runner for LocalRunner {
 
     fn runtime(&self) -> Option<&Runtime> {
         Some(&self.runtime)
+    }
+
+    fn outcomes_written_by_worker(&self) -> bool {
+        true
     }
 
     fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome> {
