@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use queue::{TestDb, backends, within};
-use rustyray::queue::{AttemptState, JobFilter, JobOptions, JobState, Queue, QueueError, Worker};
+use rustyray::queue::{AttemptState, JobFilter, JobInfo, JobOptions, JobState, Queue, QueueError, Worker};
 
 #[rustyray::remote]
 fn add(a: i64, b: i64) -> i64 {
@@ -178,6 +178,53 @@ async fn search_ignores_case_on_both_databases_and_nul_matches_nothing() {
         assert!(search("a\0b").await.unwrap().is_empty(), "{}", db.label);
         let by_queue = q.jobs(JobFilter { queue: Some("a\0b".into()), ..JobFilter::default() }).await.unwrap();
         assert!(by_queue.is_empty(), "{}", db.label);
+    }
+}
+
+#[rustyray::remote]
+fn length(text: String) -> usize {
+    text.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_leaves_out_large_values_which_the_job_itself_still_has() {
+    let max = JobInfo::LISTED_VALUE_MAX;
+    for db in backends().await {
+        let q = db.queue().await;
+        let long = "x".repeat(max + 1);
+        // `["xx..."]`: four characters more than the text.
+        let small_args = length::options().record_args(true).enqueue(&q, "x".repeat(max - 4)).await.unwrap();
+        let large_args = length::options().record_args(true).enqueue(&q, long.clone()).await.unwrap();
+        let unrecorded = length::enqueue(&q, long.clone()).await.unwrap();
+        // `big(n)` returns n sevens: `[7,7,...]` is 2n + 1 characters.
+        let small_result = big::enqueue(&q, (max - 1) / 2).await.unwrap();
+        let large_result = big::enqueue(&q, max / 2 + 1).await.unwrap();
+        let w = worker(&q).await;
+        for id in [small_args.id(), large_args.id(), unrecorded.id(), small_result.id(), large_result.id()] {
+            within("the jobs", async {
+                while !q.state(id).await.unwrap().is_terminal() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+        }
+        w.shutdown().await;
+        let listed: HashMap<_, _> =
+            q.jobs(JobFilter::default()).await.unwrap().into_iter().map(|job| (job.id, job)).collect();
+        let what = |id| {
+            let job: &JobInfo = &listed[&id];
+            (job.args.is_some(), job.result.is_some(), job.values_omitted)
+        };
+        assert_eq!(what(small_args.id()), (true, true, false), "{}", db.label);
+        assert_eq!(what(large_args.id()), (false, true, true), "{}", db.label);
+        assert_eq!(what(unrecorded.id()), (false, true, false), "{}: redacted, not omitted", db.label);
+        assert_eq!(what(small_result.id()), (false, true, false), "{}", db.label);
+        assert_eq!(what(large_result.id()), (false, false, true), "{}", db.label);
+        // The job itself has every value.
+        let info = large_args.info().await.unwrap();
+        assert_eq!(info.args, Some(serde_json::json!([long])), "{}", db.label);
+        assert!(!info.values_omitted);
+        assert_eq!(large_result.result().await.unwrap().len(), max / 2 + 1, "{}", db.label);
     }
 }
 

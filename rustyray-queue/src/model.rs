@@ -441,6 +441,18 @@ pub struct JobInfo {
     pub cancel_requested: bool,
     /// Every attempt, first to last (filled by `job.info()`, empty in listings).
     pub attempt_list: Vec<AttemptInfo>,
+    /// Set in a listing when the recorded arguments or the result were left
+    /// out for their size (over [`JobInfo::LISTED_VALUE_MAX`] characters);
+    /// the job itself (`job.info()`, `GET /api/jobs/{id}`) has them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub values_omitted: bool,
+}
+
+impl JobInfo {
+    /// The longest arguments or result (characters of JSON) a listing
+    /// carries, and the longest last error it shows (longer ones are cut):
+    /// a page of a thousand jobs stays a few megabytes, whatever they hold.
+    pub const LISTED_VALUE_MAX: usize = 4096;
 }
 
 /// Which jobs a listing shows, newest first.

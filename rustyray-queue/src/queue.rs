@@ -314,7 +314,9 @@ impl Queue {
         store::job_state(self.db(), id).await
     }
 
-    /// Jobs a filter selects, newest first (without their attempts; arguments redacted).
+    /// Jobs a filter selects, newest first (without their attempts; arguments
+    /// redacted; values over [`JobInfo::LISTED_VALUE_MAX`] left out, see
+    /// [`JobInfo::values_omitted`]).
     pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobInfo>> {
         let mut rows = store::jobs(self.db(), &filter).await?;
         rows.iter_mut().for_each(redact);

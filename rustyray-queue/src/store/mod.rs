@@ -57,6 +57,8 @@ pub(crate) enum Args {
     All,
     /// Only the arguments of jobs whose options say to record them.
     Recorded,
+    /// As a listing selects them ([`listed_columns`]): recorded and small.
+    Listed,
 }
 
 /// A jobs row as a [`JobInfo`] (attempts not filled).
@@ -75,12 +77,15 @@ where
     let options: String = row.try_get("options").map_err(e)?;
     let result: Option<String> = row.try_get("result").map_err(e)?;
     let options: JobOptions = parse_json(&options, "options", id)?;
+    // A listing selects the arguments only where they are recorded and
+    // small enough, and says when it left a value out.
     let args = if wanted == Args::All || options.record_args {
-        let args: &str = row.try_get("args").map_err(e)?;
-        Some(parse_json(args, "arguments", id)?)
+        let args: Option<&str> = row.try_get("args").map_err(e)?;
+        args.map(|args| parse_json(args, "arguments", id)).transpose()?
     } else {
         None
     };
+    let values_omitted = wanted == Args::Listed && row.try_get("values_omitted").map_err(e)?;
     Ok(JobInfo {
         id,
         function: row.try_get("function").map_err(e)?,
@@ -105,6 +110,7 @@ where
         last_error: row.try_get("last_error").map_err(e)?,
         cancel_requested: row.try_get("cancel_requested").map_err(e)?,
         attempt_list: Vec::new(),
+        values_omitted,
     })
 }
 
@@ -288,7 +294,8 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
     }
     let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, JobFilter::MAX_LIMIT));
     let text = format!(
-        "SELECT {JOB_COLUMNS} FROM rustyray_jobs {} {} ORDER BY id DESC LIMIT ?",
+        "SELECT {} FROM rustyray_jobs {} {} ORDER BY id DESC LIMIT ?",
+        listed_columns(kind),
         if clauses.is_empty() { "" } else { "WHERE" },
         clauses.join(" AND ")
     );
@@ -319,8 +326,42 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
             q = q.bind(like.clone()).bind(like.clone());
         }
         let rows = q.bind(limit).fetch_all(pool).await.map_err(|e| db.error(e))?;
-        rows.iter().map(|row| job_from_row(db, row, Args::Recorded)).collect()
+        rows.iter().map(|row| job_from_row(db, row, Args::Listed)).collect()
     })
+}
+
+/// [`JOB_COLUMNS`] as a listing selects them: the arguments only where the
+/// job records them, and no argument list or result over
+/// [`JobInfo::LISTED_VALUE_MAX`] (a `values_omitted` column says so), the
+/// last error cut there. Built once.
+fn listed_columns(kind: Kind) -> &'static str {
+    fn build(kind: Kind) -> String {
+        let max = JobInfo::LISTED_VALUE_MAX;
+        let recorded = match kind {
+            Kind::Sqlite => "COALESCE(options ->> '$.record_args', 0)",
+            Kind::Postgres => "COALESCE((options::jsonb ->> 'record_args')::boolean, FALSE)",
+        };
+        JOB_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .map(|column| match column {
+                "args" => format!("CASE WHEN {recorded} AND length(args) <= {max} THEN args END AS args"),
+                "result" => format!("CASE WHEN length(result) <= {max} THEN result END AS result"),
+                "last_error" => format!("substr(last_error, 1, {max}) AS last_error"),
+                column => column.to_string(),
+            })
+            .chain([format!(
+                "(({recorded} AND length(args) > {max}) OR COALESCE(length(result), 0) > {max}) AS values_omitted"
+            )])
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| build(Kind::Sqlite));
+    static POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| build(Kind::Postgres));
+    match kind {
+        Kind::Sqlite => &SQLITE,
+        Kind::Postgres => &POSTGRES,
+    }
 }
 
 /// Counts per state and queue, run times, live workers.
