@@ -163,3 +163,66 @@ async fn errors_have_the_same_codes_as_http() {
     assert_eq!(q.stats().await.unwrap().by_state.values().sum::<u64>(), 0, "nothing was written");
     server.stop().await;
 }
+
+/// Holds SQLite's write lock from another connection, so that every write
+/// of the queue waits (reads go on: the database is in WAL mode).
+async fn lock_writes(db: &queue::TestDb) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.expect("a second connection");
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.expect("the write lock");
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_the_deadline_ends_deadline_exceeded() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let server = Server::start_with(&q, |b| b.request_timeout(Duration::from_millis(200))).await;
+    let mut client = connect(&server).await;
+    let lock = lock_writes(&db).await;
+    let call = client.submit(with_token(submit(mul::NAME, "[1, 2]"), ADMIN));
+    let (c, message) = code(within("the submit", call).await);
+    assert_eq!(c, Code::DeadlineExceeded, "{message}");
+    assert!(message.contains("Submit"), "the message names the call: {message}");
+    drop(lock);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_the_in_flight_limit_is_refused_resource_exhausted() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let server = Server::start_with(&q, |b| b.max_in_flight(1).request_timeout(Duration::from_secs(60))).await;
+    let mut client = connect(&server).await;
+    let lock = lock_writes(&db).await;
+    // An HTTP submit takes the one place, and waits for the lock.
+    let body = serde_json::json!({"function": mul::NAME, "args": [2, 3]});
+    let hold = || tokio::spawn(service::client().post(server.url("/api/jobs")).bearer_auth(ADMIN).json(&body).send());
+    let mut held = hold();
+    // A gRPC call is refused while it holds the place (a read, which the lock
+    // does not hold up: only the limit refuses it).
+    within("a refusal", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if held.is_finished() {
+                // It came while a call below held the place: it tries again.
+                let refused = (&mut held).await.unwrap().expect("an answer");
+                assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS, "the submit waits for the lock");
+                held = hold();
+                continue;
+            }
+            match client.get_status(with_token(GetStatusRequest {}, READ)).await {
+                Err(status) if status.code() == Code::ResourceExhausted => break,
+                Err(status) => panic!("refused for another reason: {status}"),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    drop(lock);
+    let response = within("the held submit", held).await.unwrap().expect("the held submit is answered");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    // The place is free again.
+    client.get_status(with_token(GetStatusRequest {}, READ)).await.expect("a call once the place is free");
+    server.stop().await;
+}

@@ -80,13 +80,15 @@ impl ServiceBuilder {
         self
     }
 
-    /// How long one request may take (event streams excepted).
+    /// How long one request or gRPC call may take (event streams excepted):
+    /// past it, DEADLINE_EXCEEDED.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// How many requests may be in flight at once.
+    /// How many requests and gRPC calls together may be in flight at once:
+    /// past it, RESOURCE_EXHAUSTED.
     pub fn max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
         self

@@ -126,11 +126,13 @@ pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
     let routes = if grpc {
         // gRPC calls are POSTs to `/<package>.<Service>/<Method>`; they check
         // their tokens themselves, and answer in gRPC's own terms, which the
-        // HTTP layers above do not (their refusals are JSON). So gRPC stays
-        // outside them and shares only the limit on requests in flight: a
-        // call past it waits for a place instead of being refused.
+        // HTTP layers above do not (their refusals are JSON, which a gRPC
+        // client reads as UNKNOWN). So gRPC stays outside them, under its own
+        // version of their limits, sharing the one on requests in flight.
         let grpc = Layers::new()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                grpc_limits(in_flight.clone(), timeout, request, next)
+            }))
             .service(crate::grpc::server(state.clone()));
         routes.route_service("/rustyray.v1.JobService/{*method}", grpc)
     } else {
@@ -167,6 +169,37 @@ async fn deadline(request: Request, next: Next, timeout: std::time::Duration) ->
         Ok(response) => response,
         Err(_) => ServiceError::DeadlineExceeded(format!("{path} took longer than {timeout:?}")).into_response(),
     }
+}
+
+/// The HTTP layers' limits for a gRPC call, answered as gRPC statuses: past
+/// the limit on requests in flight it is refused with RESOURCE_EXHAUSTED,
+/// past the deadline it ends with DEADLINE_EXCEEDED (a stream once it has
+/// started is exempt, as an event stream is), and a panic in its handler is
+/// INTERNAL while the service carries on.
+async fn grpc_limits(
+    in_flight: Arc<tokio::sync::Semaphore>,
+    timeout: std::time::Duration,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = in_flight.try_acquire_owned() else {
+        return grpc_refusal(ServiceError::Overloaded("too many requests in flight: retry shortly".into()));
+    };
+    let method = request.uri().path().to_string();
+    let call = std::panic::AssertUnwindSafe(next.run(request));
+    match tokio::time::timeout(timeout, futures::FutureExt::catch_unwind(call)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => {
+            tracing::error!(%method, "a gRPC handler panicked; the service carries on");
+            grpc_refusal(ServiceError::Internal(format!("{method}: the handler panicked; the service carries on")))
+        }
+        Err(_) => grpc_refusal(ServiceError::DeadlineExceeded(format!("{method} took longer than {timeout:?}"))),
+    }
+}
+
+/// `error` as a gRPC response: no body, its code in `grpc-status`.
+fn grpc_refusal(error: ServiceError) -> Response {
+    tonic::Status::from(error).into_http::<Body>()
 }
 
 /// Counts each request by its route template and status.
