@@ -1,7 +1,9 @@
 //! Writing outcomes: an attempt's outcome becomes a [`Completion`] and is
 //! written with others in one batch. A batch that cannot be written (the
 //! database is away) is retried with backoff, never dropped; its attempts
-//! stay RUNNING and heartbeated meanwhile, so nobody declares them lost.
+//! stay RUNNING and heartbeated meanwhile, so nobody declares them lost. A
+//! batch the database refuses while it answers is written a row at a time,
+//! so that one row it refuses cannot hold back every outcome after it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -154,17 +156,7 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
 async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut backoff = Duration::from_millis(50);
-        let moved = loop {
-            match complete::complete(queue.db(), &batch).await {
-                Ok(moved) => break moved,
-                Err(error) => {
-                    tracing::warn!(%error, pending = batch.len(), retry_in = ?backoff, "cannot record outcomes; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        };
+        let moved = write(&queue, &mut batch).await;
         let counters = &queue.inner.counters;
         let mut ready = false;
         for (job, state) in moved {
@@ -184,5 +176,199 @@ async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
             queue.signal(Signal::Ready);
         }
         batch.clear();
+    }
+}
+
+/// How many times in a row, and for how long at least, the database may
+/// refuse one outcome on its own while it answers, before the outcome is
+/// written without its payload. Long enough that a passing fault (a lock
+/// held, a deadlock, a full disk) is waited out, as an outage is.
+const REFUSALS: u32 = 5;
+const REFUSED_FOR: Duration = Duration::from_secs(60);
+
+/// The error class of an outcome written without its payload because the
+/// database refused it as it was.
+const UNRECORDED: &str = "Unrecorded";
+
+/// Writes `batch` (emptying it); returns the jobs that moved.
+///
+/// While the database is away the batch is retried with backoff. When it
+/// answers but refuses the batch, the rows are written one at a time. Rows
+/// it keeps refusing on their own ([`REFUSALS`] times over [`REFUSED_FOR`]) are
+/// written as plain failures of their attempts instead, without result,
+/// backtrace or delay; one refused even so is retried with backoff, as in an
+/// outage (its attempt stays RUNNING and heartbeated meanwhile).
+async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(crate::model::JobId, JobState)> {
+    write_refusing_for(queue, batch, REFUSED_FOR).await
+}
+
+/// [`write`], with the least time for which a row is refused before it is
+/// written without its payload.
+async fn write_refusing_for(
+    queue: &Queue,
+    batch: &mut Vec<Completion>,
+    refused_for: Duration,
+) -> Vec<(crate::model::JobId, JobState)> {
+    let db = queue.db();
+    let mut moved = Vec::with_capacity(batch.len());
+    let mut backoff = Duration::from_millis(50);
+    let mut refusals = 0;
+    let mut first_refused = None;
+    loop {
+        let error = match complete::complete(db, batch).await {
+            Ok(written) => {
+                moved.extend(written);
+                batch.clear();
+                return moved;
+            }
+            Err(error) => error,
+        };
+        let answers = crate::store::ping(db).await.is_ok();
+        if answers && batch.len() > 1 {
+            let mut refused = Vec::new();
+            for completion in batch.drain(..) {
+                match complete::complete(db, std::slice::from_ref(&completion)).await {
+                    Ok(written) => moved.extend(written),
+                    Err(_) => refused.push(completion),
+                }
+            }
+            *batch = refused;
+            if batch.is_empty() {
+                return moved;
+            }
+        }
+        // Each row left was refused on its own, while the database answers.
+        if answers {
+            refusals += 1;
+            let since = *first_refused.get_or_insert_with(tokio::time::Instant::now);
+            let whole = |c: &Completion| c.error_class.as_deref() != Some(UNRECORDED);
+            if refusals >= REFUSALS && since.elapsed() >= refused_for && batch.iter().any(whole) {
+                for refused in batch.iter_mut().filter(|c| whole(c)) {
+                    tracing::error!(%error, job = %refused.job_id, attempt = %refused.attempt_id,
+                        "the database refuses this outcome: recording the attempt as failed without it");
+                    *refused = unrecorded(refused, &error);
+                }
+                continue;
+            }
+        } else {
+            (refusals, first_refused) = (0, None);
+        }
+        tracing::warn!(%error, pending = batch.len(), retry_in = ?backoff, "cannot record outcomes; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// `refused` as a plain failure of its attempt that says why: no result,
+/// backtrace or delay, a short message, the job retried if it was to be.
+fn unrecorded(refused: &Completion, error: &crate::error::QueueError) -> Completion {
+    let mut message: String = format!("the outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
+    if let Some((cut, _)) = message.char_indices().nth(1000) {
+        message.truncate(cut);
+    }
+    Completion {
+        job_id: refused.job_id,
+        attempt_id: refused.attempt_id,
+        attempt_state: AttemptState::Failed,
+        job_state: match refused.job_state {
+            JobState::Succeeded | JobState::Running => JobState::Failed,
+            other => other,
+        },
+        delay_us: 0,
+        result: None,
+        result_ref: None,
+        error_class: Some(UNRECORDED.into()),
+        error_message: Some(message),
+        backtrace: None,
+        uncharge: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Pool;
+    use crate::model::JobId;
+
+    /// A RUNNING job with a RUNNING attempt, written directly.
+    async fn running_job(pool: &sqlx::PgPool) -> (JobId, uuid::Uuid) {
+        let (job, attempt) = (JobId::new(), uuid::Uuid::now_v7());
+        sqlx::query(
+            "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, options, \
+             max_attempts, attempts, runs, current_attempt, created_at) \
+             VALUES ($1, 'app::f', '[]', 'default', 0, 'RUNNING', 0, '{}', 3, 1, 1, $2, 0)",
+        )
+        .bind(job.0)
+        .bind(attempt)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO rustyray_attempts (id, job_id, attempt, runner, state, submitted_at, last_heartbeat) \
+             VALUES ($1, $2, 1, 'local', 'RUNNING', 0, 0)",
+        )
+        .bind(attempt)
+        .bind(job.0)
+        .execute(pool)
+        .await
+        .unwrap();
+        (job, attempt)
+    }
+
+    fn completion(job: JobId, attempt: uuid::Uuid, job_state: JobState, delay_us: i64) -> Completion {
+        Completion {
+            job_id: job,
+            attempt_id: attempt,
+            attempt_state: if job_state == JobState::Succeeded {
+                AttemptState::Succeeded
+            } else {
+                AttemptState::Failed
+            },
+            job_state,
+            delay_us,
+            result: (job_state == JobState::Succeeded).then(|| "7".into()),
+            result_ref: None,
+            error_class: None,
+            error_message: None,
+            backtrace: None,
+            uncharge: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outcome_the_database_refuses_holds_back_no_other_and_is_recorded_as_a_failure() {
+        let Some(admin_url) = std::env::var("RUSTYRAY_TEST_POSTGRES").ok().filter(|url| !url.is_empty()) else {
+            eprintln!("RUSTYRAY_TEST_POSTGRES is not set: SKIPPING the refused-outcome test");
+            return;
+        };
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        let schema = format!("rr_refused_{}_{}", std::process::id(), fastrand::u32(..));
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let queue =
+            Queue::connect(&format!("{admin_url}{separator}options=-c%20search_path%3D{schema}")).await.unwrap();
+        let Pool::Postgres(pool) = &queue.db().pool else { panic!("a PostgreSQL pool") };
+        let (good, good_attempt) = running_job(pool).await;
+        let (bad, bad_attempt) = running_job(pool).await;
+        // A retry whose delay overflows PostgreSQL's bigint: the database
+        // refuses the row (the worker bounds delays; a new cause of a refused
+        // row would look the same).
+        let mut batch = vec![
+            completion(bad, bad_attempt, JobState::Queued, i64::MAX),
+            completion(good, good_attempt, JobState::Succeeded, 0),
+        ];
+        let write = write_refusing_for(&queue, &mut batch, Duration::ZERO);
+        let moved = tokio::time::timeout(Duration::from_secs(60), write).await.unwrap();
+        assert!(batch.is_empty());
+        assert!(moved.contains(&(good, JobState::Succeeded)), "{moved:?}");
+        assert!(moved.contains(&(bad, JobState::Queued)), "the refused retry is still a retry: {moved:?}");
+        let good = queue.job(good).await.unwrap();
+        assert_eq!((good.state, good.result), (JobState::Succeeded, Some(serde_json::json!(7))));
+        let bad = queue.job(bad).await.unwrap();
+        let attempt = &bad.attempt_list[0];
+        assert_eq!((attempt.state, attempt.error_class.as_deref()), (AttemptState::Failed, Some(UNRECORDED)));
+        assert!(attempt.error_message.as_deref().is_some_and(|m| m.contains("could not be recorded")), "{attempt:?}");
+        drop(queue);
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
     }
 }
