@@ -6,7 +6,9 @@
 //! Token authentication works as in Ray's own `JobSubmissionClient`: the
 //! token goes in an `Authorization: Bearer` header. [`RayClient::from_env`]
 //! finds it where Ray does: `RAY_AUTH_TOKEN`, the file named by
-//! `RAY_AUTH_TOKEN_PATH`, or `~/.ray/auth_token`.
+//! `RAY_AUTH_TOKEN_PATH`, or `~/.ray/auth_token`; a token from a file is read
+//! again when the dashboard refuses it, so a rotated token is picked up
+//! (and a circuit breaker opened by the refusal closes) without a restart.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rustyray_ray::RayError> {
@@ -20,6 +22,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -135,7 +139,12 @@ pub struct RayVersion {
 pub struct RayClient {
     base: String,
     http: reqwest::Client,
-    token: Option<String>,
+    /// The token, shared by the clones: one read again from `token_file`
+    /// serves them all.
+    token: Arc<RwLock<Option<String>>>,
+    /// The file the token came from, read again when a request is refused
+    /// (a token rotated on the cluster is picked up without a restart).
+    token_file: Option<Arc<PathBuf>>,
     timeout: Duration,
 }
 
@@ -143,7 +152,8 @@ impl fmt::Debug for RayClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RayClient")
             .field("address", &self.base)
-            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token", &self.current_token().map(|_| "***"))
+            .field("token_file", &self.token_file)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -168,20 +178,68 @@ impl RayClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|error| RayError::InvalidAddress { address: address.to_string(), reason: error.to_string() })?;
-        Ok(RayClient { base: trimmed.to_string(), http, token: None, timeout: Duration::from_secs(30) })
+        Ok(RayClient {
+            base: trimmed.to_string(),
+            http,
+            token: Arc::default(),
+            token_file: None,
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// A client of `address` with the token found where Ray looks for it:
     /// `RAY_AUTH_TOKEN`, the file `RAY_AUTH_TOKEN_PATH` names, or
     /// `~/.ray/auth_token` (none found: no token, for a cluster without auth).
+    /// A token from a file is read again when the dashboard refuses it.
     pub fn from_env(address: &str) -> Result<Self> {
-        Ok(Self::new(address)?.with_token(token_from_env()?))
+        let client = Self::new(address)?;
+        Ok(match token_from_env()? {
+            Found::Token(token) => client.with_token(token),
+            Found::File(path) => client.with_token_file(path)?,
+        })
     }
 
     /// Sends `token` with every request (`None`: none).
     pub fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        self.token = Arc::new(RwLock::new(clean(token)));
+        self.token_file = None;
         self
+    }
+
+    /// Sends the token the file at `path` holds (read now), and reads it
+    /// again whenever the dashboard refuses a request (401, 403): a refused
+    /// request is sent once more if the token changed, so a token rotated
+    /// on the cluster is picked up without a restart.
+    pub fn with_token_file(mut self, path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        self.token = Arc::new(RwLock::new(read_token(&path)?));
+        self.token_file = Some(Arc::new(path));
+        Ok(self)
+    }
+
+    /// The token sent now.
+    fn current_token(&self) -> Option<String> {
+        self.token.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Reads the token file again, if the token came from one; returns
+    /// whether the token changed.
+    fn reload_token(&self) -> bool {
+        let Some(path) = &self.token_file else { return false };
+        let fresh = match read_token(path) {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the Ray token again");
+                return false;
+            }
+        };
+        let mut token = self.token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *token == fresh {
+            return false;
+        }
+        tracing::info!(path = %path.display(), "the Ray token changed: sending the new one");
+        *token = fresh;
+        true
     }
 
     /// How long one request may take (default 30 s; uploads get longer).
@@ -196,15 +254,24 @@ impl RayClient {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).timeout(self.timeout);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        request
+        self.http.request(method, format!("{}{path}", self.base)).timeout(self.timeout)
     }
 
+    /// Sends `request` with the token; a refusal with a token file that has
+    /// changed since is sent once more, with the new token.
     async fn send(&self, request: reqwest::RequestBuilder, action: &str, what: &str) -> Result<reqwest::Response> {
-        let response = request.send().await.map_err(|error| self.unreachable(action, &error))?;
+        let again = self.token_file.as_ref().and_then(|_| request.try_clone());
+        let authorized = |request: reqwest::RequestBuilder| match self.current_token() {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let mut response = authorized(request).send().await.map_err(|error| self.unreachable(action, &error))?;
+        if matches!(response.status().as_u16(), 401 | 403)
+            && let Some(again) = again
+            && self.reload_token()
+        {
+            response = authorized(again).send().await.map_err(|error| self.unreachable(action, &error))?;
+        }
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(response);
@@ -363,27 +430,45 @@ impl RayClient {
     }
 }
 
+/// Where the token was found.
+enum Found {
+    /// In `RAY_AUTH_TOKEN`, or nowhere.
+    Token(Option<String>),
+    /// In this file.
+    File(PathBuf),
+}
+
 /// The token, found where Ray looks for it.
-fn token_from_env() -> Result<Option<String>> {
+fn token_from_env() -> Result<Found> {
     if let Ok(token) = std::env::var("RAY_AUTH_TOKEN")
         && !token.trim().is_empty()
     {
-        return Ok(Some(token.trim().to_string()));
+        return Ok(Found::Token(Some(token)));
     }
     if let Ok(path) = std::env::var("RAY_AUTH_TOKEN_PATH")
         && !path.is_empty()
     {
-        return std::fs::read_to_string(&path)
-            .map(|t| Some(t.trim().to_string()))
-            .map_err(|error| RayError::Token { path, message: error.to_string() });
+        return Ok(Found::File(PathBuf::from(path)));
     }
-    let Some(home) = std::env::var_os("HOME") else { return Ok(None) };
+    let Some(home) = std::env::var_os("HOME") else { return Ok(Found::Token(None)) };
     let path = std::path::Path::new(&home).join(".ray").join("auth_token");
-    match std::fs::read_to_string(&path) {
-        Ok(token) => Ok(Some(token.trim().to_string()).filter(|t| !t.is_empty())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok(Found::File(path)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Found::Token(None)),
         Err(error) => Err(RayError::Token { path: path.display().to_string(), message: error.to_string() }),
     }
+}
+
+/// The token the file at `path` holds (`None` if it is empty).
+fn read_token(path: &Path) -> Result<Option<String>> {
+    std::fs::read_to_string(path)
+        .map(|token| clean(Some(token)))
+        .map_err(|error| RayError::Token { path: path.display().to_string(), message: error.to_string() })
+}
+
+/// A token without surrounding white space; none if that leaves nothing.
+fn clean(token: Option<String>) -> Option<String> {
+    token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Ray's words in an error body: a Python traceback's last line, or the body.

@@ -483,6 +483,18 @@ async fn wrong_token() {
     worker.shutdown().await;
     assert_eq!(info.state, JobState::Succeeded, "{info:?}");
     assert_eq!(info.result, Some(serde_json::json!(81)));
+    // A token read from a file is read again when refused: the token the
+    // file holds after a rotation is sent without a new client.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth_token");
+    std::fs::write(&file, "not-the-token\n").unwrap();
+    let rotating = RayClient::new(&address).unwrap().with_token_file(&file).unwrap();
+    assert!(matches!(rotating.job("nothing").await, Err(rustyray::ray::RayError::Unauthorized { status: 403, .. })));
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    assert!(
+        matches!(rotating.clone().job("nothing").await, Err(rustyray::ray::RayError::NotFound { .. })),
+        "the refused request went again with the new token, and was let in"
+    );
 }
 
 async fn missing_binary() {
