@@ -89,6 +89,10 @@ impl Runner for WithBacktraces {
         "local"
     }
 
+    fn outcomes_written_by_worker(&self) -> bool {
+        true
+    }
+
     fn run(&self, attempt: Attempt) -> BoxFuture<'static, Outcome> {
         let run = run_local(self.0.clone(), attempt);
         Box::pin(async move {

@@ -116,6 +116,27 @@ impl Kind {
     }
 }
 
+/// Whether `error` is the database refusing a value it was given, which no
+/// retry cures: a value that cannot be encoded, PostgreSQL's data exceptions
+/// and constraint violations (SQLSTATE classes 22 and 23), SQLite's
+/// constraint, too-big and type-mismatch results. Outages, locks, timeouts,
+/// a full disk or a read-only server are not.
+pub(crate) fn refuses_value(kind: Kind, error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Encode(_) => true,
+        sqlx::Error::Database(error) => {
+            let Some(code) = error.code() else { return false };
+            match kind {
+                // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, with
+                // their extended codes (the primary code is the low byte).
+                Kind::Sqlite => code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 18..=20)),
+                Kind::Postgres => code.starts_with("22") || code.starts_with("23"),
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Runs `statements` (SQLite text, `;`-separated, bound to `args`) as one
 /// write transaction in a single hand-off to the connection's thread: the
 /// text is `BEGIN IMMEDIATE; ..; COMMIT`, so a batch costs one trip instead
@@ -376,7 +397,12 @@ impl Db {
 
     /// Maps a driver error to a queue error naming this database.
     pub fn error(&self, error: sqlx::Error) -> QueueError {
-        QueueError::Database { url: self.url.to_string(), message: error.to_string() }
+        let (url, message) = (self.url.to_string(), error.to_string());
+        if refuses_value(self.kind(), &error) {
+            QueueError::Refused { url, message }
+        } else {
+            QueueError::Database { url, message }
+        }
     }
 
     async fn migrate(&self) -> Result<()> {

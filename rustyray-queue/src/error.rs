@@ -23,6 +23,16 @@ pub enum QueueError {
         /// What the driver said.
         message: String,
     },
+    /// The database answered but refused a value a statement carried (a
+    /// data exception or a broken constraint): writing the same again fails
+    /// the same way.
+    #[error("database {url} refused a value: {message}")]
+    Refused {
+        /// The URL, password removed.
+        url: String,
+        /// What the driver said.
+        message: String,
+    },
     /// The database was written by a newer version of the queue.
     #[error(
         "database {url} has schema version {found}, newer than this program's {supported}: \

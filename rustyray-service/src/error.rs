@@ -159,6 +159,7 @@ impl From<QueueError> for ServiceError {
             }
             QueueError::JobNotFound(_) => ServiceError::NotFound(error.to_string()),
             QueueError::WrongState { .. } => ServiceError::InvalidArgument(error.to_string()),
+            QueueError::Refused { .. } => ServiceError::Internal(error.to_string()),
             QueueError::Database { .. }
             | QueueError::Migration { .. }
             | QueueError::SchemaTooNew { .. }

@@ -6,7 +6,8 @@
 //! a lease task renews the worker's lease and its attempts' heartbeats every
 //! `heartbeat` and runs the reconciler, and a recorder task writes outcomes
 //! in batches (retrying while the database is away, so an outcome is never
-//! dropped: its attempt keeps heartbeating until it is written).
+//! dropped: its attempt keeps heartbeating until it is written; one holding
+//! a value the database refuses is written as a plain failure instead).
 
 mod record;
 pub mod remote;

@@ -2,15 +2,17 @@
 //! written with others in one batch. A batch that cannot be written (the
 //! database is away) is retried with backoff, never dropped; its attempts
 //! stay RUNNING and heartbeated meanwhile, so nobody declares them lost. A
-//! batch the database refuses while it answers is written a row at a time,
-//! so that one row it refuses cannot hold back every outcome after it.
+//! batch holding a value the database refuses is written a row at a time,
+//! so that one row cannot hold back every outcome after it: that row is
+//! written as a plain failure of its attempt instead.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::model::{AttemptState, JobState};
+use crate::error::QueueError;
+use crate::model::{AttemptState, JobId, JobState};
 use crate::queue::Queue;
 use crate::signal::Signal;
 use crate::store::claim::Claimed;
@@ -179,41 +181,22 @@ async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
     }
 }
 
-/// How many times in a row, and for how long at least, the database may
-/// refuse one outcome on its own while it answers, before the outcome is
-/// written without its payload. Long enough that a passing fault (a lock
-/// held, a deadlock, a full disk) is waited out, as an outage is.
-const REFUSALS: u32 = 5;
-const REFUSED_FOR: Duration = Duration::from_secs(60);
-
 /// The error class of an outcome written without its payload because the
 /// database refused it as it was.
 const UNRECORDED: &str = "Unrecorded";
 
 /// Writes `batch` (emptying it); returns the jobs that moved.
 ///
-/// While the database is away the batch is retried with backoff. When it
-/// answers but refuses the batch, the rows are written one at a time. Rows
-/// it keeps refusing on their own ([`REFUSALS`] times over [`REFUSED_FOR`]) are
-/// written as plain failures of their attempts instead, without result,
-/// backtrace or delay; one refused even so is retried with backoff, as in an
-/// outage (its attempt stays RUNNING and heartbeated meanwhile).
-async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(crate::model::JobId, JobState)> {
-    write_refusing_for(queue, batch, REFUSED_FOR).await
-}
-
-/// [`write`], with the least time for which a row is refused before it is
-/// written without its payload.
-async fn write_refusing_for(
-    queue: &Queue,
-    batch: &mut Vec<Completion>,
-    refused_for: Duration,
-) -> Vec<(crate::model::JobId, JobState)> {
+/// While the database is away (or busy, locked, full, read-only) the batch
+/// is retried with backoff: its attempts stay RUNNING and heartbeated
+/// meanwhile. When it refuses a value ([`QueueError::Refused`]: no retry
+/// would cure that), the rows are written one at a time, so that one row
+/// cannot hold back the others, and a row refused on its own is written as
+/// a plain failure of its attempt instead ([`unrecorded`]).
+async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobState)> {
     let db = queue.db();
     let mut moved = Vec::with_capacity(batch.len());
     let mut backoff = Duration::from_millis(50);
-    let mut refusals = 0;
-    let mut first_refused = None;
     loop {
         let error = match complete::complete(db, batch).await {
             Ok(written) => {
@@ -221,47 +204,58 @@ async fn write_refusing_for(
                 batch.clear();
                 return moved;
             }
+            Err(error @ QueueError::Refused { .. }) => {
+                let mut left = Vec::new();
+                for completion in batch.drain(..) {
+                    match write_alone(queue, completion).await {
+                        Ok(written) => moved.extend(written),
+                        Err(completion) => left.push(completion),
+                    }
+                }
+                *batch = left;
+                if batch.is_empty() {
+                    return moved;
+                }
+                error
+            }
             Err(error) => error,
         };
-        let answers = crate::store::ping(db).await.is_ok();
-        if answers && batch.len() > 1 {
-            let mut refused = Vec::new();
-            for completion in batch.drain(..) {
-                match complete::complete(db, std::slice::from_ref(&completion)).await {
-                    Ok(written) => moved.extend(written),
-                    Err(_) => refused.push(completion),
-                }
-            }
-            *batch = refused;
-            if batch.is_empty() {
-                return moved;
-            }
-        }
-        // Each row left was refused on its own, while the database answers.
-        if answers {
-            refusals += 1;
-            let since = *first_refused.get_or_insert_with(tokio::time::Instant::now);
-            let whole = |c: &Completion| c.error_class.as_deref() != Some(UNRECORDED);
-            if refusals >= REFUSALS && since.elapsed() >= refused_for && batch.iter().any(whole) {
-                for refused in batch.iter_mut().filter(|c| whole(c)) {
-                    tracing::error!(%error, job = %refused.job_id, attempt = %refused.attempt_id,
-                        "the database refuses this outcome: recording the attempt as failed without it");
-                    *refused = unrecorded(refused, &error);
-                }
-                continue;
-            }
-        } else {
-            (refusals, first_refused) = (0, None);
-        }
         tracing::warn!(%error, pending = batch.len(), retry_in = ?backoff, "cannot record outcomes; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
-/// `refused` as a plain failure of its attempt that says why: no result,
-/// backtrace or delay, a short message, the job retried if it was to be.
-fn unrecorded(refused: &Completion, error: &crate::error::QueueError) -> Completion {
+/// Writes one outcome on its own: as it is, or, if the database refuses it,
+/// as a plain failure of its attempt. Gives it back when the database is
+/// away. Should the database refuse even the plain failure, the outcome is
+/// given up, with an error in the log: its attempt stays RUNNING while this
+/// worker heartbeats it, and is found LOST once the worker stops.
+async fn write_alone(queue: &Queue, completion: Completion) -> Result<Vec<(JobId, JobState)>, Completion> {
+    let db = queue.db();
+    let error = match complete::complete(db, std::slice::from_ref(&completion)).await {
+        Ok(written) => return Ok(written),
+        Err(error @ QueueError::Refused { .. }) => error,
+        Err(_) => return Err(completion),
+    };
+    let (job, attempt) = (completion.job_id, completion.attempt_id);
+    tracing::error!(%error, %job, %attempt, "the database refuses this outcome: recording the attempt as failed without it");
+    let plain = unrecorded(&completion, &error);
+    match complete::complete(db, std::slice::from_ref(&plain)).await {
+        Ok(written) => Ok(written),
+        Err(error @ QueueError::Refused { .. }) => {
+            tracing::error!(%error, %job, %attempt,
+                "the database refuses even the attempt's plain failure: it stays RUNNING until this worker stops");
+            Ok(Vec::new())
+        }
+        Err(_) => Err(plain),
+    }
+}
+
+/// `refused` as a plain failure of its attempt (class [`UNRECORDED`]) whose
+/// message is the database's refusal: no result, backtrace or delay; the job
+/// retried if it was to be, failed if it had succeeded.
+fn unrecorded(refused: &Completion, error: &QueueError) -> Completion {
     let mut message: String = format!("the outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
     if let Some((cut, _)) = message.char_indices().nth(1000) {
         message.truncate(cut);
@@ -280,7 +274,7 @@ fn unrecorded(refused: &Completion, error: &crate::error::QueueError) -> Complet
         error_class: Some(UNRECORDED.into()),
         error_message: Some(message),
         backtrace: None,
-        uncharge: false,
+        uncharge: refused.uncharge,
     }
 }
 
@@ -288,7 +282,6 @@ fn unrecorded(refused: &Completion, error: &crate::error::QueueError) -> Complet
 mod tests {
     use super::*;
     use crate::db::Pool;
-    use crate::model::JobId;
 
     /// A RUNNING job with a RUNNING attempt, written directly.
     async fn running_job(pool: &sqlx::PgPool) -> (JobId, uuid::Uuid) {
@@ -357,8 +350,7 @@ mod tests {
             completion(bad, bad_attempt, JobState::Queued, i64::MAX),
             completion(good, good_attempt, JobState::Succeeded, 0),
         ];
-        let write = write_refusing_for(&queue, &mut batch, Duration::ZERO);
-        let moved = tokio::time::timeout(Duration::from_secs(60), write).await.unwrap();
+        let moved = tokio::time::timeout(Duration::from_secs(60), write(&queue, &mut batch)).await.unwrap();
         assert!(batch.is_empty());
         assert!(moved.contains(&(good, JobState::Succeeded)), "{moved:?}");
         assert!(moved.contains(&(bad, JobState::Queued)), "the refused retry is still a retry: {moved:?}");
