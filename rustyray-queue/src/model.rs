@@ -442,16 +442,18 @@ pub struct JobInfo {
     /// Every attempt, first to last (filled by `job.info()`, empty in listings).
     pub attempt_list: Vec<AttemptInfo>,
     /// Set in a listing when the recorded arguments or the result were left
-    /// out for their size (over [`JobInfo::LISTED_VALUE_MAX`] characters);
+    /// out for their size (over [`JobInfo::LISTED_VALUE_MAX`] bytes);
     /// the job itself (`job.info()`, `GET /api/jobs/{id}`) has them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub values_omitted: bool,
 }
 
 impl JobInfo {
-    /// The longest arguments or result (characters of JSON) a listing
-    /// carries, and the longest last error it shows (longer ones are cut):
+    /// The longest arguments or result (bytes of JSON) a listing carries,
+    /// and the longest last error (in characters) it shows, longer ones cut:
     /// a page of a thousand jobs stays a few megabytes, whatever they hold.
+    /// (The sizes are read without reading the values: PostgreSQL keeps a
+    /// large value's size beside it, SQLite in the row's header.)
     pub const LISTED_VALUE_MAX: usize = 4096;
 }
 

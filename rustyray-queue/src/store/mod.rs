@@ -332,8 +332,9 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Vec<JobInfo>> {
 
 /// [`JOB_COLUMNS`] as a listing selects them: the arguments only where the
 /// job records them, and no argument list or result over
-/// [`JobInfo::LISTED_VALUE_MAX`] (a `values_omitted` column says so), the
-/// last error cut there. Built once.
+/// [`JobInfo::LISTED_VALUE_MAX`] bytes (a `values_omitted` column says so),
+/// the last error cut there. Sizes come from `octet_length`, which reads
+/// neither a large PostgreSQL value nor SQLite's overflow pages. Built once.
 fn listed_columns(kind: Kind) -> &'static str {
     fn build(kind: Kind) -> String {
         let max = JobInfo::LISTED_VALUE_MAX;
@@ -345,13 +346,13 @@ fn listed_columns(kind: Kind) -> &'static str {
             .split(',')
             .map(str::trim)
             .map(|column| match column {
-                "args" => format!("CASE WHEN {recorded} AND length(args) <= {max} THEN args END AS args"),
-                "result" => format!("CASE WHEN length(result) <= {max} THEN result END AS result"),
+                "args" => format!("CASE WHEN {recorded} AND octet_length(args) <= {max} THEN args END AS args"),
+                "result" => format!("CASE WHEN octet_length(result) <= {max} THEN result END AS result"),
                 "last_error" => format!("substr(last_error, 1, {max}) AS last_error"),
                 column => column.to_string(),
             })
             .chain([format!(
-                "(({recorded} AND length(args) > {max}) OR COALESCE(length(result), 0) > {max}) AS values_omitted"
+                "(({recorded} AND octet_length(args) > {max}) OR COALESCE(octet_length(result), 0) > {max}) AS values_omitted"
             )])
             .collect::<Vec<_>>()
             .join(", ")

@@ -115,7 +115,7 @@ pub struct ListParams {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct JobPage {
     /// The jobs, newest first, without their attempts; an argument list or
-    /// result over 4,096 characters is left out (`values_omitted`), a longer
+    /// result over 4,096 bytes is left out (`values_omitted`), a longer
     /// last error cut.
     pub jobs: Vec<JobInfo>,
     /// Where the next page starts, when there may be one.
