@@ -442,6 +442,27 @@ impl Db {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_value_the_database_refuses_is_told_apart_from_a_lock() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer) = sqlite_db(&dir).await;
+        let insert = "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, options, \
+                      max_attempts, created_at) VALUES (x'01', 'f', '[]', 'q', ?, 'QUEUED', 0, '{}', 1, 0)";
+        // A CHECK constraint: the same write would fail the same way again.
+        let refused = sqlx::query(insert).bind(500).execute(&writer).await.unwrap_err();
+        assert!(matches!(db.error(refused), QueueError::Refused { .. }));
+        // Another connection holds the write lock: waited out, not refused.
+        let path = dir.path().join("jobs.db");
+        let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder).await.unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).busy_timeout(Duration::ZERO);
+        let mut impatient = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        let locked = sqlx::query(insert).bind(0).execute(&mut impatient).await.unwrap_err();
+        let error = db.error(locked);
+        assert!(matches!(error, QueueError::Database { .. }) && error.is_transient(), "{error}");
+    }
+
     #[test]
     fn placeholders_and_clock_per_backend() {
         let text = "UPDATE t SET a = ?, b = {now} WHERE c = ?";
