@@ -229,6 +229,48 @@ async fn a_listing_leaves_out_large_values_which_the_job_itself_still_has() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_enqueues_one_job_however_often_it_is_sent() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let keyed = |key: &str| JobOptions::default().idempotency_key(key);
+        let args = || serde_json::json!([1, 2]);
+        let first = q.enqueue_by_name(add::NAME, args(), keyed("order-17")).await.unwrap();
+        let again = q.enqueue_by_name(add::NAME, args(), keyed("order-17")).await.unwrap();
+        assert_eq!(again, first, "{}: the second enqueue answers for the first job", db.label);
+        // In one transaction: a repeat within it, and a key already written.
+        let many = q
+            .enqueue_many_by_name(vec![
+                (add::NAME.to_string(), args(), keyed("order-18")),
+                (add::NAME.to_string(), args(), keyed("order-18")),
+                (add::NAME.to_string(), args(), keyed("order-17")),
+                (add::NAME.to_string(), args(), JobOptions::default()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(many[0], many[1], "{}", db.label);
+        assert_eq!(many[2], first, "{}", db.label);
+        assert!(![first, many[0]].contains(&many[3]), "{}: a job without a key is its own", db.label);
+        let listed = q.jobs(JobFilter::default()).await.unwrap();
+        assert_eq!(listed.len(), 3, "{}: three jobs written: {listed:?}", db.label);
+        // A key names the job whatever became of it: still the same id once it ran.
+        let w = worker(&q).await;
+        within("the keyed job", async {
+            while q.state(first).await.unwrap() != JobState::Succeeded {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        w.shutdown().await;
+        assert_eq!(q.enqueue_by_name(add::NAME, args(), keyed("order-17")).await.unwrap(), first, "{}", db.label);
+        // Bad keys are refused.
+        for bad in [String::new(), "k".repeat(256), "a\0b".to_string()] {
+            let error = q.enqueue_by_name(add::NAME, args(), keyed(&bad)).await.unwrap_err();
+            assert!(matches!(error, QueueError::InvalidOption { option: "idempotency_key", .. }), "{error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_of_for_ever_are_taken_as_a_year_and_the_worker_runs_and_stops() {
     for db in backends().await {
         let q = Queue::builder(&db.url).poll_interval(Duration::MAX).connect().await.expect("connect");
@@ -681,7 +723,7 @@ async fn a_database_from_a_newer_version_is_refused() {
         bump_schema(&db).await;
         match Queue::connect(&db.url).await {
             Err(QueueError::SchemaTooNew { found, supported, .. }) => {
-                assert_eq!((found, supported), (99_999, 2), "{}", db.label)
+                assert_eq!((found, supported), (99_999, 3), "{}", db.label)
             }
             other => panic!("{}: expected SchemaTooNew, got {other:?}", db.label),
         }

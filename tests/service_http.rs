@@ -45,6 +45,34 @@ async fn get(server: &Server, path: &str) -> (StatusCode, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_retried_under_its_idempotency_key_answers_for_the_first_job() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let server = Server::start(&q).await;
+        let body = json!({"function": add::NAME, "args": [2, 3], "options": {"idempotency_key": "invoice-9"}});
+        let (status, first) = json_of(submit(&server, body.clone()).await).await;
+        assert_eq!((status, first["state"].as_str()), (StatusCode::CREATED, Some("QUEUED")), "{}", db.label);
+        let w = worker(&q).await;
+        let job = rustyray::queue::Job::<i64>::from_id(&q, first["id"].as_str().unwrap().parse().unwrap());
+        assert_eq!(within("result", job.result()).await.unwrap(), 5);
+        // The client did not hear back, and sends it again: the same job, as it is now.
+        let (status, again) = json_of(submit(&server, body).await).await;
+        assert_eq!(
+            (status, &again["id"], again["state"].as_str()),
+            (StatusCode::CREATED, &first["id"], Some("SUCCEEDED"))
+        );
+        let (_, stats) = get(&server, "/api/stats").await;
+        assert_eq!(stats["by_state"]["SUCCEEDED"], 1, "{}: one job: {stats}", db.label);
+        let long = json!({"function": add::NAME, "args": [1, 1], "options": {"idempotency_key": "k".repeat(256)}});
+        let (status, refused) = json_of(submit(&server, long).await).await;
+        assert_eq!((status, refused["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT")));
+        assert!(refused["message"].as_str().is_some_and(|m| m.starts_with("options.idempotency_key")), "{refused}");
+        w.shutdown().await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_submitted_read_listed_and_its_result_served() {
     for db in backends().await {
         let q = db.queue().await;

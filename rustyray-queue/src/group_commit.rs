@@ -98,8 +98,8 @@ async fn write_pending(queue: Queue) {
 
 async fn write(db: &Db, mut batch: Vec<Pending>) {
     if batch.len() == 1 {
-        if let Some(Pending { jobs, done }) = batch.pop() {
-            let outcome = enqueue::insert(db, &jobs).await;
+        if let Some(Pending { mut jobs, done }) = batch.pop() {
+            let outcome = enqueue::insert(db, &mut jobs).await;
             let _ = done.send((jobs, outcome));
         }
         return;
@@ -111,17 +111,17 @@ async fn write(db: &Db, mut batch: Vec<Pending>) {
         all.extend(jobs);
         waiters.push(done);
     }
-    let shared = enqueue::insert(db, &all).await;
+    let shared = enqueue::insert(db, &mut all).await;
     let mut rest = all.into_iter();
     for (size, done) in sizes.into_iter().zip(waiters) {
-        let jobs: Vec<NewJob> = rest.by_ref().take(size).collect();
+        let mut jobs: Vec<NewJob> = rest.by_ref().take(size).collect();
         match &shared {
             Ok(()) => {
                 let _ = done.send((jobs, Ok(())));
             }
             // Each call on its own: its outcome is its own rows'.
             Err(_) => {
-                let outcome = enqueue::insert(db, &jobs).await;
+                let outcome = enqueue::insert(db, &mut jobs).await;
                 let _ = done.send((jobs, outcome));
             }
         }

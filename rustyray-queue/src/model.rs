@@ -167,9 +167,24 @@ pub struct JobOptions {
     pub num_cpus: Option<f64>,
     /// Whether the arguments may appear in logs, events and listings.
     pub record_args: bool,
+    /// A key that makes enqueueing idempotent: a second enqueue with the
+    /// key of a job still in the database writes nothing and answers with
+    /// that job's id (so a client that retries a submit it got no answer
+    /// for makes no duplicate). 1 to 255 bytes, without NUL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl JobOptions {
+    /// The longest idempotency key, in bytes.
+    pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+    /// Makes the enqueue idempotent under `key` (see
+    /// [`idempotency_key`](Self::idempotency_key)).
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
     /// Sets the queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
@@ -234,6 +249,14 @@ impl JobOptions {
         }
         if self.name.as_deref().is_some_and(|name| name.contains('\0')) {
             return Err(QueueError::InvalidOption { option: "name", reason: "a name cannot hold NUL".into() });
+        }
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > Self::MAX_IDEMPOTENCY_KEY || key.contains('\0'))
+        {
+            return Err(QueueError::InvalidOption {
+                option: "idempotency_key",
+                reason: format!("an idempotency key is 1 to {} bytes, without NUL", Self::MAX_IDEMPOTENCY_KEY),
+            });
         }
         let delays = [
             ("run_after", self.run_after),
@@ -304,6 +327,7 @@ impl From<&TaskOptions> for JobOptions {
             name: options.name.as_deref().map(str::to_string),
             num_cpus: options.num_cpus,
             record_args: options.record_args,
+            idempotency_key: None,
         }
     }
 }

@@ -104,12 +104,17 @@ impl JobService for Api {
             name: options.name,
             num_cpus: options.num_cpus,
             record_args: false,
+            idempotency_key: options.idempotency_key,
         }
         .into_job_options()?;
         self.state.check_queue(options.queue_name())?;
         self.state.queue.check_call(&function, &args, &options).map_err(ServiceError::from)?;
+        let keyed = options.idempotency_key.is_some();
         let id = self.state.queue.enqueue_by_name(&function, args, options).await.map_err(ServiceError::from)?;
-        Ok(Response::new(pb::SubmitResponse { job_id: id.to_string(), state: JobState::Queued.to_string() }))
+        // Under a key the job may be one submitted before, and have moved on.
+        let state =
+            if keyed { self.state.queue.state(id).await.map_err(ServiceError::from)? } else { JobState::Queued };
+        Ok(Response::new(pb::SubmitResponse { job_id: id.to_string(), state: state.to_string() }))
     }
 
     async fn get_job_status(

@@ -38,11 +38,16 @@ impl NewJob {
     }
 }
 
-/// Writes `jobs` in one transaction: all or none.
-pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
+/// Writes `jobs` in one transaction: all or none. A job whose idempotency
+/// key a job in the table has already (or an earlier one of `jobs`) is not
+/// written: its `id` becomes that job's.
+pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
+    let keys: Vec<&str> = jobs.iter().filter_map(|job| job.options.idempotency_key.as_deref()).collect();
+    let keyed = !keys.is_empty();
+    let keys = json_text(&keys)?;
     match &db.pool {
         Pool::Sqlite(pool) => {
             // The rows travel as JSON arrays, many per statement (`json_each`).
@@ -50,11 +55,12 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
             let text = sql(
                 kind,
                 "INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, options, \
-                 max_attempts, created_at) \
+                 max_attempts, created_at, idempotency_key) \
                  SELECT unhex(j.value ->> '$[0]'), j.value ->> '$[1]', j.value ->> '$[2]', j.value ->> '$[3]', \
                         j.value ->> '$[4]', 'QUEUED', COALESCE(j.value ->> '$[5]', {now} + (j.value ->> '$[6]')), \
-                        j.value ->> '$[7]', j.value ->> '$[8]', j.value ->> '$[9]', {now} \
-                 FROM json_each(?) AS j",
+                        j.value ->> '$[7]', j.value ->> '$[8]', j.value ->> '$[9]', {now}, j.value ->> '$[10]' \
+                 FROM json_each(?) AS j WHERE true \
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
             );
             let mut tx = pool.begin_with(kind.begin()).await.map_err(|e| db.error(e))?;
             for chunk in jobs.chunks(SQLITE_CHUNK) {
@@ -72,11 +78,21 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
                         job.options.name.as_deref(),
                         options,
                         job.max_attempts(),
+                        job.options.idempotency_key.as_deref(),
                     ));
                 }
                 sqlx::query(&text).bind(json_text(&rows)?).execute(&mut *tx).await.map_err(|e| db.error(e))?;
             }
+            let mut found = Vec::new();
+            if keyed {
+                let text = "SELECT id, idempotency_key FROM rustyray_jobs \
+                            WHERE idempotency_key IN (SELECT value FROM json_each(?))";
+                found = sqlx::query_as(text).bind(&keys).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+            }
             tx.commit().await.map_err(|e| db.error(e))?;
+            // Only once committed: jobs written again after a failure keep
+            // their own ids.
+            take_ids(jobs, found);
         }
         Pool::Postgres(pool) => {
             // One statement for the whole batch: arrays, unnested.
@@ -90,7 +106,8 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
             let mut names = Vec::with_capacity(jobs.len());
             let mut options = Vec::with_capacity(jobs.len());
             let mut max_attempts = Vec::with_capacity(jobs.len());
-            for job in jobs {
+            let mut idempotency_keys = Vec::with_capacity(jobs.len());
+            for job in jobs.iter() {
                 let (opts, delay, at, queue) = job.columns()?;
                 ids.push(job.id.0);
                 functions.push(job.function.clone());
@@ -102,18 +119,21 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
                 names.push(job.options.name.clone());
                 options.push(opts);
                 max_attempts.push(job.max_attempts());
+                idempotency_keys.push(job.options.idempotency_key.clone());
             }
             // One statement, so one round trip and its own transaction: the
             // rows and the wake-up commit together or not at all.
             let text = sql(
                 db.kind(),
                 "WITH i AS (INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, \
-                 options, max_attempts, created_at) \
+                 options, max_attempts, created_at, idempotency_key) \
                  SELECT j.id, j.function, j.args, j.queue, j.priority, 'QUEUED', COALESCE(j.at, {now} + j.delay), \
-                        j.name, j.options, j.max_attempts, {now} \
+                        j.name, j.options, j.max_attempts, {now}, j.idempotency_key \
                  FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[], ?::bigint[], \
-                             ?::text[], ?::text[], ?::int[]) \
-                      AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts) \
+                             ?::text[], ?::text[], ?::int[], ?::text[]) \
+                      AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts, \
+                           idempotency_key) \
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                  RETURNING 1) \
                  SELECT pg_notify('rustyray_ready', '') WHERE EXISTS (SELECT 1 FROM i)",
             );
@@ -128,10 +148,34 @@ pub async fn insert(db: &Db, jobs: &[NewJob]) -> Result<()> {
                 .bind(names)
                 .bind(options)
                 .bind(max_attempts)
+                .bind(idempotency_keys)
                 .execute(pool)
                 .await
                 .map_err(|e| db.error(e))?;
+            if keyed {
+                // After the insert committed: a concurrent insert of the same
+                // key that won is committed too (the conflict waited for it).
+                let text = sql(
+                    db.kind(),
+                    "SELECT id, idempotency_key FROM rustyray_jobs \
+                     WHERE idempotency_key IN (SELECT value FROM json_array_elements_text(?::json))",
+                );
+                let found: Vec<(uuid::Uuid, String)> =
+                    sqlx::query_as(&text).bind(&keys).fetch_all(pool).await.map_err(|e| db.error(e))?;
+                take_ids(jobs, found);
+            }
         }
     }
     Ok(())
+}
+
+/// Gives each job with an idempotency key the id of the job written under
+/// it (its own, or one written before).
+fn take_ids(jobs: &mut [NewJob], found: Vec<(uuid::Uuid, String)>) {
+    let found: std::collections::HashMap<String, uuid::Uuid> = found.into_iter().map(|(id, key)| (key, id)).collect();
+    for job in jobs {
+        if let Some(id) = job.options.idempotency_key.as_ref().and_then(|key| found.get(key)) {
+            job.id = JobId(*id);
+        }
+    }
 }

@@ -475,9 +475,9 @@ mod tests {
         let db = Db::connect(&format!("sqlite://{}/jobs.db", dir.path().display()), &ConnectOptions::default())
             .await
             .unwrap();
-        let jobs = [new_job(false), new_job(true)];
+        let mut jobs = [new_job(false), new_job(true)];
         let (tried, fresh) = (jobs[0].id, jobs[1].id);
-        enqueue::insert(&db, &jobs).await.unwrap();
+        enqueue::insert(&db, &mut jobs).await.unwrap();
         let Pool::Sqlite(pool) = &db.pool else { panic!("a SQLite pool") };
         // Written out of order: the read puts them in attempt order.
         for (attempt, state) in [(2, "RUNNING"), (1, "FAILED")] {

@@ -38,6 +38,10 @@ pub struct SubmitOptions {
     pub num_cpus: Option<f64>,
     /// Whether the arguments may appear in listings and events.
     pub record_args: bool,
+    /// Makes the submit idempotent: a second submit with the key of a job
+    /// still in the database writes nothing and answers for that job, so a
+    /// client may retry a submit it got no answer for (1 to 255 bytes).
+    pub idempotency_key: Option<String>,
 }
 
 impl SubmitOptions {
@@ -54,6 +58,7 @@ impl SubmitOptions {
             name: self.name,
             num_cpus: self.num_cpus,
             record_args: self.record_args,
+            idempotency_key: self.idempotency_key,
         };
         options.validate()?;
         Ok(options)
@@ -83,7 +88,8 @@ fn no_args() -> serde_json::Value {
 pub struct SubmitResponse {
     /// Its id.
     pub id: JobId,
-    /// QUEUED.
+    /// QUEUED (or, under an idempotency key, the state of the job the key
+    /// names).
     pub state: JobState,
     /// Its function.
     pub function: String,
@@ -186,10 +192,13 @@ pub(crate) async fn submit(
     state.check_queue(options.queue_name())?;
     state.queue.check_call(&function, &args, &options)?;
     let queue = options.queue_name().to_string();
+    let keyed = options.idempotency_key.is_some();
     let id = state.queue.enqueue_by_name(&function, args, options).await?;
+    // Under a key the job may be one submitted before, and have moved on.
+    let job_state = if keyed { state.queue.state(id).await? } else { JobState::Queued };
     let location =
         HeaderValue::from_str(&format!("/api/jobs/{id}")).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    let body = SubmitResponse { id, state: JobState::Queued, function, queue };
+    let body = SubmitResponse { id, state: job_state, function, queue };
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(body)))
 }
 
