@@ -237,6 +237,7 @@ async fn an_idempotency_key_enqueues_one_job_however_often_it_is_sent() {
         let first = q.enqueue_by_name(add::NAME, args(), keyed("order-17")).await.unwrap();
         let again = q.enqueue_by_name(add::NAME, args(), keyed("order-17")).await.unwrap();
         assert_eq!(again, first, "{}: the second enqueue answers for the first job", db.label);
+        assert_eq!(q.job(first).await.unwrap().options.idempotency_key.as_deref(), Some("order-17"));
         // In one transaction: a repeat within it, and a key already written.
         let many = q
             .enqueue_many_by_name(vec![

@@ -111,9 +111,12 @@ impl JobService for Api {
         self.state.queue.check_call(&function, &args, &options).map_err(ServiceError::from)?;
         let keyed = options.idempotency_key.is_some();
         let id = self.state.queue.enqueue_by_name(&function, args, options).await.map_err(ServiceError::from)?;
-        // Under a key the job may be one submitted before, and have moved on.
-        let state =
-            if keyed { self.state.queue.state(id).await.map_err(ServiceError::from)? } else { JobState::Queued };
+        // Under a key the job may be one submitted before, and have moved on
+        // (QUEUED, should that read fail: the job is written either way).
+        let state = match keyed {
+            true => self.state.queue.state(id).await.unwrap_or(JobState::Queued),
+            false => JobState::Queued,
+        };
         Ok(Response::new(pb::SubmitResponse { job_id: id.to_string(), state: state.to_string() }))
     }
 

@@ -24,7 +24,10 @@ pub struct NewJob {
 
 impl NewJob {
     fn columns(&self) -> Result<(String, i64, Option<i64>, String)> {
-        let options = serde_json::to_string(&self.options).map_err(|error| crate::error::QueueError::Codec {
+        // The key lives in its own column only: a worker of the previous
+        // version, still running during an upgrade, reads these options.
+        let stored = JobOptions { idempotency_key: None, ..self.options.clone() };
+        let options = serde_json::to_string(&stored).map_err(|error| crate::error::QueueError::Codec {
             context: format!("encoding the options of a `{}` job", self.function),
             message: error.to_string(),
         })?;
@@ -121,8 +124,12 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                 max_attempts.push(job.max_attempts());
                 idempotency_keys.push(job.options.idempotency_key.clone());
             }
-            // One statement, so one round trip and its own transaction: the
-            // rows and the wake-up commit together or not at all.
+            // One statement for the rows and the wake-up, in a transaction
+            // with the read of the keys' ids: all commit together or not at
+            // all. Rows go in in the order of their keys, so that two
+            // batches sharing keys wait for each other in one order and
+            // never deadlock.
+            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
             let text = sql(
                 db.kind(),
                 "WITH i AS (INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, \
@@ -133,6 +140,7 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                              ?::text[], ?::text[], ?::int[], ?::text[]) \
                       AS j(id, function, args, queue, priority, at, delay, name, options, max_attempts, \
                            idempotency_key) \
+                 ORDER BY j.idempotency_key \
                  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                  RETURNING 1) \
                  SELECT pg_notify('rustyray_ready', '') WHERE EXISTS (SELECT 1 FROM i)",
@@ -149,21 +157,23 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                 .bind(options)
                 .bind(max_attempts)
                 .bind(idempotency_keys)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| db.error(e))?;
+            let mut found = Vec::new();
             if keyed {
-                // After the insert committed: a concurrent insert of the same
-                // key that won is committed too (the conflict waited for it).
+                // A concurrent insert of the same key that won is committed
+                // by now (the conflict waited for it), and this statement's
+                // snapshot, taken after, sees it.
                 let text = sql(
                     db.kind(),
                     "SELECT id, idempotency_key FROM rustyray_jobs \
                      WHERE idempotency_key IN (SELECT value FROM json_array_elements_text(?::json))",
                 );
-                let found: Vec<(uuid::Uuid, String)> =
-                    sqlx::query_as(&text).bind(&keys).fetch_all(pool).await.map_err(|e| db.error(e))?;
-                take_ids(jobs, found);
+                found = sqlx::query_as(&text).bind(&keys).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
             }
+            tx.commit().await.map_err(|e| db.error(e))?;
+            take_ids(jobs, found);
         }
     }
     Ok(())

@@ -27,7 +27,7 @@ use crate::model::{ActiveJob, AttemptInfo, AttemptState, JobFilter, JobId, JobIn
 /// The columns a [`JobInfo`] is read from.
 pub(crate) const JOB_COLUMNS: &str = "id, function, args, queue, priority, state, name, options, attempts, \
      max_attempts, worker_id, run_after, created_at, started_at, finished_at, result, result_ref, last_error, \
-     cancel_requested";
+     cancel_requested, idempotency_key";
 
 const ATTEMPT_COLUMNS: &str = "id, attempt, runner, state, charged, worker_id, ray_job_id, submitted_at, started_at, \
      finished_at, last_heartbeat, error_class, error_message, backtrace, result_ref, log_ref";
@@ -76,7 +76,8 @@ where
     let state: String = row.try_get("state").map_err(e)?;
     let options: String = row.try_get("options").map_err(e)?;
     let result: Option<String> = row.try_get("result").map_err(e)?;
-    let options: JobOptions = parse_json(&options, "options", id)?;
+    let mut options: JobOptions = parse_json(&options, "options", id)?;
+    options.idempotency_key = row.try_get("idempotency_key").map_err(e)?;
     // A listing selects the arguments only where they are recorded and
     // small enough, and says when it left a value out.
     let args = if wanted == Args::All || options.record_args {

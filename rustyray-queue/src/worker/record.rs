@@ -142,11 +142,16 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
         Outcome::Recorded => return None,
     }
     // PostgreSQL's text refuses NUL, and a failure's message is the user's
-    // (or a Ray job's log): a row it refuses would hold back every outcome
-    // after it.
+    // (or a Ray job's log), of any length: a row it refuses would hold back
+    // every outcome after it.
     for text in [&mut c.error_class, &mut c.error_message, &mut c.backtrace].into_iter().flatten() {
         if text.contains('\0') {
             *text = text.replace('\0', "\u{FFFD}");
+        }
+        if text.len() > TEXT_MAX {
+            let cut = (0..=TEXT_MAX).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+            text.truncate(cut);
+            text.push_str(" [cut]");
         }
     }
     // A job stored before delays were bounded may ask for one past what a
@@ -185,18 +190,34 @@ async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
 /// database refused it as it was.
 const UNRECORDED: &str = "Unrecorded";
 
+/// Whether `completion` is already an outcome written without its payload.
+pub(crate) fn is_unrecorded(completion: &Completion) -> bool {
+    completion.error_class.as_deref() == Some(UNRECORDED)
+}
+
+/// How many times a batch may fail for another reason than a refused value,
+/// while the database answers a ping, before its rows are written one at a
+/// time (some other fault of one row would otherwise hold back them all).
+const SPLIT_AFTER: u32 = 3;
+
+/// The longest failure message and backtrace an outcome carries, in bytes:
+/// a body's error text is the user's, and unbounded.
+const TEXT_MAX: usize = 64 * 1024;
+
 /// Writes `batch` (emptying it); returns the jobs that moved.
 ///
 /// While the database is away (or busy, locked, full, read-only) the batch
 /// is retried with backoff: its attempts stay RUNNING and heartbeated
 /// meanwhile. When it refuses a value ([`QueueError::Refused`]: no retry
-/// would cure that), the rows are written one at a time, so that one row
-/// cannot hold back the others, and a row refused on its own is written as
-/// a plain failure of its attempt instead ([`unrecorded`]).
+/// would cure that), or keeps failing while it answers otherwise, the rows
+/// are written one at a time, so that one row cannot hold back the others,
+/// and a row refused on its own is written as a plain failure of its
+/// attempt instead ([`unrecorded`]).
 async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobState)> {
     let db = queue.db();
     let mut moved = Vec::with_capacity(batch.len());
     let mut backoff = Duration::from_millis(50);
+    let mut failures = 0;
     loop {
         let error = match complete::complete(db, batch).await {
             Ok(written) => {
@@ -204,22 +225,24 @@ async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobSta
                 batch.clear();
                 return moved;
             }
-            Err(error @ QueueError::Refused { .. }) => {
-                let mut left = Vec::new();
-                for completion in batch.drain(..) {
-                    match write_alone(queue, completion).await {
-                        Ok(written) => moved.extend(written),
-                        Err(completion) => left.push(completion),
-                    }
-                }
-                *batch = left;
-                if batch.is_empty() {
-                    return moved;
-                }
-                error
-            }
             Err(error) => error,
         };
+        failures += 1;
+        let refused = matches!(error, QueueError::Refused { .. });
+        if refused || (batch.len() > 1 && failures >= SPLIT_AFTER && crate::store::ping(db).await.is_ok()) {
+            failures = 0;
+            let mut left = Vec::new();
+            for completion in batch.drain(..) {
+                match write_alone(queue, completion).await {
+                    Ok(written) => moved.extend(written),
+                    Err(completion) => left.push(completion),
+                }
+            }
+            *batch = left;
+            if batch.is_empty() {
+                return moved;
+            }
+        }
         tracing::warn!(%error, pending = batch.len(), retry_in = ?backoff, "cannot record outcomes; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -227,10 +250,8 @@ async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobSta
 }
 
 /// Writes one outcome on its own: as it is, or, if the database refuses it,
-/// as a plain failure of its attempt. Gives it back when the database is
-/// away. Should the database refuse even the plain failure, the outcome is
-/// given up, with an error in the log: its attempt stays RUNNING while this
-/// worker heartbeats it, and is found LOST once the worker stops.
+/// as a plain failure of its attempt. Gives it (or the plain failure) back
+/// when that could not be written, to be tried again.
 async fn write_alone(queue: &Queue, completion: Completion) -> Result<Vec<(JobId, JobState)>, Completion> {
     let db = queue.db();
     let error = match complete::complete(db, std::slice::from_ref(&completion)).await {
@@ -243,19 +264,17 @@ async fn write_alone(queue: &Queue, completion: Completion) -> Result<Vec<(JobId
     let plain = unrecorded(&completion, &error);
     match complete::complete(db, std::slice::from_ref(&plain)).await {
         Ok(written) => Ok(written),
-        Err(error @ QueueError::Refused { .. }) => {
-            tracing::error!(%error, %job, %attempt,
-                "the database refuses even the attempt's plain failure: it stays RUNNING until this worker stops");
-            Ok(Vec::new())
+        Err(error) => {
+            tracing::error!(%error, %job, %attempt, "cannot record even the attempt's plain failure; retrying");
+            Err(plain)
         }
-        Err(_) => Err(plain),
     }
 }
 
 /// `refused` as a plain failure of its attempt (class [`UNRECORDED`]) whose
 /// message is the database's refusal: no result, backtrace or delay; the job
 /// retried if it was to be, failed if it had succeeded.
-fn unrecorded(refused: &Completion, error: &QueueError) -> Completion {
+pub(crate) fn unrecorded(refused: &Completion, error: &QueueError) -> Completion {
     let mut message: String = format!("the outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
     if let Some((cut, _)) = message.char_indices().nth(1000) {
         message.truncate(cut);
@@ -360,6 +379,13 @@ mod tests {
         let attempt = &bad.attempt_list[0];
         assert_eq!((attempt.state, attempt.error_class.as_deref()), (AttemptState::Failed, Some(UNRECORDED)));
         assert!(attempt.error_message.as_deref().is_some_and(|m| m.contains("could not be recorded")), "{attempt:?}");
+        // Alone in its batch, the same.
+        let (lone, lone_attempt) = running_job(pool).await;
+        let mut batch = vec![completion(lone, lone_attempt, JobState::Queued, i64::MAX)];
+        let moved = tokio::time::timeout(Duration::from_secs(60), write(&queue, &mut batch)).await.unwrap();
+        assert_eq!(moved, vec![(lone, JobState::Queued)]);
+        let lone = queue.job(lone).await.unwrap();
+        assert_eq!(lone.attempt_list[0].error_class.as_deref(), Some(UNRECORDED));
         drop(queue);
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
     }

@@ -64,7 +64,7 @@ pub async fn run_attempt(
     };
     let completion = record::completion(queue, &claimed, outcome).await;
     let mut written = None;
-    if let Some(completion) = completion {
+    if let Some(mut completion) = completion {
         let mut backoff = Duration::from_millis(50);
         // The heartbeat goes on while this retries, so nobody declares the
         // attempt lost; give up after about a minute and let the worker
@@ -74,6 +74,13 @@ pub async fn run_attempt(
                 Ok(_) => {
                     written = Some(completion);
                     break;
+                }
+                // A value the database refuses: the attempt's plain failure
+                // instead, at once.
+                Err(error @ crate::error::QueueError::Refused { .. }) if !record::is_unrecorded(&completion) => {
+                    tracing::error!(attempt = %attempt_id, %error,
+                        "the database refuses this outcome: recording the attempt as failed without it");
+                    completion = record::unrecorded(&completion, &error);
                 }
                 Err(error) => {
                     tracing::warn!(attempt = %attempt_id, %error, retry_in = ?backoff, "cannot record the outcome; retrying");

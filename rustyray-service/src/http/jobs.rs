@@ -194,11 +194,15 @@ pub(crate) async fn submit(
     let queue = options.queue_name().to_string();
     let keyed = options.idempotency_key.is_some();
     let id = state.queue.enqueue_by_name(&function, args, options).await?;
-    // Under a key the job may be one submitted before, and have moved on.
-    let job_state = if keyed { state.queue.state(id).await? } else { JobState::Queued };
+    let mut body = SubmitResponse { id, state: JobState::Queued, function, queue };
+    // Under a key the job may be one submitted before, and have moved on: it
+    // is described as it is (as submitted, should that read fail: the job
+    // is written either way).
+    if keyed && let Ok(job) = state.queue.job(id).await {
+        (body.state, body.function, body.queue) = (job.state, job.function, job.queue);
+    }
     let location =
         HeaderValue::from_str(&format!("/api/jobs/{id}")).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    let body = SubmitResponse { id, state: job_state, function, queue };
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(body)))
 }
 
