@@ -124,12 +124,11 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                 max_attempts.push(job.max_attempts());
                 idempotency_keys.push(job.options.idempotency_key.clone());
             }
-            // One statement for the rows and the wake-up, in a transaction
-            // with the read of the keys' ids: all commit together or not at
-            // all. Rows go in in the order of their keys, so that two
-            // batches sharing keys wait for each other in one order and
-            // never deadlock.
-            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
+            // One statement for the rows and the wake-up: they commit
+            // together or not at all, in one round trip. With keys, it shares
+            // a transaction with the read of the keys' ids. Rows go in in the
+            // order of their keys, so that two batches sharing keys wait for
+            // each other in one order and never deadlock.
             let text = sql(
                 db.kind(),
                 "WITH i AS (INSERT INTO rustyray_jobs (id, function, args, queue, priority, state, run_after, name, \
@@ -145,7 +144,7 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                  RETURNING 1) \
                  SELECT pg_notify('rustyray_ready', '') WHERE EXISTS (SELECT 1 FROM i)",
             );
-            sqlx::query(&text)
+            let insert = sqlx::query(&text)
                 .bind(ids)
                 .bind(functions)
                 .bind(args)
@@ -156,22 +155,22 @@ pub async fn insert(db: &Db, jobs: &mut [NewJob]) -> Result<()> {
                 .bind(names)
                 .bind(options)
                 .bind(max_attempts)
-                .bind(idempotency_keys)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db.error(e))?;
-            let mut found = Vec::new();
-            if keyed {
-                // A concurrent insert of the same key that won is committed
-                // by now (the conflict waited for it), and this statement's
-                // snapshot, taken after, sees it.
-                let text = sql(
-                    db.kind(),
-                    "SELECT id, idempotency_key FROM rustyray_jobs \
-                     WHERE idempotency_key IN (SELECT value FROM json_array_elements_text(?::json))",
-                );
-                found = sqlx::query_as(&text).bind(&keys).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
+                .bind(idempotency_keys);
+            if !keyed {
+                insert.execute(pool).await.map_err(|e| db.error(e))?;
+                return Ok(());
             }
+            let mut tx = pool.begin().await.map_err(|e| db.error(e))?;
+            insert.execute(&mut *tx).await.map_err(|e| db.error(e))?;
+            // A concurrent insert of the same key that won is committed by
+            // now (the conflict waited for it), and this statement's
+            // snapshot, taken after, sees it.
+            let text = sql(
+                db.kind(),
+                "SELECT id, idempotency_key FROM rustyray_jobs \
+                 WHERE idempotency_key IN (SELECT value FROM json_array_elements_text(?::json))",
+            );
+            let found = sqlx::query_as(&text).bind(&keys).fetch_all(&mut *tx).await.map_err(|e| db.error(e))?;
             tx.commit().await.map_err(|e| db.error(e))?;
             take_ids(jobs, found);
         }
