@@ -162,6 +162,10 @@ pub struct EnqueueArgs {
     /// A name for listings.
     #[arg(long)]
     pub name: Option<String>,
+    /// Makes the enqueue idempotent: run again with the same key (say, by a
+    /// script that retries), it writes nothing and prints the first job's id.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `serve` options. Tokens come from `RUSTYRAY_TOKENS` (`role:token`,
@@ -332,6 +336,7 @@ async fn execute(cli: Cli) -> Result<(), QueueError> {
             options.name = args.name;
             options.timeout = args.timeout_ms.map(Duration::from_millis);
             options.run_after = args.run_after_ms.map(Duration::from_millis);
+            options.idempotency_key = args.idempotency_key;
             let id = q.enqueue_by_name(&args.function, values, options).await?;
             if json {
                 println!("{}", serde_json::json!({ "id": id }));

@@ -145,14 +145,7 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
     // (or a Ray job's log), of any length: a row it refuses would hold back
     // every outcome after it.
     for text in [&mut c.error_class, &mut c.error_message, &mut c.backtrace].into_iter().flatten() {
-        if text.contains('\0') {
-            *text = text.replace('\0', "\u{FFFD}");
-        }
-        if text.len() > TEXT_MAX {
-            let cut = (0..=TEXT_MAX).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
-            text.truncate(cut);
-            text.push_str(" [cut]");
-        }
+        storable(text, TEXT_MAX);
     }
     // A job stored before delays were bounded may ask for one past what a
     // time column holds.
@@ -190,11 +183,6 @@ async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
 /// database refused it as it was.
 const UNRECORDED: &str = "Unrecorded";
 
-/// Whether `completion` is already an outcome written without its payload.
-pub(crate) fn is_unrecorded(completion: &Completion) -> bool {
-    completion.error_class.as_deref() == Some(UNRECORDED)
-}
-
 /// How many times a batch may fail for another reason than a refused value,
 /// while the database answers a ping, before its rows are written one at a
 /// time (some other fault of one row would otherwise hold back them all).
@@ -203,6 +191,19 @@ const SPLIT_AFTER: u32 = 3;
 /// The longest failure message and backtrace an outcome carries, in bytes:
 /// a body's error text is the user's, and unbounded.
 const TEXT_MAX: usize = 64 * 1024;
+
+/// Makes `text` fit a text column: NUL (which PostgreSQL refuses) replaced,
+/// and cut to at most `max` bytes (and a mark).
+fn storable(text: &mut String, max: usize) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+    if text.len() > max {
+        let cut = (0..=max).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(" [cut]");
+    }
+}
 
 /// Writes `batch` (emptying it); returns the jobs that moved.
 ///
@@ -234,8 +235,8 @@ async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobSta
             let mut left = Vec::new();
             for completion in batch.drain(..) {
                 match write_alone(queue, completion).await {
-                    Ok(written) => moved.extend(written),
-                    Err(completion) => left.push(completion),
+                    Ok((written, _)) => moved.extend(written),
+                    Err((completion, _)) => left.push(completion),
                 }
             }
             *batch = left;
@@ -250,23 +251,27 @@ async fn write(queue: &Queue, batch: &mut Vec<Completion>) -> Vec<(JobId, JobSta
 }
 
 /// Writes one outcome on its own: as it is, or, if the database refuses it,
-/// as a plain failure of its attempt. Gives it (or the plain failure) back
-/// when that could not be written, to be tried again.
-async fn write_alone(queue: &Queue, completion: Completion) -> Result<Vec<(JobId, JobState)>, Completion> {
+/// as a plain failure of its attempt; returns the jobs that moved and what
+/// was written. Gives it (or the plain failure) back when that could not be
+/// written, to be tried again, with the database's error.
+pub(crate) async fn write_alone(
+    queue: &Queue,
+    completion: Completion,
+) -> Result<(Vec<(JobId, JobState)>, Completion), (Completion, QueueError)> {
     let db = queue.db();
     let error = match complete::complete(db, std::slice::from_ref(&completion)).await {
-        Ok(written) => return Ok(written),
+        Ok(written) => return Ok((written, completion)),
         Err(error @ QueueError::Refused { .. }) => error,
-        Err(_) => return Err(completion),
+        Err(error) => return Err((completion, error)),
     };
     let (job, attempt) = (completion.job_id, completion.attempt_id);
     tracing::error!(%error, %job, %attempt, "the database refuses this outcome: recording the attempt as failed without it");
     let plain = unrecorded(&completion, &error);
     match complete::complete(db, std::slice::from_ref(&plain)).await {
-        Ok(written) => Ok(written),
+        Ok(written) => Ok((written, plain)),
         Err(error) => {
             tracing::error!(%error, %job, %attempt, "cannot record even the attempt's plain failure; retrying");
-            Err(plain)
+            Err((plain, error))
         }
     }
 }
@@ -274,11 +279,9 @@ async fn write_alone(queue: &Queue, completion: Completion) -> Result<Vec<(JobId
 /// `refused` as a plain failure of its attempt (class [`UNRECORDED`]) whose
 /// message is the database's refusal: no result, backtrace or delay; the job
 /// retried if it was to be, failed if it had succeeded.
-pub(crate) fn unrecorded(refused: &Completion, error: &QueueError) -> Completion {
-    let mut message: String = format!("the outcome could not be recorded: {error}").replace('\0', "\u{FFFD}");
-    if let Some((cut, _)) = message.char_indices().nth(1000) {
-        message.truncate(cut);
-    }
+fn unrecorded(refused: &Completion, error: &QueueError) -> Completion {
+    let mut message = format!("the outcome could not be recorded: {error}");
+    storable(&mut message, 4096);
     Completion {
         job_id: refused.job_id,
         attempt_id: refused.attempt_id,

@@ -13,7 +13,6 @@ use crate::error::Result;
 use crate::model::{AttemptState, JobId};
 use crate::queue::Queue;
 use crate::store::attempt::{self, Begin};
-use crate::store::complete;
 use crate::worker::record;
 use crate::worker::runner::{Attempt, Outcome, Stop, run_local};
 
@@ -68,21 +67,17 @@ pub async fn run_attempt(
         let mut backoff = Duration::from_millis(50);
         // The heartbeat goes on while this retries, so nobody declares the
         // attempt lost; give up after about a minute and let the worker
-        // that follows the cluster job record the failure.
+        // that follows the cluster job record the failure. An outcome the
+        // database refuses is written as the attempt's plain failure, as
+        // the worker's writer does.
         for _ in 0..12 {
-            match complete::complete(queue.db(), std::slice::from_ref(&completion)).await {
-                Ok(_) => {
-                    written = Some(completion);
+            match record::write_alone(queue, completion).await {
+                Ok((_, recorded)) => {
+                    written = Some(recorded);
                     break;
                 }
-                // A value the database refuses: the attempt's plain failure
-                // instead, at once.
-                Err(error @ crate::error::QueueError::Refused { .. }) if !record::is_unrecorded(&completion) => {
-                    tracing::error!(attempt = %attempt_id, %error,
-                        "the database refuses this outcome: recording the attempt as failed without it");
-                    completion = record::unrecorded(&completion, &error);
-                }
-                Err(error) => {
+                Err((again, error)) => {
+                    completion = again;
                     tracing::warn!(attempt = %attempt_id, %error, retry_in = ?backoff, "cannot record the outcome; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
