@@ -272,6 +272,34 @@ async fn an_idempotency_key_enqueues_one_job_however_often_it_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_enqueue_takes_an_idempotency_key_where_one_job_is_made() {
+    for db in backends().await {
+        let q = db.queue().await;
+        let first = add::options().idempotency_key("typed-1").enqueue(&q, 1, 2).await.unwrap().id();
+        let again = add::options().idempotency_key("typed-1").enqueue(&q, 1, 2).await.unwrap().id();
+        assert_eq!(again, first, "{}: the repeat answers for the first job", db.label);
+        assert_eq!(q.job(first).await.unwrap().options.idempotency_key.as_deref(), Some("typed-1"));
+        let other = add::options().enqueue(&q, 1, 2).await.unwrap().id();
+        assert_ne!(other, first, "{}: without a key, a job of its own", db.label);
+        let bad = add::options().idempotency_key("").enqueue(&q, 1, 2).await.map(|job| job.id()).unwrap_err();
+        assert!(matches!(bad, QueueError::InvalidOption { option: "idempotency_key", .. }), "{bad}");
+        // One key cannot name many jobs: nothing is written.
+        let many = add::options().idempotency_key("typed-2").enqueue_many(&q, [(1, 2), (3, 4)]).await;
+        let message = many.map(|jobs| jobs.len()).unwrap_err().to_string();
+        assert!(message.contains("idempotency key") && message.contains("enqueue_many"), "{message}");
+        assert_eq!(q.jobs(JobFilter::default()).await.unwrap().len(), 2, "{}", db.label);
+    }
+    // An in-process call makes no durable job: the key is refused, not dropped.
+    let rt = rustyray::Runtime::builder().num_cpus(1).build().unwrap();
+    rt.scope(async {
+        let error = add::options().idempotency_key("typed-3").remote(1, 2).get().await.unwrap_err();
+        assert!(matches!(error, rustyray::Error::InvalidOption { option: "idempotency_key", .. }), "{error}");
+        assert_eq!(add::options().remote(1, 2).get().await.unwrap(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_of_for_ever_are_taken_as_a_year_and_the_worker_runs_and_stops() {
     for db in backends().await {
         let q = Queue::builder(&db.url).poll_interval(Duration::MAX).connect().await.expect("connect");

@@ -92,6 +92,8 @@ pub fn describe_args(parts: &[String]) -> String {
 #[must_use = "a task builder does nothing until `.remote(..)` is called"]
 pub struct TaskBuilder<F, Args> {
     options: TaskOptions,
+    /// The key a durable job is enqueued under (see [`TaskBuilder::idempotency_key`]).
+    idempotency_key: Option<Box<str>>,
     _marker: PhantomData<fn() -> (F, Args)>,
 }
 
@@ -100,6 +102,7 @@ impl<F, Args> std::fmt::Debug for TaskBuilder<F, Args> {
         f.debug_struct("TaskBuilder")
             .field("function", &std::any::type_name::<F>())
             .field("options", &self.options)
+            .field("idempotency_key", &self.idempotency_key)
             .finish()
     }
 }
@@ -113,7 +116,7 @@ impl<F, Args> Default for TaskBuilder<F, Args> {
 impl<F, Args> TaskBuilder<F, Args> {
     /// Default options.
     pub fn new() -> Self {
-        TaskBuilder { options: TaskOptions::default(), _marker: PhantomData }
+        TaskBuilder { options: TaskOptions::default(), idempotency_key: None, _marker: PhantomData }
     }
 
     /// The options collected so far.
@@ -139,6 +142,35 @@ impl<F, Args> TaskBuilder<F, Args> {
         self
     }
 
+    /// Enqueues the durable job under `key`: an enqueue repeated with the
+    /// same key (a retry after a lost answer, say) stores no second job and
+    /// returns the one stored first, whatever became of it. The queue checks
+    /// the key (1 to 255 bytes, no NUL). A key names one durable job, so an
+    /// in-process call (`.remote(..)`) fails with
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption), and
+    /// `enqueue_many` writes nothing and returns the queue's error for an
+    /// invalid option.
+    ///
+    /// ```
+    /// # use rustyray_core::TaskBuilder;
+    /// # struct F;
+    /// let builder = TaskBuilder::<F, ()>::new().idempotency_key("order-1042");
+    /// assert!(format!("{builder:?}").contains("order-1042"));
+    /// ```
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into().into_boxed_str());
+        self
+    }
+
+    /// Refuses the idempotency key, if one was given, where no single
+    /// durable job is made (`why` says where).
+    fn refuse_key(&mut self, why: &str) {
+        if self.idempotency_key.take().is_some() && self.options.invalid.is_none() {
+            let reason = format!("an idempotency key names one durable job; {why}");
+            self.options.invalid = Some(Box::new(crate::Error::InvalidOption { option: "idempotency_key", reason }));
+        }
+    }
+
     /// Lets the task start no earlier than `at` (a past time means at once);
     /// otherwise as [`run_after`](Self::run_after).
     pub fn run_at(mut self, at: std::time::SystemTime) -> Self {
@@ -151,16 +183,22 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     /// Enqueues one durable job per argument tuple, all in one transaction,
     /// with these options.
     pub fn enqueue_many<Q: JobQueue>(
-        self,
+        mut self,
         queue: &Q,
         items: impl IntoIterator<Item = Args>,
     ) -> impl Future<Output = Result<Vec<Q::Job<F::Output>>, Q::Error>> + Send
     where
         Args: JobArgs<Q>,
     {
+        self.refuse_key("`enqueue_many` stores many: enqueue each job with a key of its own");
         let calls: Vec<EnqueueCall> = items
             .into_iter()
-            .map(|args| EnqueueCall { function: F::NAME, args: args.to_job_json(), options: self.options.clone() })
+            .map(|args| EnqueueCall {
+                function: F::NAME,
+                args: args.to_job_json(),
+                options: self.options.clone(),
+                idempotency_key: None,
+            })
             .collect();
         queue.enqueue_calls::<F::Output>(calls)
     }
@@ -174,7 +212,12 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     where
         Args: JobArgs<Q>,
     {
-        let call = EnqueueCall { function: F::NAME, args: args.to_job_json(), options: self.options };
+        let call = EnqueueCall {
+            function: F::NAME,
+            args: args.to_job_json(),
+            options: self.options,
+            idempotency_key: self.idempotency_key.map(String::from),
+        };
         queue.enqueue_call::<F::Output>(call)
     }
 }
@@ -182,7 +225,8 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
 impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
     /// Submits the call with arguments already wrapped.
     #[track_caller]
-    pub fn call(self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
+    pub fn call(mut self, args: Args::TaskArgs) -> ObjectRef<F::Output> {
+        self.refuse_key("an in-process call (`remote`) is not one: use `enqueue`");
         let deps = Args::dependencies(&args);
         let described = self.options.record_args.then(|| Arc::from(F::describe(&args)));
         let function = FunctionId::new(&F::NAME);

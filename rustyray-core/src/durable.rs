@@ -21,8 +21,8 @@ pub enum RunAt {
 }
 
 /// One call to be stored as a job: the function's registered name, its
-/// arguments as a JSON array (or the reason they could not be encoded), and
-/// its options.
+/// arguments as a JSON array (or the reason they could not be encoded), its
+/// options and its idempotency key.
 #[derive(Debug)]
 pub struct EnqueueCall {
     /// The stable name of the function (`crate::module::function`).
@@ -32,6 +32,9 @@ pub struct EnqueueCall {
     pub args: Result<serde_json::Value, String>,
     /// The options set with `f::options()`.
     pub options: TaskOptions,
+    /// The key the job is enqueued under, if any: a second enqueue with the
+    /// same key stores nothing and answers with the first job.
+    pub idempotency_key: Option<String>,
 }
 
 /// A store of durable jobs that `#[remote]` functions can be enqueued into.

@@ -474,7 +474,7 @@ impl JobQueue for Queue {
                         message: invalid.to_string(),
                     });
                 }
-                let options = JobOptions::from(&call.options);
+                let options = JobOptions { idempotency_key: call.idempotency_key, ..JobOptions::from(&call.options) };
                 options.validate()?;
                 let args = call.args.map_err(|message| QueueError::InvalidArguments {
                     function: call.function.to_string(),
