@@ -267,12 +267,35 @@ impl Inputs {
 
 /// Two numbers a task never needs at once, in one half-word: while it waits
 /// for its arguments, how many objects it still waits for; from the moment
-/// it is queued, how long after its submission that was, in microseconds
-/// (for the queue-wait histogram; at most about 71 minutes, a longer wait
-/// counts as that). A million tasks may wait at once, and with the entry's
-/// one-byte fields this keeps it within glibc's 128-byte chunk.
+/// it is queued, how long after its submission that was (for the queue-wait
+/// histogram), see [`Waited::delay`]. A million tasks may wait at once, and
+/// with the entry's one-byte fields this keeps it within glibc's 128-byte
+/// chunk.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Waited(u32);
+
+impl Waited {
+    /// The top bit says the rest counts milliseconds, not microseconds.
+    const MILLIS: u32 = 1 << 31;
+
+    /// A delay: to the microsecond up to about 35 minutes, to the
+    /// millisecond beyond (up to about 24 days; a longer one counts as that).
+    fn delay(delay: Duration) -> Waited {
+        match u32::try_from(delay.as_micros()) {
+            Ok(micros) if micros < Self::MILLIS => Waited(micros),
+            _ => Waited(Self::MILLIS | u32::try_from(delay.as_millis()).unwrap_or(u32::MAX).min(Self::MILLIS - 1)),
+        }
+    }
+
+    /// The delay [`delay`](Self::delay) kept.
+    fn as_delay(self) -> Duration {
+        if self.0 & Self::MILLIS == 0 {
+            Duration::from_micros(u64::from(self.0))
+        } else {
+            Duration::from_millis(u64::from(self.0 & !Self::MILLIS))
+        }
+    }
+}
 
 /// An instant in one word rather than an `Instant`'s two: nanoseconds since
 /// a process-wide origin (taken before any task is submitted).
@@ -509,14 +532,14 @@ impl Entry {
 
     /// It was queued (became ready to run) at `at`.
     pub(crate) fn mark_queued(&mut self, at: Stamp) {
-        let micros = at.0.saturating_sub(self.submitted.0) / 1_000;
-        self.waited = Waited(u32::try_from(micros).unwrap_or(u32::MAX));
+        self.waited = Waited::delay(Duration::from_nanos(at.0.saturating_sub(self.submitted.0)));
     }
 
-    /// When it was last queued (to the microsecond; see [`Waited`]).
+    /// When it was last queued (to the microsecond, or beyond 35 minutes
+    /// after its submission to the millisecond; see [`Waited`]).
     pub(crate) fn queued_at(&self) -> Instant {
         let submitted = self.submitted.instant();
-        submitted.checked_add(Duration::from_micros(u64::from(self.waited.0))).unwrap_or(submitted)
+        submitted.checked_add(self.waited.as_delay()).unwrap_or(submitted)
     }
 
     /// Attempts started (or handed to a worker to start) so far.
@@ -741,9 +764,18 @@ mod tests {
         entry.state = TaskState::Queued;
         entry.mark_queued(Stamp::of(queued));
         assert_eq!(entry.queued_at().saturating_duration_since(submitted), Duration::from_micros(1_500));
-        // A wait longer than the half-word holds counts as the longest it does.
-        entry.mark_queued(Stamp::of(submitted + Duration::from_secs(100 * 60)));
-        assert_eq!(entry.queued_at().saturating_duration_since(submitted), Duration::from_micros(u64::from(u32::MAX)));
+        // Past 35 minutes, to the millisecond: a task that waited hours for
+        // its arguments is counted as queued when it was.
+        let hours = Duration::from_secs(5 * 3600) + Duration::from_micros(7_300);
+        entry.mark_queued(Stamp::of(submitted + hours));
+        assert_eq!(entry.queued_at().saturating_duration_since(submitted), Duration::from_millis(5 * 3600 * 1000 + 7));
+        // The longest the half-word holds, about 24 days, for anything longer.
+        assert_eq!(Waited::delay(Duration::from_secs(100 * 86_400)).as_delay(), Duration::from_millis((1 << 31) - 1));
+        assert_eq!(Waited::delay(Duration::MAX).as_delay(), Duration::from_millis((1 << 31) - 1));
+        // Both scales meet where one ends.
+        let edge = Duration::from_micros((1 << 31) - 1);
+        assert_eq!(Waited::delay(edge).as_delay(), edge);
+        assert_eq!(Waited::delay(edge + Duration::from_micros(1)).as_delay(), Duration::from_millis(2_147_483));
     }
 
     #[test]
