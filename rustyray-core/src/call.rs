@@ -147,7 +147,7 @@ impl<F, Args> TaskBuilder<F, Args> {
     /// returns the one stored first, whatever became of it. The queue checks
     /// the key (1 to 255 bytes, no NUL). A key names one durable job, so an
     /// in-process call (`.remote(..)`) fails with
-    /// [`Error::InvalidOption`](crate::Error::InvalidOption), and
+    /// [`Error::InvalidOption`], and
     /// `enqueue_many` writes nothing and returns the queue's error for an
     /// invalid option.
     ///
@@ -167,7 +167,7 @@ impl<F, Args> TaskBuilder<F, Args> {
     fn refuse_key(&mut self, why: &str) {
         if self.idempotency_key.take().is_some() && self.options.invalid.is_none() {
             let reason = format!("an idempotency key names one durable job; {why}");
-            self.options.invalid = Some(Box::new(crate::Error::InvalidOption { option: "idempotency_key", reason }));
+            self.options.invalid = Some(Box::new(Error::InvalidOption { option: "idempotency_key", reason }));
         }
     }
 
