@@ -415,28 +415,6 @@ async fn follow(
                 if written(queue, claimed).await {
                     return Outcome::Recorded;
                 }
-                // A timed job that has not written its attempt by its
-                // timeout and slack, counted from when it could first have
-                // started, has stopped wherever it ran: its cluster is
-                // gone, and it holds its attempt no longer. An untimed
-                // job may still run, so it is followed on.
-                if let Some(timeout) = claimed.options.timeout
-                    && past_timeout(running_since.unwrap_or(submitted).elapsed(), timeout, inner.timeout_slack)
-                {
-                    stop_job(inner, id, inner.stop_wait).await;
-                    if written(queue, claimed).await {
-                        return Outcome::Recorded;
-                    }
-                    return Outcome::Lost {
-                        message: format!(
-                            "{}: the Ray dashboard at {} has not answered for Ray job {id} past the job's timeout \
-                             of {timeout:?} and {:?} of slack ({error}); the job wrote no outcome",
-                            who(claimed),
-                            inner.client.address(),
-                            inner.timeout_slack,
-                        ),
-                    };
-                }
                 poll = inner.poll.1;
                 continue;
             }
