@@ -147,9 +147,8 @@ impl<F, Args> TaskBuilder<F, Args> {
     /// returns the one stored first, whatever became of it. The queue checks
     /// the key (1 to 255 bytes, no NUL). A key names one durable job, so an
     /// in-process call (`.remote(..)`) fails with
-    /// [`Error::InvalidOption`], and
-    /// `enqueue_many` writes nothing and returns the queue's error for an
-    /// invalid option.
+    /// [`Error::InvalidOption`], and `enqueue_many` writes none of its jobs
+    /// and returns the queue's error for an invalid option.
     ///
     /// ```
     /// # use rustyray_core::TaskBuilder;

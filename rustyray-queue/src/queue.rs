@@ -469,6 +469,10 @@ impl JobQueue for Queue {
         for call in calls {
             let checked = (|| {
                 if let Some(invalid) = &call.options.invalid {
+                    if let rustyray_core::Error::InvalidOption { option, reason } = &**invalid {
+                        let reason = format!("{reason} (enqueueing `{}`)", call.function);
+                        return Err(QueueError::InvalidOption { option, reason });
+                    }
                     return Err(QueueError::InvalidArguments {
                         function: call.function.to_string(),
                         message: invalid.to_string(),
