@@ -510,6 +510,22 @@ async fn finished_records_are_bounded_and_filterable() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_finished_records_kept_the_counts_still_add_up() {
+    let rt = Runtime::builder().num_cpus(2).max_finished_records(0).build().unwrap();
+    rt.scope(async {
+        let refs: Vec<ObjectRef<u32>> = (0..20).map(|_| one_of::remote(1)).collect();
+        rustyray::get_all(&refs).await.unwrap();
+        assert!(flaky::options().name("bad").remote("no records".to_string(), 9).get().await.is_err());
+        rt.wait_idle().await;
+        assert!(rt.tasks().is_empty(), "no finished task is kept");
+        let stats = rt.stats();
+        assert_eq!(stats.submitted, 21);
+        assert_eq!((stats.succeeded, stats.failed, stats.pending, stats.running), (20, 1, 0, 0));
+    })
+    .await;
+}
+
 /// Records the order of the starvation test's tasks.
 static STREAM: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 

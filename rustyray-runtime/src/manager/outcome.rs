@@ -345,8 +345,13 @@ impl Core {
             TaskKind::Normal => {}
         }
         tracing::trace!(task = %task, function = %function, state = %state, "task finished");
-        let record = entry.take_record(self.books.now);
-        self.books.records.keep(record);
+        if self.books.records.keeps_finished() {
+            let record = entry.take_record(self.books.now);
+            self.books.records.keep(record);
+        } else {
+            // Nothing would keep the record: only its counts are taken.
+            self.books.records.count_finished(function, state);
+        }
         self.remains.push(entry);
     }
 

@@ -65,16 +65,26 @@ impl Records {
         let _ = self.run_time.record(nanos);
     }
 
-    /// Keeps a finished task, evicting the oldest past the limit, and
-    /// counts it against its function (index `metrics`).
-    pub(crate) fn keep(&mut self, record: Record) {
-        if let Some(function) = self.functions.of(record.function) {
-            match record.state {
+    /// Whether finished tasks are kept at all (`max_finished_records` above 0).
+    pub(crate) fn keeps_finished(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// Counts a finished task of `function`, ended in `state`, against its function.
+    pub(crate) fn count_finished(&mut self, function: FunctionId, state: TaskState) {
+        if let Some(function) = self.functions.of(function) {
+            match state {
                 TaskState::Succeeded => function.succeeded += 1,
                 TaskState::Failed => function.failed += 1,
                 _ => function.cancelled += 1,
             }
         }
+    }
+
+    /// Keeps a finished task, evicting the oldest past the limit, and
+    /// counts it against its function (index `metrics`).
+    pub(crate) fn keep(&mut self, record: Record) {
+        self.count_finished(record.function, record.state);
         if self.limit == 0 {
             return;
         }
