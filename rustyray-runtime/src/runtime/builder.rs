@@ -91,8 +91,7 @@ impl Builder {
     /// How many finished tasks `Runtime::tasks` keeps, oldest evicted first
     /// (default 10,000). 0 keeps none, and then no record of a finished
     /// task is even built: statistics, metrics and events are kept as
-    /// before, and each task costs about a tenth less work (see
-    /// `BENCHMARKS.md`).
+    /// before, and a task costs 5-10% less work (see `BENCHMARKS.md`).
     pub fn max_finished_records(mut self, records: usize) -> Self {
         self.max_finished_records = Some(records);
         self
