@@ -1,6 +1,7 @@
 //! The gRPC API with the generated tonic client against a real server:
 //! submit, status, service status, active jobs, cancel, watching events,
-//! and the same error codes as the HTTP/JSON API.
+//! the same error codes as the HTTP/JSON API, and the standard health
+//! service (`grpc.health.v1`) that load balancers and probes ask.
 
 mod queue;
 mod service;
@@ -17,6 +18,9 @@ use rustyray::service::proto::{
 use service::{ADMIN, READ, Server};
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 #[rustyray::remote]
 fn mul(a: i64, b: i64) -> i64 {
@@ -224,5 +228,55 @@ async fn a_call_past_the_in_flight_limit_is_refused_resource_exhausted() {
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     // The place is free again.
     client.get_status(with_token(GetStatusRequest {}, READ)).await.expect("a call once the place is free");
+    server.stop().await;
+}
+
+fn health_of(service: &str, token: Option<&str>) -> tonic::Request<HealthCheckRequest> {
+    let message = HealthCheckRequest { service: service.into() };
+    match token {
+        Some(token) => with_token(message, token),
+        None => tonic::Request::new(message),
+    }
+}
+
+fn serving(response: HealthCheckResponse) -> ServingStatus {
+    ServingStatus::try_from(response.status).expect("a known serving status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_health_service_answers_for_the_server_and_the_job_service() {
+    for db in queue::backends().await {
+        let q = db.queue().await;
+        let server = Server::start(&q).await;
+        let channel = Channel::from_shared(server.base.clone()).unwrap().connect().await.expect("gRPC connects");
+        let mut health = HealthClient::new(channel);
+        for service in ["", "rustyray.v1.JobService"] {
+            let answer = health.check(health_of(service, Some(READ))).await.unwrap().into_inner();
+            assert_eq!(serving(answer), ServingStatus::Serving, "{}: {service:?}", db.label);
+        }
+        let (unknown, message) = code(health.check(health_of("other.Service", Some(READ))).await);
+        assert_eq!(unknown, Code::NotFound, "{message}");
+        assert!(message.contains("other.Service"), "{message}");
+        // Health is not public here: a probe without the read token is refused.
+        let (refused, _) = code(health.check(health_of("", None)).await);
+        assert_eq!(refused, Code::Unauthenticated, "{}", db.label);
+        // A watch answers at once, for a service it does not know too.
+        let mut watch = health.watch(health_of("", Some(READ))).await.unwrap().into_inner();
+        let first = within("the first watch message", watch.message()).await.unwrap().expect("a message");
+        assert_eq!(serving(first), ServingStatus::Serving);
+        let mut unknown = health.watch(health_of("other.Service", Some(READ))).await.unwrap().into_inner();
+        let first = within("the unknown service's message", unknown.message()).await.unwrap().expect("a message");
+        assert_eq!(serving(first), ServingStatus::ServiceUnknown);
+        // Open watches end when the service stops: they do not hold it open.
+        within("the stop with two watches open", server.stop()).await;
+        assert!(within("the watch's end", watch.message()).await.is_ok_and(|m| m.is_none()));
+    }
+    // With health public, as for `/api/health`, no token is needed.
+    let db = queue::backends().await.remove(0);
+    let q = db.queue().await;
+    let server = Server::start_with(&q, |b| b.public_health(true)).await;
+    let channel = Channel::from_shared(server.base.clone()).unwrap().connect().await.expect("gRPC connects");
+    let answer = HealthClient::new(channel).check(health_of("", None)).await.unwrap().into_inner();
+    assert_eq!(serving(answer), ServingStatus::Serving);
     server.stop().await;
 }

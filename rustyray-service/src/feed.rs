@@ -56,6 +56,12 @@ impl Feed {
         self.closing.send_replace(true);
     }
 
+    /// Turns true once the service stops (see [`close`](Self::close)): other
+    /// streams that would run for ever end on it too.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// The newest event delivered so far.
     pub(crate) fn delivered(&self) -> i64 {
         self.delivered.load(Ordering::Acquire)

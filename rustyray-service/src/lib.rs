@@ -37,6 +37,7 @@ mod auth;
 mod error;
 mod feed;
 mod grpc;
+mod grpc_health;
 mod health;
 mod http;
 mod metrics;

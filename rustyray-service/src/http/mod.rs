@@ -123,6 +123,7 @@ pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.body_limit))
         .layer(limits)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+    let health_in_flight = in_flight.clone();
     let routes = if grpc {
         // gRPC calls are POSTs to `/<package>.<Service>/<Method>`; they check
         // their tokens themselves, and answer in gRPC's own terms, which the
@@ -134,7 +135,14 @@ pub(crate) fn router(state: Shared, grpc: bool) -> axum::Router {
                 grpc_limits(in_flight.clone(), timeout, request, next)
             }))
             .service(crate::grpc::server(state.clone()));
-        routes.route_service("/rustyray.v1.JobService/{*method}", grpc)
+        let health = Layers::new()
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                grpc_limits(health_in_flight.clone(), timeout, request, next)
+            }))
+            .service(crate::grpc_health::server(state.clone()));
+        routes
+            .route_service("/rustyray.v1.JobService/{*method}", grpc)
+            .route_service("/grpc.health.v1.Health/{*method}", health)
     } else {
         routes
     };
