@@ -267,16 +267,28 @@ async fn the_standard_health_service_answers_for_the_server_and_the_job_service(
         let mut unknown = health.watch(health_of("other.Service", Some(READ))).await.unwrap().into_inner();
         let first = within("the unknown service's message", unknown.message()).await.unwrap().expect("a message");
         assert_eq!(serving(first), ServingStatus::ServiceUnknown);
-        // Open watches end when the service stops: they do not hold it open.
+        // Open watches end when the service stops, so they do not hold it
+        // open; a known service's last message is NOT_SERVING, so a
+        // balancer moves away while requests in flight finish.
         within("the stop with two watches open", server.stop()).await;
+        let last = within("the watch's last message", watch.message()).await.unwrap().expect("a last message");
+        assert_eq!(serving(last), ServingStatus::NotServing);
         assert!(within("the watch's end", watch.message()).await.is_ok_and(|m| m.is_none()));
+        assert!(within("the other watch's end", unknown.message()).await.is_ok_and(|m| m.is_none()));
     }
-    // With health public, as for `/api/health`, no token is needed.
+    // With health public, as for `/api/health`, no token is needed; watches
+    // share the event streams' limit.
     let db = queue::backends().await.remove(0);
     let q = db.queue().await;
-    let server = Server::start_with(&q, |b| b.public_health(true)).await;
+    let server = Server::start_with(&q, |b| b.public_health(true).max_watchers(1)).await;
     let channel = Channel::from_shared(server.base.clone()).unwrap().connect().await.expect("gRPC connects");
-    let answer = HealthClient::new(channel).check(health_of("", None)).await.unwrap().into_inner();
+    let mut health = HealthClient::new(channel);
+    let answer = health.check(health_of("", None)).await.unwrap().into_inner();
     assert_eq!(serving(answer), ServingStatus::Serving);
-    server.stop().await;
+    let mut open = health.watch(health_of("", None)).await.unwrap().into_inner();
+    assert_eq!(serving(within("a watch", open.message()).await.unwrap().unwrap()), ServingStatus::Serving);
+    let (refused, message) = code(health.watch(health_of("", None)).await);
+    assert_eq!(refused, Code::ResourceExhausted, "{message}");
+    drop(open);
+    within("the stop", server.stop()).await;
 }

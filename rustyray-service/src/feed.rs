@@ -56,6 +56,12 @@ impl Feed {
         self.closing.send_replace(true);
     }
 
+    /// How many watchers may be open at once (the event streams' limit,
+    /// which other long-lived streams share as their own).
+    pub(crate) fn max_watchers(&self) -> usize {
+        self.max_watchers
+    }
+
     /// Turns true once the service stops (see [`close`](Self::close)): other
     /// streams that would run for ever end on it too.
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {

@@ -4,43 +4,53 @@
 //! - the whole server (service `""`) and `rustyray.v1.JobService` are
 //!   SERVING while the report is healthy or degraded;
 //! - they are NOT_SERVING while it is unhealthy (the database cannot be
-//!   reached);
+//!   reached), and from the moment the service starts stopping, so that
+//!   balancers move away while requests in flight finish;
 //! - any other service name is NOT_FOUND for `Check`, and SERVICE_UNKNOWN
 //!   for `Watch`.
 //!
-//! `Check` runs the report on each call. `Watch` sends the status at once,
-//! then again whenever it changes, looking every few seconds, until the
-//! service stops. Both need the read token unless health is public, as for
-//! `/api/health`.
+//! `Check` runs the report on each call. Watches share one verdict: one
+//! task runs the report every few seconds while any watch is open, and each
+//! watch sends its client the changes. As many watches may be open as event
+//! streams (`max_watchers`); one past that is refused with
+//! RESOURCE_EXHAUSTED. Both calls need the read token unless health is
+//! public, as for `/api/health` (a Kubernetes probe sends no token: serve
+//! with `--public-health`).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use tokio::sync::{OnceCell, watch};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::auth::Role;
+use crate::error::ServiceError;
 use crate::health::HealthStatus;
 use crate::service::State;
 
 /// The services this server answers for: itself as a whole, and the job service.
 const SERVICES: [&str; 2] = ["", "rustyray.v1.JobService"];
 
-/// How often a watch runs the report again.
+/// How often the shared verdict is worked out again while anyone watches.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// The health service over `state`.
 pub(crate) fn server(state: Arc<State>) -> HealthServer<Checker> {
-    HealthServer::new(Checker { state })
+    HealthServer::new(Checker { state, verdict: OnceCell::new(), watches: Arc::new(()) })
 }
 
 /// Answers health checks from the service's health report.
 pub(crate) struct Checker {
     state: Arc<State>,
+    /// The verdict watches share, from the first watch on (see [`publish`]).
+    verdict: OnceCell<watch::Receiver<ServingStatus>>,
+    /// One count per open watch, beside this one.
+    watches: Arc<()>,
 }
 
 impl Checker {
@@ -51,6 +61,18 @@ impl Checker {
         let header = request.metadata().get("authorization").map(|value| value.as_bytes());
         self.state.authorize(header, Role::Read)?;
         Ok(())
+    }
+
+    /// The verdict now: NOT_SERVING once the service is stopping, else the report's.
+    async fn verdict(state: &State) -> ServingStatus {
+        let mut closing = state.feed.closing();
+        if *closing.borrow() {
+            return ServingStatus::NotServing;
+        }
+        tokio::select! {
+            health = state.health() => serving(health.status),
+            _ = closing.wait_for(|closed| *closed) => ServingStatus::NotServing,
+        }
     }
 }
 
@@ -66,6 +88,29 @@ fn answer(status: ServingStatus) -> HealthCheckResponse {
     HealthCheckResponse { status: status.into() }
 }
 
+/// Works the shared verdict out every [`WATCH_EVERY`] until the service
+/// stops (the last verdict is then NOT_SERVING, and the watches end) or
+/// nobody can watch any more (the health service is gone).
+async fn publish(state: Arc<State>, verdict: watch::Sender<ServingStatus>) {
+    let mut closing = state.feed.closing();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+            _ = closing.wait_for(|closed| *closed) => break,
+            () = verdict.closed() => return,
+        }
+        let now = tokio::select! {
+            now = Checker::verdict(&state) => now,
+            () = verdict.closed() => return,
+        };
+        verdict.send_if_modified(|last| std::mem::replace(last, now) != now);
+        if now == ServingStatus::NotServing && *closing.borrow() {
+            break;
+        }
+    }
+    verdict.send_replace(ServingStatus::NotServing);
+}
+
 #[tonic::async_trait]
 impl Health for Checker {
     async fn check(&self, request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
@@ -77,33 +122,52 @@ impl Health for Checker {
                 SERVICES[1]
             )));
         }
-        Ok(Response::new(answer(serving(self.state.health().await.status))))
+        Ok(Response::new(answer(Checker::verdict(&self.state).await)))
     }
 
     type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
 
     async fn watch(&self, request: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
         self.authorize(&request)?;
-        let known = SERVICES.contains(&request.get_ref().service.as_str());
+        // Counted with this one: two watches admitted at once cannot both
+        // take the last place.
+        let place = self.watches.clone();
+        let limit = self.state.feed.max_watchers();
+        if Arc::strong_count(&place) - 1 > limit {
+            let message = format!("{limit} watches are open, the most this service serves; try again later");
+            return Err(ServiceError::Overloaded(message).into());
+        }
+        let mut closing = self.state.feed.closing();
+        if !SERVICES.contains(&request.get_ref().service.as_str()) {
+            // Unknown, and stays so: one message, then the stream waits for
+            // the client to leave or the service to stop.
+            let unknown = futures::stream::once(async { Ok(answer(ServingStatus::ServiceUnknown)) });
+            let until_stop = futures::stream::once(async move {
+                let _place = place;
+                let _ = closing.wait_for(|closed| *closed).await;
+            })
+            .filter_map(|()| async { None::<Result<HealthCheckResponse, Status>> });
+            return Ok(Response::new(Box::pin(unknown.chain(until_stop))));
+        }
         let state = self.state.clone();
-        // The stream ends when the service stops, so that it does not hold
-        // a graceful shutdown open.
-        let closing = state.feed.closing();
-        let changes = futures::stream::unfold((state, closing, None), move |(state, mut closing, last)| async move {
+        let verdict = self
+            .verdict
+            .get_or_init(|| async move {
+                let (sender, receiver) = watch::channel(Checker::verdict(&state).await);
+                tokio::spawn(publish(state, sender));
+                receiver
+            })
+            .await
+            .clone();
+        // Each change of the shared verdict, from the one now; the stream
+        // ends after the verdict's last (NOT_SERVING as the service stops).
+        let changes = futures::stream::unfold((verdict, None, place), |(mut verdict, last, place)| async move {
             loop {
-                if last.is_some() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(WATCH_EVERY) => {}
-                        _ = closing.wait_for(|closed| *closed) => return None,
-                    }
-                }
-                if *closing.borrow() {
-                    return None;
-                }
-                let now = if known { serving(state.health().await.status) } else { ServingStatus::ServiceUnknown };
+                let now = *verdict.borrow_and_update();
                 if last != Some(now) {
-                    return Some((Ok(answer(now)), (state, closing, Some(now))));
+                    return Some((Ok(answer(now)), (verdict, Some(now), place)));
                 }
+                verdict.changed().await.ok()?;
             }
         });
         Ok(Response::new(Box::pin(changes)))
