@@ -1,6 +1,7 @@
 //! The network face of RustyRay's durable queue: an HTTP/JSON API (with an
 //! OpenAPI document generated from its handlers), gRPC
-//! (`rustyray.v1.JobService`, from `proto/rustyray.proto`), bearer tokens
+//! (`rustyray.v1.JobService`, from `proto/rustyray.proto`, beside the
+//! standard `grpc.health.v1.Health` for balancers and probes), bearer tokens
 //! with `read` and `admin` roles, lifecycle events over server-sent events
 //! and gRPC streams, and, with the `nats` feature, published to NATS
 //! JetStream from the database's event outbox.
@@ -25,7 +26,8 @@
 //! once on a sign-in form and a session cookie does the rest.
 //!
 //! Layers: [`Service`] (configuration and serving) over `http` (routes,
-//! auth, limits, OpenAPI), `admin` (the web page) and `grpc`, which share
+//! auth, limits, OpenAPI), `admin` (the web page), `grpc` and
+//! `grpc_health`, which share
 //! `feed` (the event feed),
 //! `health`, `auth` and one error type, [`ServiceError`], whose [`Code`]s
 //! are the same on both protocols.
