@@ -103,10 +103,8 @@ async fn publish(state: Arc<State>, verdict: watch::Sender<ServingStatus>) {
             now = Checker::verdict(&state) => now,
             () = verdict.closed() => return,
         };
+        // A stop seen during the report ends the loop at the next select.
         verdict.send_if_modified(|last| std::mem::replace(last, now) != now);
-        if now == ServingStatus::NotServing && *closing.borrow() {
-            break;
-        }
     }
     verdict.send_replace(ServingStatus::NotServing);
 }
