@@ -25,6 +25,9 @@ enum Listing {
 struct Inner {
     by_id: FxHashMap<ActorId, Listing>,
     names: HashMap<String, ActorId>,
+    /// Set once the runtime shuts down: no actor is listed after that, so
+    /// a creation racing the shutdown cannot leave its name taken.
+    closed: bool,
 }
 
 /// The actors of one runtime.
@@ -53,9 +56,13 @@ impl Directory {
         }
     }
 
-    /// Lists a new actor, taking its name if it has one.
+    /// Lists a new actor, taking its name if it has one. Fails with
+    /// [`Error::RuntimeShutdown`] once the directory was cleared.
     pub(crate) fn register(&self, id: ActorId, name: Option<&str>, actor: &WeakActorRef) -> Result<()> {
         let mut inner = self.inner.lock();
+        if inner.closed {
+            return Err(Error::RuntimeShutdown);
+        }
         let listing = match name {
             Some(name) => {
                 if inner.names.contains_key(name) {
@@ -114,10 +121,11 @@ impl Directory {
         drop(listing);
     }
 
-    /// Forgets every actor (shutdown).
+    /// Forgets every actor and lists none from now on (shutdown).
     pub(crate) fn clear(&self) {
         let listings = {
             let mut inner = self.inner.lock();
+            inner.closed = true;
             inner.names.clear();
             std::mem::take(&mut inner.by_id)
         };
@@ -139,5 +147,19 @@ mod tests {
             "{error:?}"
         );
         assert!(matches!(directory.named("late"), Err(Error::ActorNotFound { .. })), "the name was not taken");
+    }
+
+    #[test]
+    fn an_actor_listed_after_the_shutdown_cleared_the_directory_is_refused() {
+        // The creation checked the runtime before the shutdown and lists
+        // its actor after the shutdown cleared the directory.
+        let directory = Directory::default();
+        directory.clear();
+        let id = ActorId::next();
+        let error = directory.register(id, None, &WeakActorRef::dangling("app::Late")).unwrap_err();
+        assert!(matches!(error, Error::RuntimeShutdown), "{error:?}");
+        let error = directory.register(id, Some("late"), &WeakActorRef::dangling("app::Late")).unwrap_err();
+        assert!(matches!(error, Error::RuntimeShutdown), "{error:?}");
+        assert!(matches!(directory.lookup(id), Err(Error::ActorNotFound { .. })), "nothing was listed");
     }
 }
