@@ -289,7 +289,17 @@ async fn a_typed_enqueue_takes_an_idempotency_key_where_one_job_is_made() {
         assert!(matches!(error, QueueError::InvalidOption { option: "idempotency_key", .. }), "{error}");
         let message = error.to_string();
         assert!(message.contains("enqueue_many") && message.contains(add::NAME), "{message}");
+        // Nor can it name none: an empty batch with a key is refused as well.
+        let none = add::options().idempotency_key("typed-4").enqueue_many(&q, std::iter::empty()).await;
+        let error = none.map(|jobs| jobs.len()).unwrap_err();
+        assert!(matches!(error, QueueError::InvalidOption { option: "idempotency_key", .. }), "{error}");
         assert_eq!(q.jobs(JobFilter::default()).await.unwrap().len(), 2, "{}", db.label);
+        // Two jobs were written and one enqueue was answered by its key:
+        // the metrics count them apart.
+        let metrics = q.metrics_text().await.unwrap();
+        for line in ["rustyray_job_submissions_total 2", "rustyray_job_enqueues_deduplicated_total 1"] {
+            assert!(metrics.lines().any(|l| l == line), "{}: `{line}` missing from\n{metrics}", db.label);
+        }
     }
     // An in-process call makes no durable job: the key is refused, not dropped.
     let rt = rustyray::Runtime::builder().num_cpus(1).build().unwrap();
@@ -672,6 +682,96 @@ async fn a_result_over_the_size_limit_goes_to_the_result_store() {
         assert!(large.result.is_none(), "{}", db.label);
         assert!(large.result_ref.as_deref().unwrap().starts_with("file://"));
         w.shutdown().await;
+    }
+}
+
+/// Every other run (the first of each test database) hangs for ever.
+static HANG_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[rustyray::remote]
+async fn hang_every_other() -> u32 {
+    if HANG_RUNS.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+        std::future::pending::<()>().await;
+    }
+    1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_under_its_old_id_lets_the_dead_attempt_be_found_lost() {
+    let fast = |q: &Queue| {
+        Worker::builder(q)
+            .id("restarted-worker")
+            .heartbeat(Duration::from_millis(50))
+            .stuck_timeout(Duration::from_millis(1000))
+    };
+    for db in backends().await {
+        // The first process claims the job and dies mid-attempt: its tokio
+        // runtime ends with no graceful stop.
+        let url = db.url.clone();
+        let job = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            rt.block_on(async {
+                let q = Queue::builder(&url).poll_interval(Duration::from_millis(10)).connect().await.unwrap();
+                let worker = fast(&q).start().await.unwrap();
+                let job = hang_every_other::options().max_retries(1).enqueue(&q).await.unwrap();
+                while job.state().await.unwrap() != JobState::Running {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                std::mem::forget(worker);
+                job.id()
+            })
+        })
+        .join()
+        .unwrap();
+        // The process comes back under the same worker id: it must not keep
+        // the dead attempt alive, so the attempt is found LOST and retried.
+        let q = db.queue().await;
+        let worker = fast(&q).start().await.unwrap();
+        let info = within("the retry after the lost attempt", async {
+            loop {
+                let info = q.job(job).await.unwrap();
+                if info.state.is_terminal() {
+                    break info;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(info.state, JobState::Succeeded, "{}: {info:?}", db.label);
+        let states: Vec<AttemptState> = info.attempt_list.iter().map(|a| a.state).collect();
+        assert_eq!(states, vec![AttemptState::Lost, AttemptState::Succeeded], "{}: {info:?}", db.label);
+        within("shutdown", worker.shutdown()).await;
+    }
+}
+
+/// A result store that panics on every write.
+#[derive(Debug)]
+struct PanickingStore;
+
+impl rustyray::queue::ResultStore for PanickingStore {
+    fn put<'a>(&'a self, _key: &'a str, _bytes: Vec<u8>) -> futures::future::BoxFuture<'a, Result<String, QueueError>> {
+        Box::pin(async { panic!("the store broke") })
+    }
+
+    fn get<'a>(&'a self, _reference: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, QueueError>> {
+        Box::pin(async { panic!("the store broke") })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_store_that_panics_fails_the_attempt_and_the_worker_lives_on() {
+    for db in backends().await {
+        let q = Queue::builder(&db.url).result_limit(16).result_store(PanickingStore).connect().await.unwrap();
+        let w = Worker::builder(&q).concurrency(1).start().await.unwrap();
+        let large = big::enqueue(&q, 1_000).await.unwrap();
+        let error = within("the large result", large.result()).await.unwrap_err();
+        assert!(error.to_string().contains("result store panicked"), "{}: {error}", db.label);
+        let info = large.info().await.unwrap();
+        assert_eq!(info.state, JobState::Failed, "{}: {info:?}", db.label);
+        // Its one slot is free again: the next job runs, and the worker stops.
+        let small = big::enqueue(&q, 4).await.unwrap();
+        assert_eq!(within("the small result", small.result()).await.unwrap().len(), 4, "{}", db.label);
+        within("shutdown", w.shutdown()).await;
     }
 }
 

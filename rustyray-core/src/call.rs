@@ -190,6 +190,7 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
         Args: JobArgs<Q>,
     {
         self.refuse_key("`enqueue_many` stores many: enqueue each job with a key of its own");
+        let refused = queue.check_options(F::NAME, &self.options).err();
         let calls: Vec<EnqueueCall> = items
             .into_iter()
             .map(|args| EnqueueCall {
@@ -199,7 +200,13 @@ impl<F: RemoteFunction<Args>, Args: ArgTuple> TaskBuilder<F, Args> {
                 idempotency_key: None,
             })
             .collect();
-        queue.enqueue_calls::<F::Output>(calls)
+        let write = queue.enqueue_calls::<F::Output>(calls);
+        async move {
+            match refused {
+                Some(error) => Err(error),
+                None => write.await,
+            }
+        }
     }
 
     /// Enqueues an already-built argument tuple as a durable job.

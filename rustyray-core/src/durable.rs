@@ -57,6 +57,11 @@ pub trait JobQueue: Sync {
         &self,
         calls: Vec<EnqueueCall>,
     ) -> impl Future<Output = Result<Vec<Self::Job<T>>, Self::Error>> + Send;
+
+    /// Checks options that a batch of calls of `function` shares, apart from
+    /// any call: a batch with no calls and invalid options is refused as a
+    /// batch with calls would be, not answered with no jobs.
+    fn check_options(&self, function: &'static str, options: &TaskOptions) -> Result<(), Self::Error>;
 }
 
 /// Encodes an argument tuple as the JSON array a job stores.

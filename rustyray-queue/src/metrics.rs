@@ -50,6 +50,11 @@ impl Queue {
         };
         registry.register("job_submissions", "Jobs this process enqueued", counter(&counters.submitted));
         registry.register(
+            "job_enqueues_deduplicated",
+            "Enqueues this process answered with a job already stored under their idempotency key",
+            counter(&counters.deduplicated),
+        );
+        registry.register(
             "job_submission_failures",
             "Enqueues this process refused or could not write",
             counter(&counters.submission_failures),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rustyray_core::{EnqueueCall, JobQueue, registry};
+use rustyray_core::{EnqueueCall, JobQueue, TaskOptions, registry};
 use tokio::sync::broadcast;
 
 use crate::db::{ConnectOptions, Db, Kind};
@@ -65,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) run_time: prometheus_client::metrics::histogram::Histogram,
     pub(crate) submitted: AtomicU64,
     pub(crate) submission_failures: AtomicU64,
+    /// Enqueues whose idempotency key named a job already stored.
+    pub(crate) deduplicated: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
@@ -80,6 +82,7 @@ impl Default for Counters {
             run_time: crate::metrics::run_time_histogram(),
             submitted: Default::default(),
             submission_failures: Default::default(),
+            deduplicated: Default::default(),
             succeeded: Default::default(),
             failed: Default::default(),
             retried: Default::default(),
@@ -272,7 +275,7 @@ impl Queue {
                 self.inner.counters.submission_failures.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
-            jobs.push(NewJob { id: JobId::new(), function, args: args.to_string(), options });
+            jobs.push(NewJob { id: JobId::new(), function, args: args.to_string(), options, deduplicated: false });
         }
         self.insert(jobs).await
     }
@@ -281,9 +284,17 @@ impl Queue {
         let count = jobs.len() as u64;
         match crate::group_commit::GroupCommit::insert(self, jobs).await {
             (jobs, Ok(())) => {
-                self.inner.counters.submitted.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                let deduplicated = jobs.iter().filter(|job| job.deduplicated).count() as u64;
+                let counters = &self.inner.counters;
+                counters.submitted.fetch_add(jobs.len() as u64 - deduplicated, Ordering::Relaxed);
+                counters.deduplicated.fetch_add(deduplicated, Ordering::Relaxed);
                 for job in &jobs {
-                    tracing::debug!(job = %job.id, function = %job.function, queue = job.options.queue_name(), "enqueued");
+                    let queue = job.options.queue_name();
+                    if job.deduplicated {
+                        tracing::debug!(job = %job.id, function = %job.function, queue, "enqueue deduplicated by its key");
+                    } else {
+                        tracing::debug!(job = %job.id, function = %job.function, queue, "enqueued");
+                    }
                 }
                 // One wake-up for the batch; nobody waits on a job becoming QUEUED.
                 self.signal(Signal::Ready);
@@ -468,16 +479,7 @@ impl JobQueue for Queue {
         let mut jobs = Vec::with_capacity(calls.len());
         for call in calls {
             let checked = (|| {
-                if let Some(invalid) = &call.options.invalid {
-                    if let rustyray_core::Error::InvalidOption { option, reason } = &**invalid {
-                        let reason = format!("{reason} (enqueueing `{}`)", call.function);
-                        return Err(QueueError::InvalidOption { option, reason });
-                    }
-                    return Err(QueueError::InvalidArguments {
-                        function: call.function.to_string(),
-                        message: invalid.to_string(),
-                    });
-                }
+                refused_options(call.function, &call.options)?;
                 let options = JobOptions { idempotency_key: call.idempotency_key, ..JobOptions::from(&call.options) };
                 options.validate()?;
                 let args = call.args.map_err(|message| QueueError::InvalidArguments {
@@ -498,11 +500,31 @@ impl JobQueue for Queue {
                 function: call.function.to_string(),
                 args: args.to_string(),
                 options,
+                deduplicated: false,
             });
         }
         let ids = self.insert(jobs).await?;
         Ok(ids.into_iter().map(|id| Job::from_id(self, id)).collect())
     }
+
+    fn check_options(&self, function: &'static str, options: &TaskOptions) -> Result<()> {
+        let refused = refused_options(function, options);
+        if refused.is_err() {
+            self.inner.counters.submission_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+}
+
+/// The error for options that were refused as they were set (`f::options()`
+/// records the first invalid one), naming the function.
+fn refused_options(function: &'static str, options: &TaskOptions) -> Result<()> {
+    let Some(invalid) = &options.invalid else { return Ok(()) };
+    if let rustyray_core::Error::InvalidOption { option, reason } = &**invalid {
+        let reason = format!("{reason} (enqueueing `{function}`)");
+        return Err(QueueError::InvalidOption { option, reason });
+    }
+    Err(QueueError::InvalidArguments { function: function.to_string(), message: invalid.to_string() })
 }
 
 #[cfg(test)]

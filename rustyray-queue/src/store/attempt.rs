@@ -165,8 +165,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/jobs.db", dir.path().display());
         let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
-        let mut job =
-            NewJob { id: JobId::new(), function: "tests::f".into(), args: "[]".into(), options: JobOptions::default() };
+        let mut job = NewJob {
+            id: JobId::new(),
+            function: "tests::f".into(),
+            args: "[]".into(),
+            options: JobOptions::default(),
+            deduplicated: false,
+        };
         enqueue::insert(&db, std::slice::from_mut(&mut job)).await.unwrap();
         let Pool::Sqlite(pool) = &db.pool else { panic!("a SQLite pool") };
         let (old, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());

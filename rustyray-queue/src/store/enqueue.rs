@@ -20,6 +20,10 @@ pub struct NewJob {
     pub args: String,
     /// Its options (checked).
     pub options: JobOptions,
+    /// Set by [`insert`] when the job's idempotency key named a job already
+    /// stored (or an earlier one of the same write): nothing was written
+    /// for it, and `id` is now that job's.
+    pub deduplicated: bool,
 }
 
 impl NewJob {
@@ -184,6 +188,7 @@ fn take_ids(jobs: &mut [NewJob], found: Vec<(uuid::Uuid, String)>) {
     let found: std::collections::HashMap<String, uuid::Uuid> = found.into_iter().map(|(id, key)| (key, id)).collect();
     for job in jobs {
         if let Some(id) = job.options.idempotency_key.as_ref().and_then(|key| found.get(key)) {
+            job.deduplicated = job.id.0 != *id;
             job.id = JobId(*id);
         }
     }

@@ -467,7 +467,7 @@ mod tests {
 
     fn new_job(record_args: bool) -> NewJob {
         let options = JobOptions { record_args, ..JobOptions::default() };
-        NewJob { id: JobId::new(), function: "tests::f".into(), args: "[7]".into(), options }
+        NewJob { id: JobId::new(), function: "tests::f".into(), args: "[7]".into(), options, deduplicated: false }
     }
 
     #[tokio::test]
