@@ -55,17 +55,37 @@ pub struct Heartbeat {
     pub live: Vec<uuid::Uuid>,
 }
 
-/// Renews the lease and the heartbeat of every attempt the worker runs;
-/// returns which are still live, and the running jobs a cancel was asked for.
-pub async fn heartbeat(db: &Db, worker: &str) -> Result<Heartbeat> {
+/// Renews the lease and the heartbeat of the attempts the worker `holds`
+/// (those it runs or follows right now); returns which of them are still
+/// live, and the running jobs a cancel was asked for.
+///
+/// Only the attempts it holds: an attempt recorded under the worker's id
+/// that it does not run (the process before a restart under the same id
+/// ran it, or a claim committed while its answer was lost) then goes
+/// silent and is found LOST, instead of being kept RUNNING for as long as
+/// the worker lives.
+pub async fn heartbeat(db: &Db, worker: &str, holds: &[uuid::Uuid]) -> Result<Heartbeat> {
     let lease = "UPDATE rustyray_workers SET last_heartbeat = {now}, state = 'RUNNING' WHERE id = ?";
-    let attempts = "UPDATE rustyray_attempts SET last_heartbeat = {now} \
-                    WHERE worker_id = ? AND state IN ('SUBMITTED', 'RUNNING') RETURNING id";
+    let held = match db.kind() {
+        crate::db::Kind::Sqlite => "SELECT unhex(value) FROM json_each(?)",
+        crate::db::Kind::Postgres => "SELECT CAST(value AS uuid) FROM json_array_elements_text(CAST(? AS json))",
+    };
+    let attempts = format!(
+        "UPDATE rustyray_attempts SET last_heartbeat = {{now}} \
+         WHERE worker_id = ? AND state IN ('SUBMITTED', 'RUNNING') AND id IN ({held}) RETURNING id"
+    );
+    let holds: Vec<String> = holds.iter().map(|id| id.simple().to_string()).collect();
+    let holds = super::json_text(&holds)?;
     let cancels = "SELECT id, current_attempt FROM rustyray_jobs \
                    WHERE worker_id = ? AND state = 'RUNNING' AND cancel_requested";
     on_db!(db, pool, kind => {
         sqlx::query(&sql(kind, lease)).bind(worker).execute(pool).await.map_err(|e| db.error(e))?;
-        let live = sqlx::query(&sql(kind, attempts)).bind(worker).fetch_all(pool).await.map_err(|e| db.error(e))?;
+        let live = sqlx::query(&sql(kind, &attempts))
+            .bind(worker)
+            .bind(&holds)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db.error(e))?;
         let live = live.iter().map(|row| row.try_get(0)).collect::<Result<Vec<uuid::Uuid>, _>>().map_err(|e| db.error(e))?;
         let rows = sqlx::query(&sql(kind, cancels)).bind(worker).fetch_all(pool).await.map_err(|e| db.error(e))?;
         let mut cancels = Vec::with_capacity(rows.len());

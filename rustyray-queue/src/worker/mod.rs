@@ -281,16 +281,11 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // In a set, so that the lease task ends with this one however it ends:
     // a lease renewed for attempts that no longer run would keep them from
     // being found lost.
+    // The attempts this worker holds, for the lease loop to heartbeat.
+    let (held, holds) = watch::channel(Vec::new());
     let mut lease = JoinSet::new();
-    lease.spawn(lease_loop(
-        queue.clone(),
-        config.id.clone(),
-        config.heartbeat,
-        config.stuck_timeout,
-        cancels_tx,
-        live_tx,
-        adopt,
-    ));
+    let links = LeaseLinks { holds, cancels: cancels_tx, lives: live_tx, adopt };
+    lease.spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, links));
     let claimer_queues = config.queues.clone();
     // Each attempt's task ends by returning its attempt's id, so the set both
     // runs the attempts and says which slot became free. Slots are keyed by
@@ -299,6 +294,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // must not free (and so drop the stop handle of) the new one.
     let mut in_flight: JoinSet<uuid::Uuid> = JoinSet::new();
     let mut running: HashMap<uuid::Uuid, Slot> = HashMap::new();
+    // Each attempt task's attempt, for a task that ends without returning it.
+    let mut tasks: HashMap<tokio::task::Id, uuid::Uuid> = HashMap::new();
     let poll = if queue.is_sqlite() { queue.inner.poll_interval } else { queue.inner.poll_interval.saturating_mul(5) };
     let mut backoff = Duration::from_millis(50);
     let mut stopping: Option<tokio::time::Instant> = None;
@@ -332,8 +329,12 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                         let (stop, stop_rx) = watch::channel(None);
                         let since = tokio::time::Instant::now();
                         running.insert(claimed.attempt_id, Slot { job: claimed.job_id, stop, since });
-                        start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                        let attempt = claimed.attempt_id;
+                        let task =
+                            start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                        tasks.insert(task, attempt);
                     }
+                    publish_held(&held, &running);
                     if got > 0 && drained {
                         // Fewer than asked: the queue may hold more that became ready meanwhile.
                         wait = Duration::ZERO;
@@ -359,17 +360,12 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         };
         tokio::select! {
             biased;
-            Some(finished) = in_flight.join_next() => {
-                // Attempts catch their own panics, and none is aborted: a
-                // join error cannot name its job, so it frees nothing.
-                if let Ok(attempt) = finished {
-                    running.remove(&attempt);
+            Some(finished) = in_flight.join_next_with_id() => {
+                ended(finished, &mut tasks, &mut running, &config.id);
+                while let Some(finished) = in_flight.try_join_next_with_id() {
+                    ended(finished, &mut tasks, &mut running, &config.id);
                 }
-                while let Some(finished) = in_flight.try_join_next() {
-                    if let Ok(attempt) = finished {
-                        running.remove(&attempt);
-                    }
-                }
+                publish_held(&held, &running);
             }
             Some(claimed) = adopted.recv(), if stopping.is_none() => {
                 // A dead worker's cluster attempt: follow it here. Its job runs
@@ -379,7 +375,10 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker");
                     let (stop, stop_rx) = watch::channel(None);
                     slot.insert(Slot { job: claimed.job_id, stop, since: tokio::time::Instant::now() });
-                    start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                    let attempt = claimed.attempt_id;
+                    let task = start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                    tasks.insert(task, attempt);
+                    publish_held(&held, &running);
                 }
             }
             Some((_job, attempt)) = cancels.recv() => {
@@ -426,7 +425,10 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                 }
                 released = true;
             }
-            _ = &mut sleep => {}
+            // Time to look again: for any free slot, not only a batch's
+            // worth (jobs enqueued by another process on SQLite send no
+            // signal, and slots must not stay idle while jobs wait).
+            _ = &mut sleep => drained = true,
         }
     }
     writer.close().await;
@@ -435,6 +437,35 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
         tracing::warn!(worker = %config.id, %error, "cannot mark the lease stopped");
     }
     tracing::info!(worker = %config.id, "worker stopped");
+}
+
+/// Frees the slot of an attempt whose task ended. Attempts catch their own
+/// panics and none is aborted, so a task ends with an error only where the
+/// worker's own code panicked: its slot is freed all the same (the worker
+/// would otherwise run one attempt fewer and never finish a shutdown), and
+/// as its outcome was not written and it is no longer heartbeated, it is
+/// found LOST and its job moves on.
+fn ended(
+    finished: Result<(tokio::task::Id, uuid::Uuid), tokio::task::JoinError>,
+    tasks: &mut HashMap<tokio::task::Id, uuid::Uuid>,
+    running: &mut HashMap<uuid::Uuid, Slot>,
+    worker: &str,
+) {
+    let task = match &finished {
+        Ok((task, _)) => *task,
+        Err(error) => error.id(),
+    };
+    let Some(attempt) = tasks.remove(&task) else { return };
+    if let Err(error) = finished {
+        let job = running.get(&attempt).map(|slot| slot.job);
+        tracing::error!(%worker, ?job, %attempt, %error, "an attempt's task failed before its outcome was written; it will be found LOST");
+    }
+    running.remove(&attempt);
+}
+
+/// Tells the lease loop which attempts the worker holds now.
+fn publish_held(held: &watch::Sender<Vec<uuid::Uuid>>, running: &HashMap<uuid::Uuid, Slot>) {
+    held.send_replace(running.keys().copied().collect());
 }
 
 /// Starts one attempt: runs it through the runner (or fails it at once when
@@ -447,7 +478,7 @@ fn start(
     worker_id: &Arc<str>,
     claimed: Claimed,
     stop: watch::Receiver<Option<Stop>>,
-) {
+) -> tokio::task::Id {
     let job_id = claimed.job_id;
     let span = tracing::info_span!(
         "job_attempt",
@@ -474,16 +505,18 @@ fn start(
         }
     };
     let run_time = queue.inner.counters.run_time.clone();
-    in_flight.spawn(
-        async move {
-            let began = std::time::Instant::now();
-            let outcome = outcome.await;
-            run_time.observe(began.elapsed().as_secs_f64());
-            recorder.record(&claimed, outcome).await;
-            claimed.attempt_id
-        }
-        .instrument(span),
-    );
+    in_flight
+        .spawn(
+            async move {
+                let began = std::time::Instant::now();
+                let outcome = outcome.await;
+                run_time.observe(began.elapsed().as_secs_f64());
+                recorder.record(&claimed, outcome).await;
+                claimed.attempt_id
+            }
+            .instrument(span),
+        )
+        .id()
 }
 
 /// Where the lease loop sends the attempts it adopts, for runners that adopt.
@@ -492,18 +525,46 @@ struct Adopt {
     found: mpsc::UnboundedSender<Claimed>,
 }
 
-/// Renews the lease and heartbeats, forwards cancels, adopts the cluster
-/// attempts of silent workers (before they would be found lost), recovers
-/// lost attempts.
-async fn lease_loop(
-    queue: Queue,
-    id: Arc<str>,
-    every: Duration,
-    stuck: Duration,
+/// What joins the lease loop to the worker's loop: the attempts the worker
+/// holds (to heartbeat), and where the lease loop reports cancels, the
+/// attempts still live, and attempts it adopts.
+struct LeaseLinks {
+    holds: watch::Receiver<Vec<uuid::Uuid>>,
     cancels: mpsc::UnboundedSender<(JobId, uuid::Uuid)>,
     lives: Option<mpsc::UnboundedSender<Live>>,
     adopt: Option<Adopt>,
-) {
+}
+
+/// Whether this worker's own view of the database is steady enough to
+/// judge other workers silent: not while its own heartbeats fail or stall,
+/// nor for one stuck timeout after (the others were most likely cut off
+/// or stalled the same way, and have yet to heartbeat again).
+#[derive(Debug, Default)]
+struct Steadiness {
+    unsteady_since: Option<tokio::time::Instant>,
+}
+
+impl Steadiness {
+    /// Takes in one heartbeat: whether it failed, and how long it took.
+    fn beat(&mut self, ok: bool, took: Duration, stuck: Duration, now: tokio::time::Instant) {
+        if !ok || took > stuck / 4 {
+            self.unsteady_since = Some(now);
+        }
+    }
+
+    /// Whether other workers may be judged now.
+    fn may_judge(&self, stuck: Duration, now: tokio::time::Instant) -> bool {
+        self.unsteady_since.is_none_or(|since| now.saturating_duration_since(since) >= stuck)
+    }
+}
+
+/// Renews the lease and heartbeats the attempts the worker holds, forwards
+/// cancels, adopts the cluster attempts of silent workers (before they
+/// would be found lost), recovers lost attempts. It judges other workers
+/// silent only while its own heartbeats are steady (see [`Steadiness`]).
+async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration, links: LeaseLinks) {
+    let LeaseLinks { holds, cancels, lives, adopt } = links;
+    let mut steadiness = Steadiness::default();
     // A worker silent for half the stuck timeout has its cluster attempts
     // adopted; the reconciler would call them lost only at the full timeout.
     let silent_us = i64::try_from((stuck / 2).max(every.saturating_mul(3)).as_micros()).unwrap_or(i64::MAX);
@@ -516,7 +577,11 @@ async fn lease_loop(
     for ticks in 0u64.. {
         tick.tick().await;
         let looked = tokio::time::Instant::now();
-        match store::lease::heartbeat(queue.db(), &id).await {
+        let held = holds.borrow().clone();
+        let beat = store::lease::heartbeat(queue.db(), &id, &held).await;
+        let now = tokio::time::Instant::now();
+        steadiness.beat(beat.is_ok(), now.saturating_duration_since(looked), stuck, now);
+        match beat {
             Ok(beat) => {
                 for cancel in beat.cancels {
                     let _ = cancels.send(cancel);
@@ -527,7 +592,7 @@ async fn lease_loop(
             }
             Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
         }
-        if ticks % reconcile_every != 0 {
+        if ticks % reconcile_every != 0 || !steadiness.may_judge(stuck, now) {
             continue;
         }
         // Old lifecycle events go now and then (every workers' pass deletes
@@ -576,6 +641,29 @@ async fn lease_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_workers_are_judged_only_a_stuck_timeout_after_this_ones_heartbeats_steadied() {
+        let stuck = Duration::from_secs(30);
+        let start = tokio::time::Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut steadiness = Steadiness::default();
+        assert!(steadiness.may_judge(stuck, start), "a worker that saw no trouble judges at once");
+        steadiness.beat(true, Duration::from_millis(5), stuck, at(1));
+        assert!(steadiness.may_judge(stuck, at(1)));
+        // The database is away for 40 s: the heartbeats fail.
+        steadiness.beat(false, Duration::from_secs(5), stuck, at(10));
+        steadiness.beat(false, Duration::from_secs(5), stuck, at(50));
+        // It answers again: the others have yet to heartbeat.
+        steadiness.beat(true, Duration::from_millis(5), stuck, at(51));
+        assert!(!steadiness.may_judge(stuck, at(51)));
+        assert!(!steadiness.may_judge(stuck, at(79)));
+        assert!(steadiness.may_judge(stuck, at(80)), "one stuck timeout after the last failure");
+        // A heartbeat that stalled (a SQLite writer lock held for long) counts as trouble too.
+        steadiness.beat(true, Duration::from_secs(10), stuck, at(100));
+        assert!(!steadiness.may_judge(stuck, at(101)));
+        assert!(steadiness.may_judge(stuck, at(130)));
+    }
 
     #[test]
     fn builder_defaults_are_sane() {

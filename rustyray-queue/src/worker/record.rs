@@ -100,13 +100,20 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
             }
             Ok(text) => {
                 let key = format!("{}-{}", claimed.job_id, claimed.attempt);
-                match queue.inner.results.put(&key, text.into_bytes()).await {
-                    Ok(reference) => {
+                // The store may be the application's own: a panic in it
+                // fails this attempt, not the worker.
+                let put = std::panic::AssertUnwindSafe(queue.inner.results.put(&key, text.into_bytes()));
+                match futures::FutureExt::catch_unwind(put).await {
+                    Ok(Ok(reference)) => {
                         c.attempt_state = AttemptState::Succeeded;
                         c.job_state = JobState::Succeeded;
                         c.result_ref = Some(reference);
                     }
-                    Err(error) => fail(&mut c, "ResultStore".into(), error.to_string(), None),
+                    Ok(Err(error)) => fail(&mut c, "ResultStore".into(), error.to_string(), None),
+                    Err(_) => {
+                        let message = "the result store panicked while storing the result".to_string();
+                        fail(&mut c, "ResultStore".into(), message, None);
+                    }
                 }
             }
             Err(error) => fail(&mut c, "Codec".into(), format!("encoding the result: {error}"), None),
