@@ -51,7 +51,7 @@ impl GroupCommit {
         let group = &queue.inner.commits;
         lock(&group.pending).push(Pending { jobs, done });
         if !group.writing.swap(true, Ordering::AcqRel) {
-            tokio::spawn(write_pending(queue.clone()));
+            tokio::spawn(write_pending(Writer { queue: queue.clone(), ended: false }));
         }
         match outcome.await {
             Ok(outcome) => outcome,
@@ -72,9 +72,37 @@ fn lock(pending: &Mutex<Vec<Pending>>) -> std::sync::MutexGuard<'_, Vec<Pending>
     pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The one writer's claim on `writing`, cleared however the writer ends. If
+/// its task is dropped before or during a write (the tokio runtime it was
+/// started on shut down) or panics, later calls start a writer of their own
+/// instead of waiting for this one for ever, and the calls already waiting
+/// hear that the write was interrupted.
+struct Writer {
+    queue: Queue,
+    ended: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let group = &self.queue.inner.commits;
+        let waiting = {
+            // Under the lock: a call queued from now on finds no writer and
+            // starts one.
+            let mut pending = lock(&group.pending);
+            group.writing.store(false, Ordering::Release);
+            std::mem::take(&mut *pending)
+        };
+        drop(waiting);
+    }
+}
+
 /// The writer: takes every waiting call and writes them together, until
 /// none waits. Exactly one runs at a time (`writing`).
-async fn write_pending(queue: Queue) {
+async fn write_pending(mut writer: Writer) {
+    let queue = writer.queue.clone();
     let group = &queue.inner.commits;
     let db = queue.db();
     loop {
@@ -84,6 +112,8 @@ async fn write_pending(queue: Queue) {
             // A call queued after the take saw a writer running and did not
             // start one: go on for it, unless another writer already has.
             if lock(&group.pending).is_empty() || group.writing.swap(true, Ordering::AcqRel) {
+                // `writing` is clear, or another writer's.
+                writer.ended = true;
                 return;
             }
             continue;
@@ -134,7 +164,13 @@ mod tests {
     use crate::model::{JobFilter, JobId, JobOptions};
 
     fn job(id: JobId) -> NewJob {
-        NewJob { id, function: "tests::f".into(), args: "[]".into(), options: JobOptions::default() }
+        NewJob {
+            id,
+            function: "tests::f".into(),
+            args: "[]".into(),
+            options: JobOptions::default(),
+            deduplicated: false,
+        }
     }
 
     #[tokio::test]
@@ -161,6 +197,29 @@ mod tests {
         }
         assert!(!ids.contains(&b), "the failed call wrote none of its jobs");
         assert_eq!(q.inner.commits.shared.load(Ordering::Relaxed), 1, "the three were tried as one transaction");
+    }
+
+    #[tokio::test]
+    async fn a_writer_lost_with_its_runtime_does_not_hold_up_later_calls() {
+        let q = Queue::connect("sqlite::memory:").await.unwrap();
+        // A call on another runtime starts the writer there; that runtime
+        // shuts down before the writer ever runs.
+        let other = q.clone();
+        let lost = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut call = std::pin::pin!(GroupCommit::insert(&other, vec![job(JobId::new())]));
+                assert!(futures::poll!(&mut call).is_pending(), "queued, with a writer spawned");
+                // Its caller stops waiting too.
+            });
+        });
+        lost.join().unwrap();
+        let id = JobId::new();
+        let written = tokio::time::timeout(std::time::Duration::from_secs(10), GroupCommit::insert(&q, vec![job(id)]));
+        let (_, outcome) = written.await.expect("a later call is written, not left waiting for the lost writer");
+        outcome.unwrap();
+        let ids: Vec<JobId> = q.jobs(JobFilter::default()).await.unwrap().into_iter().map(|j| j.id).collect();
+        assert_eq!(ids, vec![id], "the lost call's job was never written");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
