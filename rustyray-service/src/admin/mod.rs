@@ -47,6 +47,24 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/admin/bulk", post(actions::bulk))
         .route("/admin/events", get(events::events))
         .route("/admin/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::map_request(host_from_authority))
+}
+
+/// HTTP/2 names the host in the request's authority (`:authority`), and
+/// sends no `Host` header: give the request one from the authority, so the
+/// same-origin check of a POST ([`csrf`]) compares the browser's `Origin`
+/// with the host the request was sent to, whatever the protocol.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(axum::http::header::HOST)
+        && let Some(authority) = request.uri().authority()
+        && let Ok(host) = axum::http::HeaderValue::from_str(&match authority.port_u16() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_string(),
+        })
+    {
+        request.headers_mut().insert(axum::http::header::HOST, host);
+    }
+    request
 }
 
 /// The pairs of a query string (lossy: bad escapes become U+FFFD).
