@@ -563,3 +563,38 @@ async fn event_streams_past_their_limit_are_429_until_one_closes() {
     drop(reopened);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_mounted_in_an_application_ends_its_event_streams_on_close() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let tokens = rustyray::service::Tokens::new().with(READ, rustyray::service::Role::Read);
+    let service = rustyray::service::Service::builder(&q).tokens(tokens).build().await.expect("a service");
+    let app = axum::Router::new().merge(service.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closing = service.clone();
+    let served = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                closing.close();
+            })
+            .await
+    });
+    // A watcher of everything, and one of a job that has no events (it is
+    // never sent anything): neither may hold the shutdown open.
+    let open = client().get(format!("{base}/api/events")).bearer_auth(READ).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let job = rustyray::queue::JobId::new();
+    let behind = client().get(format!("{base}/api/events?after=0&job={job}")).bearer_auth(READ).send().await.unwrap();
+    assert_eq!(behind.status(), StatusCode::OK);
+    stop.send(()).unwrap();
+    within("the application's graceful shutdown", served).await.unwrap().expect("served");
+    // The streams ended rather than being cut mid-way.
+    for stream in [open, behind] {
+        let rest = within("a stream's end", stream.bytes()).await;
+        assert!(rest.is_ok(), "{rest:?}");
+    }
+}

@@ -95,7 +95,10 @@ impl Feed {
         let queue = self.queue.clone();
         let delivered = self.delivered.clone();
         let mut closing = self.closing.subscribe();
-        let mut last = after.unwrap_or_else(|| self.delivered());
+        // An `after` past what the feed has delivered (a client whose last
+        // id outlived a database made anew, say) would drop every event up
+        // to it: it is taken as the newest, and later events reach it.
+        let mut last = after.map_or_else(|| self.delivered(), |after| after.min(self.delivered()));
         Ok(async_stream(move |yield_| async move {
             let wanted = |event: &Event| job.is_none_or(|job| event.job_id == job);
             'catch_up: loop {
@@ -103,6 +106,11 @@ impl Feed {
                 // has delivered: later ones arrive live, in the feed's order.
                 let ceiling = delivered.load(Ordering::Acquire);
                 while last < ceiling {
+                    // A long catch-up ends with its client or the service,
+                    // even where no event of it is wanted (and so sent).
+                    if *closing.borrow() || yield_.is_closed() {
+                        return;
+                    }
                     let page = match queue.events_after(last, PAGE).await {
                         Ok(page) => page,
                         Err(error) => {
@@ -297,6 +305,15 @@ mod tests {
         drop(first);
         watchers_drop_to(&feed, 1).await;
         assert!(feed.watch(None, None).is_ok(), "a place came free");
+    }
+
+    #[tokio::test]
+    async fn a_watcher_whose_last_id_is_past_the_newest_event_still_gets_new_ones() {
+        let feed = feed().await;
+        let mut watcher = feed.watch(Some(i64::MAX), None).expect("a watcher");
+        let _ = feed.live.send(Arc::new(event(feed.delivered() + 1)));
+        let got = tokio::time::timeout(Duration::from_secs(10), watcher.next()).await;
+        assert!(matches!(got, Ok(Some(Ok(_)))), "the live event did not arrive");
     }
 
     #[tokio::test]

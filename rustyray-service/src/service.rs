@@ -277,7 +277,9 @@ impl Service {
     }
 
     /// The HTTP/JSON routes and the admin page (`/admin`), to mount in an
-    /// axum application.
+    /// axum application. Its event streams (and the admin pages' live
+    /// updates) run until their clients go: call [`close`](Self::close)
+    /// when the application starts its graceful shutdown.
     pub fn router(&self) -> axum::Router {
         crate::http::router(self.state.clone(), false)
     }
@@ -286,6 +288,30 @@ impl Service {
     /// on requests in flight.
     pub fn router_with_grpc(&self) -> axum::Router {
         crate::http::router(self.state.clone(), true)
+    }
+
+    /// Ends every event stream and health watch, and turns gRPC health to
+    /// NOT_SERVING, so that clients that would watch for ever do not hold a
+    /// graceful shutdown open. [`serve`](Self::serve) calls it when its
+    /// `shutdown` completes; an application that mounts
+    /// [`router`](Self::router) calls it in its own. Streams opened later
+    /// end at once.
+    ///
+    /// ```no_run
+    /// # async fn app(queue: &rustyray_queue::Queue, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    /// # let stop = std::future::pending::<()>();
+    /// let service = rustyray_service::Service::builder(queue).build().await.expect("a service");
+    /// let app = axum::Router::new().merge(service.router());
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(async move {
+    ///         stop.await;
+    ///         service.close();
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub fn close(&self) {
+        self.state.feed.close();
     }
 
     /// The OpenAPI document of the HTTP routes.
@@ -313,6 +339,8 @@ impl Service {
 
 /// The HTTP/JSON routes over `queue`, with tokens from the environment
 /// (`RUSTYRAY_TOKENS`, `RUSTYRAY_TOKENS_FILE`), to mount in an application.
+/// Its event streams end only when their clients go; to end them on a
+/// graceful shutdown, build a [`Service`] and call [`Service::close`].
 pub async fn router(queue: &Queue) -> Result<axum::Router> {
     Ok(Service::builder(queue).build().await?.router())
 }
