@@ -102,19 +102,40 @@ pub struct SubmitResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only this state: QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED.
+    /// Only this state: QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED
+    /// (in any case). An empty value, here and in the other filters, is no
+    /// filter.
+    #[serde(default, deserialize_with = "state_param")]
     pub state: Option<JobState>,
     /// Only this queue.
+    #[serde(default, deserialize_with = "text_param")]
     pub queue: Option<String>,
     /// Only this function.
+    #[serde(default, deserialize_with = "text_param")]
     pub function: Option<String>,
     /// Only jobs whose id, name or function contains this text.
+    #[serde(default, deserialize_with = "text_param")]
     pub search: Option<String>,
     /// At most this many (1 to 1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "text_param")]
     pub cursor: Option<String>,
+}
+
+/// A text filter; empty (`?queue=`, as a form with a blank field sends it)
+/// is none.
+fn text_param<'de, D: serde::Deserializer<'de>>(value: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(value)?.filter(|text| !text.is_empty()))
+}
+
+/// A state filter in any case (`failed`, `FAILED`); empty is none.
+fn state_param<'de, D: serde::Deserializer<'de>>(value: D) -> std::result::Result<Option<JobState>, D::Error> {
+    match text_param(value)? {
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
 }
 
 /// One page of jobs.
