@@ -292,3 +292,100 @@ async fn the_standard_health_service_answers_for_the_server_and_the_job_service(
     drop(open);
     within("the stop", server.stop()).await;
 }
+
+/// A TCP forwarder to the database that can be cut (every connection
+/// dropped, new ones refused) and mended, on the same port.
+struct Link {
+    port: u16,
+    target: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Link {
+    async fn open(target: String) -> Link {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let link = Link { port, target, tasks: Default::default() };
+        link.mend().await;
+        link
+    }
+
+    async fn mend(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind the link");
+        let (target, tasks) = (self.target.clone(), self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let copy = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(copy);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_unhealthy_while_the_database_is_cut_off_and_recovers() {
+    let Some(db) = queue::postgres().await else {
+        eprintln!("SKIPPING: the database is cut off through a TCP link to RUSTYRAY_TEST_POSTGRES, which is not set");
+        return;
+    };
+    let mut url = reqwest::Url::parse(&db.url).expect("a PostgreSQL URL");
+    let target = format!("{}:{}", url.host_str().expect("a host"), url.port().unwrap_or(5432));
+    let link = Link::open(target).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(link.port)).unwrap();
+    let q = Queue::builder(url.as_str())
+        .poll_interval(Duration::from_millis(10))
+        .connect()
+        .await
+        .expect("connect through the link");
+    let server = Server::start_with(&q, |b| b.public_health(true)).await;
+    let http = service::client();
+    let health = || async {
+        let response = http.get(server.url("/api/health")).send().await.unwrap();
+        let status = response.status();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let channel = Channel::from_shared(server.base.clone()).unwrap().connect().await.expect("gRPC connects");
+    let mut grpc = HealthClient::new(channel);
+    let mut watch = grpc.watch(health_of("rustyray.v1.JobService", None)).await.unwrap().into_inner();
+    assert_eq!(serving(within("a watch", watch.message()).await.unwrap().unwrap()), ServingStatus::Serving);
+    let (status, report) = health().await;
+    assert_eq!(status, 200, "{report}");
+    assert_ne!(report["status"], "unhealthy", "{report}");
+
+    link.cut();
+    let (status, report) = health().await;
+    assert_eq!(status, 503, "{report}");
+    assert_eq!(report["status"], "unhealthy", "{report}");
+    assert!(report["reasons"][0].as_str().unwrap().contains("database"), "{report}");
+    let answer = grpc.check(health_of("", None)).await.unwrap().into_inner();
+    assert_eq!(serving(answer), ServingStatus::NotServing);
+    let changed = within("the watch to see the cut", watch.message()).await.unwrap().unwrap();
+    assert_eq!(serving(changed), ServingStatus::NotServing);
+
+    link.mend().await;
+    within("health to come back", async {
+        while health().await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let answer = grpc.check(health_of("", None)).await.unwrap().into_inner();
+    assert_eq!(serving(answer), ServingStatus::Serving);
+    let back = within("the watch to see the mend", watch.message()).await.unwrap().unwrap();
+    assert_eq!(serving(back), ServingStatus::Serving);
+    drop(watch);
+    within("the stop", server.stop()).await;
+    link.cut();
+}
