@@ -127,6 +127,11 @@ async fn listing_filters_and_pages_with_a_cursor() {
         assert_eq!(queued["next_cursor"], Value::Null);
         let (_, by_function) = get(&server, &format!("/api/jobs?function={}", add::NAME)).await;
         assert_eq!(by_function["jobs"].as_array().unwrap().len(), 5);
+        // Blank fields (as a form sends them) are no filter; a state in any case.
+        let (status, blank) = get(&server, "/api/jobs?state=&queue=&function=&search=&cursor=").await;
+        assert_eq!((status, blank["jobs"].as_array().map(Vec::len)), (StatusCode::OK, Some(5)), "{blank}");
+        let (_, lower) = get(&server, "/api/jobs?state=queued").await;
+        assert_eq!(lower["jobs"].as_array().unwrap().len(), 5, "{}: {lower}", db.label);
         server.stop().await;
     }
 }
