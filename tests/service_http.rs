@@ -269,7 +269,17 @@ async fn health_and_metrics_can_be_public_and_health_says_why_it_is_degraded() {
     assert_eq!(health["status"], "degraded", "no worker is alive: {health}");
     assert!(health["reasons"][0].as_str().unwrap().contains("worker"), "{health}");
     let w = worker(&q).await;
-    let (_, health) = json_of(client().get(server.url("/api/health")).send().await.unwrap()).await;
+    // A report is shared for a second: the worker shows up in a later one.
+    let health = within("a report that sees the worker", async {
+        loop {
+            let (_, health) = json_of(client().get(server.url("/api/health")).send().await.unwrap()).await;
+            if health["status"] != "degraded" {
+                break health;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(health["status"], "healthy", "{health}");
     let database = health["checks"].as_array().unwrap().iter().find(|c| c["name"] == "database").unwrap().clone();
     assert!(database["latency_ms"].as_f64().is_some());
@@ -602,4 +612,52 @@ async fn a_service_mounted_in_an_application_ends_its_event_streams_on_close() {
         let rest = within("a stream's end", stream.bytes()).await;
         assert!(rest.is_ok(), "{rest:?}");
     }
+}
+
+/// A health check that counts its runs and answers when let go.
+struct Gate {
+    runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    open: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl rustyray::service::Check for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<String, String>> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            self.open.notified().await;
+            Ok("open".into())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_asked_by_many_at_once_runs_one_report() {
+    let db = queue::sqlite();
+    let q = db.queue().await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let open = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gate = Gate { runs: runs.clone(), open: open.clone() };
+    let server = Server::start_with(&q, |b| b.public_health(true).check(gate)).await;
+    let url = server.url("/api/health");
+    let asks: Vec<_> = (0..20).map(|_| tokio::spawn(client().get(url.clone()).send())).collect();
+    within("the report to begin", async {
+        while runs.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Let the other requests reach the report in progress, then let it end.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    open.notify_one();
+    for ask in asks {
+        let (status, health) = json_of(ask.await.unwrap().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        assert!(health["checks"].as_array().unwrap().iter().any(|c| c["name"] == "gate" && c["ok"] == true));
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "twenty asked while one report ran");
+    server.stop().await;
 }

@@ -9,9 +9,10 @@
 //! - any other service name is NOT_FOUND for `Check`, and SERVICE_UNKNOWN
 //!   for `Watch`.
 //!
-//! `Check` runs the report on each call. Watches share one verdict: one
-//! task runs the report every few seconds while any watch is open, and each
-//! watch sends its client the changes. As many watches may be open as event
+//! `Check` asks for the report (shared with every caller for a second, see
+//! [`HEALTH_FRESH_FOR`](crate::HEALTH_FRESH_FOR)). Watches share one
+//! verdict: one task asks again every few seconds while any watch is open
+//! (and idles while none is), and each watch sends its client the changes. As many watches may be open as event
 //! streams (`max_watchers`); one past that is refused with
 //! RESOURCE_EXHAUSTED. Both calls need the read token unless health is
 //! public, as for `/api/health` (a Kubernetes probe sends no token: serve
@@ -48,7 +49,7 @@ pub(crate) fn server(state: Arc<State>) -> HealthServer<Checker> {
 pub(crate) struct Checker {
     state: Arc<State>,
     /// The verdict watches share, from the first watch on (see [`publish`]).
-    verdict: OnceCell<watch::Receiver<ServingStatus>>,
+    verdict: OnceCell<Arc<watch::Sender<ServingStatus>>>,
     /// One count per open watch, beside this one.
     watches: Arc<()>,
 }
@@ -88,25 +89,35 @@ fn answer(status: ServingStatus) -> HealthCheckResponse {
     HealthCheckResponse { status: status.into() }
 }
 
-/// Works the shared verdict out every [`WATCH_EVERY`] until the service
-/// stops (the last verdict is then NOT_SERVING, and the watches end) or
-/// nobody can watch any more (the health service is gone).
-async fn publish(state: Arc<State>, verdict: watch::Sender<ServingStatus>) {
+/// One open watch of a known service.
+struct Watching {
+    verdict: watch::Receiver<ServingStatus>,
+    closing: watch::Receiver<bool>,
+    /// What its client was last told.
+    last: Option<ServingStatus>,
+    /// Its place among the open watches.
+    _place: Arc<()>,
+}
+
+/// Works the shared verdict out every [`WATCH_EVERY`] while any watch is
+/// open, until the service stops (the watches then end on their own) or
+/// the health service is gone. With no watch open it asks nothing; a new
+/// watch brings the verdict up to date itself.
+async fn publish(state: Arc<State>, verdict: std::sync::Weak<watch::Sender<ServingStatus>>) {
     let mut closing = state.feed.closing();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
             _ = closing.wait_for(|closed| *closed) => break,
-            () = verdict.closed() => return,
         }
-        let now = tokio::select! {
-            now = Checker::verdict(&state) => now,
-            () = verdict.closed() => return,
-        };
+        let Some(sender) = verdict.upgrade() else { return };
+        if sender.receiver_count() == 0 {
+            continue;
+        }
         // A stop seen during the report ends the loop at the next select.
-        verdict.send_if_modified(|last| std::mem::replace(last, now) != now);
+        let now = Checker::verdict(&state).await;
+        sender.send_if_modified(|last| std::mem::replace(last, now) != now);
     }
-    verdict.send_replace(ServingStatus::NotServing);
 }
 
 #[tonic::async_trait]
@@ -148,24 +159,36 @@ impl Health for Checker {
             return Ok(Response::new(Box::pin(unknown.chain(until_stop))));
         }
         let state = self.state.clone();
-        let verdict = self
+        let sender = self
             .verdict
             .get_or_init(|| async move {
-                let (sender, receiver) = watch::channel(Checker::verdict(&state).await);
-                tokio::spawn(publish(state, sender));
-                receiver
+                let sender = Arc::new(watch::Sender::new(ServingStatus::Serving));
+                tokio::spawn(publish(state, Arc::downgrade(&sender)));
+                sender
             })
-            .await
-            .clone();
-        // Each change of the shared verdict, from the one now; the stream
-        // ends after the verdict's last (NOT_SERVING as the service stops).
-        let changes = futures::stream::unfold((verdict, None, place), |(mut verdict, last, place)| async move {
+            .await;
+        // Up to date before this watch's first message: the shared verdict
+        // may be from before a time nobody watched.
+        let now = Checker::verdict(&self.state).await;
+        sender.send_if_modified(|last| std::mem::replace(last, now) != now);
+        let watching = Watching { verdict: sender.subscribe(), closing, last: None, _place: place };
+        // Each change of the shared verdict, from the one now; once the
+        // service stops, NOT_SERVING (if that is news), and the end.
+        let changes = futures::stream::unfold(watching, |mut watching| async move {
             loop {
-                let now = *verdict.borrow_and_update();
-                if last != Some(now) {
-                    return Some((Ok(answer(now)), (verdict, Some(now), place)));
+                let stopping = *watching.closing.borrow();
+                let now = if stopping { ServingStatus::NotServing } else { *watching.verdict.borrow_and_update() };
+                if watching.last != Some(now) {
+                    watching.last = Some(now);
+                    return Some((Ok(answer(now)), watching));
                 }
-                verdict.changed().await.ok()?;
+                if stopping {
+                    return None;
+                }
+                tokio::select! {
+                    changed = watching.verdict.changed() => changed.ok()?,
+                    _ = watching.closing.wait_for(|closed| *closed) => {}
+                }
             }
         });
         Ok(Response::new(Box::pin(changes)))

@@ -61,6 +61,6 @@ pub use http::jobs::{JobPage, JobStateResponse, SubmitOptions, SubmitRequest, Su
 #[cfg(feature = "nats")]
 pub use nats::{NatsConfig, message_id};
 pub use service::{
-    DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WATCHERS, DEFAULT_REQUEST_TIMEOUT, Service, ServiceBuilder,
-    router,
+    DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WATCHERS, DEFAULT_REQUEST_TIMEOUT, HEALTH_FRESH_FOR,
+    Service, ServiceBuilder, router,
 };

@@ -177,6 +177,7 @@ impl ServiceBuilder {
             admin: crate::admin::Sessions::new(self.admin_session_ttl),
             started: Instant::now(),
             metrics,
+            last_health: Default::default(),
             #[cfg(feature = "nats")]
             broker,
         });
@@ -199,9 +200,20 @@ pub(crate) struct State {
     pub(crate) admin: crate::admin::Sessions,
     pub(crate) started: Instant,
     pub(crate) metrics: ServiceMetrics,
+    /// The newest health report and when it was begun (see [`State::health`]).
+    last_health: parking_lot::Mutex<Option<(Instant, SharedReport)>>,
     #[cfg(feature = "nats")]
     pub(crate) broker: Option<crate::nats::Publisher>,
 }
+
+/// A health report in progress or done, that many callers may await.
+type SharedReport = futures::future::Shared<futures::future::BoxFuture<'static, Health>>;
+
+/// How long a health report answers for every caller: probes, balancers,
+/// admin pages and (where health is public) anyone may ask as often as
+/// they like, and the database sees at most one report's queries per
+/// this long.
+pub const HEALTH_FRESH_FOR: Duration = Duration::from_secs(1);
 
 impl State {
     /// The role the `Authorization` header grants, if it is at least `needed`.
@@ -236,8 +248,28 @@ impl State {
         None
     }
 
+    /// The health report: one still running, or begun less than
+    /// [`HEALTH_FRESH_FOR`] ago, is shared, so callers at once cost one.
     pub(crate) async fn health(&self) -> Health {
-        health::report(&self.queue, self.broker(), &self.checks, self.started.elapsed()).await
+        let report = {
+            let mut last = self.last_health.lock();
+            match &*last {
+                // Still running, or fresh: shared.
+                Some((begun, report)) if report.peek().is_none() || begun.elapsed() < HEALTH_FRESH_FOR => {
+                    report.clone()
+                }
+                _ => {
+                    let (queue, broker, checks) = (self.queue.clone(), self.broker(), self.checks.clone());
+                    let uptime = self.started.elapsed();
+                    let report = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+                        health::report(&queue, broker, &checks, uptime).await
+                    }));
+                    *last = Some((Instant::now(), report.clone()));
+                    report
+                }
+            }
+        };
+        report.await
     }
 }
 
