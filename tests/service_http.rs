@@ -373,6 +373,19 @@ async fn bad_input_is_a_4xx_with_its_code_and_writes_nothing() {
                 "options.name",
             ),
             (
+                // A name is a label, not a payload: it is in every listing row.
+                format!(
+                    r#"{{"function": "{}", "args": [1, 2], "options": {{"name": "{}"}}}}"#,
+                    add::NAME,
+                    "n".repeat(1025)
+                )
+                .into(),
+                "application/json",
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "options.name",
+            ),
+            (
                 format!(r#"{{"function": "{}", "args": [1, 2], "options": {{"queue": "elsewhere"}}}}"#, add::NAME)
                     .into(),
                 "application/json",

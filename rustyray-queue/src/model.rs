@@ -176,6 +176,10 @@ pub struct JobOptions {
 }
 
 impl JobOptions {
+    /// The longest name, in bytes: a name is shown in every listing, event
+    /// and page row of its job, so it stays a label, not a payload.
+    pub const MAX_NAME: usize = 1024;
+
     /// The longest idempotency key, in bytes.
     pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -247,8 +251,11 @@ impl JobOptions {
                 reason: "a queue name is 1 to 128 characters, without commas or NUL".into(),
             });
         }
-        if self.name.as_deref().is_some_and(|name| name.contains('\0')) {
-            return Err(QueueError::InvalidOption { option: "name", reason: "a name cannot hold NUL".into() });
+        if self.name.as_deref().is_some_and(|name| name.len() > Self::MAX_NAME || name.contains('\0')) {
+            return Err(QueueError::InvalidOption {
+                option: "name",
+                reason: format!("a name is at most {} bytes, without NUL", Self::MAX_NAME),
+            });
         }
         if let Some(key) = &self.idempotency_key
             && (key.is_empty() || key.len() > Self::MAX_IDEMPOTENCY_KEY || key.contains('\0'))
