@@ -887,3 +887,30 @@ async fn unreachable_and_malformed_databases_are_clear_errors() {
     let error = Queue::connect(&format!("sqlite://{}", path.display())).await.unwrap_err();
     assert!(error.to_string().contains("corrupt.db"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_elsewhere_hears_of_a_queued_job_cancelled_at_once() {
+    let Some(db) = queue::postgres().await else {
+        eprintln!("SKIPPING: another process's notification needs RUSTYRAY_TEST_POSTGRES");
+        return;
+    };
+    // Two queues on one database, as two processes would have: the waiter's
+    // poll is far too slow to see the end, so only a notification can.
+    let waiter = Queue::builder(&db.url).poll_interval(Duration::from_secs(600)).connect().await.unwrap();
+    let other = db.queue().await;
+    // The waiter's queue listens once it hears another's enqueue.
+    let mut heard = waiter.signals();
+    let job = add::enqueue(&other, 1, 2).await.unwrap();
+    within("the waiter's queue to listen", async {
+        while heard.recv().await.unwrap() != rustyray::queue::Signal::Ready {}
+    })
+    .await;
+    let waiting = tokio::spawn({
+        let job = rustyray::queue::Job::<i64>::from_id(&waiter, job.id());
+        async move { job.wait().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(other.cancel(job.id()).await.unwrap(), JobState::Cancelled);
+    let state = within("the waiter to hear of the cancel", waiting).await.unwrap().unwrap();
+    assert_eq!(state, JobState::Cancelled);
+}

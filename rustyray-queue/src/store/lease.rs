@@ -225,6 +225,19 @@ pub async fn reconcile(db: &Db, stuck_us: i64) -> Result<Vec<Recovered>> {
                     .map_err(e)?;
                 job_state = state.and_then(|s| s.parse().ok());
             }
+            if kind == crate::db::Kind::Postgres
+                && let Some(state) = job_state
+            {
+                // Delivered at commit: waiters and idle workers of other
+                // processes hear of the move at once, as of any other.
+                let channel = if state == JobState::Queued { "rustyray_ready" } else { "rustyray_events" };
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(channel)
+                    .bind(format!("{job_id}:{state}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+            }
             recovered.push(Recovered { job_id, attempt_id, worker_id, job_state });
         }
         sqlx::query(&sql(kind, dead)).bind(stuck_us).execute(&mut *tx).await.map_err(|e| db.error(e))?;

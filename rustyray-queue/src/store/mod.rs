@@ -415,6 +415,14 @@ pub async fn cancel(db: &Db, id: JobId) -> Result<JobState> {
     let done = on_db!(db, pool, kind => {
         let n = sqlx::query(&sql(kind, queued)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
         if n == 1 {
+            if kind == Kind::Postgres {
+                // Waiters in other processes hear of the end at once.
+                sqlx::query("SELECT pg_notify('rustyray_events', $1)")
+                    .bind(format!("{id}:{}", JobState::Cancelled))
+                    .execute(pool)
+                    .await
+                    .map_err(|e| db.error(e))?;
+            }
             Some(JobState::Cancelled)
         } else {
             let n = sqlx::query(&sql(kind, running)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
