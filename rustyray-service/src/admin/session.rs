@@ -24,7 +24,8 @@ use crate::http::Shared;
 pub(crate) const COOKIE: &str = "rustyray_admin";
 /// How long a sign-in lasts unless configured otherwise.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(8 * 3600);
-/// Sessions kept at most; past this the oldest are dropped.
+/// Sessions kept at most; past this the oldest of the new one's role or a
+/// lower one are dropped.
 const MAX_SESSIONS: usize = 10_000;
 
 /// A message shown once, on the next page the session sees.
@@ -86,11 +87,27 @@ impl Sessions {
         if live.len() >= MAX_SESSIONS {
             live.retain(|_, session| session.expires > now);
         }
+        // Full: the oldest session of a role no higher than the new one's
+        // makes room, so signing in with a read token again and again
+        // cannot end the admins' sessions.
         while live.len() >= MAX_SESSIONS {
-            let oldest = live.iter().min_by_key(|(_, session)| session.expires).map(|(id, _)| id.clone());
+            let oldest = live
+                .iter()
+                .filter(|(_, session)| session.role <= role)
+                .min_by_key(|(_, session)| session.expires)
+                .map(|(id, _)| id.clone());
             match oldest {
                 Some(oldest) => live.remove(&oldest),
-                None => break,
+                None => {
+                    return Err(ErrorPage::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Too many sessions",
+                        format!(
+                            "{MAX_SESSIONS} sessions of higher roles are open, the most this service keeps; \
+                             sign out elsewhere or try again when one has expired"
+                        ),
+                    ));
+                }
             };
         }
         live.insert(id.clone(), Session { role, csrf, expires: now + self.ttl, flash: None });
@@ -286,6 +303,29 @@ pub(crate) async fn sign_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_sign_ins_past_the_limit_make_room_among_read_sessions_only() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let admin = sessions.open(Role::Admin).unwrap();
+        let first_read = sessions.open(Role::Read).unwrap();
+        for _ in 0..MAX_SESSIONS {
+            sessions.open(Role::Read).unwrap();
+        }
+        assert!(sessions.alive(&admin), "the admin's session outlived the read sign-ins");
+        assert!(!sessions.alive(&first_read), "the oldest read session made room");
+        assert_eq!(sessions.lock().len(), MAX_SESSIONS);
+        // With every place an admin's, a read sign-in is refused, not let in.
+        sessions.lock().retain(|_, session| session.role == Role::Admin);
+        for _ in 1..MAX_SESSIONS {
+            sessions.open(Role::Admin).unwrap();
+        }
+        let refused = sessions.open(Role::Read).map(|_| ()).unwrap_err();
+        assert_eq!(axum::response::IntoResponse::into_response(refused).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(sessions.alive(&admin));
+        sessions.open(Role::Admin).unwrap();
+        assert!(!sessions.alive(&admin), "an admin sign-in makes room among admin sessions");
+    }
 
     #[test]
     fn sessions_expire_and_close() {
