@@ -88,6 +88,31 @@ impl Waiter {
     pub fn calls(&self) -> u64 {
         self.calls
     }
+
+    /// Keeps the actor's thread busy for `ms`.
+    pub fn busy(&mut self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+
+    /// A call that ends at once.
+    pub fn produce(&mut self) -> i64 {
+        21
+    }
+
+    /// Waits for refs handed in whole (not as arguments the call waits for).
+    pub fn gather(&mut self, refs: Vec<ObjectRef<i64>>) -> rustyray::Result<i64> {
+        let mut sum = 0;
+        for r in refs {
+            sum += r.get_blocking()?;
+        }
+        Ok(sum)
+    }
+}
+
+#[rustyray::remote]
+fn double(x: i64) -> i64 {
+    2 * x
 }
 
 /// A plain task that waits on an actor call which itself waits on a task.
@@ -133,6 +158,26 @@ async fn a_plain_method_may_wait_on_a_call_of_another_actor_that_waits() {
         assert_eq!(finishes(&rt, waiter.nested(counter.clone()).get()).await.unwrap(), 130);
         assert_eq!(finishes(&rt, counter.incr(1).get()).await.unwrap(), 131);
         assert_eq!(finishes(&rt, waiter.calls().get()).await.unwrap(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_may_wait_on_a_task_that_needs_the_call_just_before_it() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let waiter = Waiter::remote();
+        waiter.ready().await.unwrap();
+        // While the actor is busy, three calls queue behind it: one that
+        // ends at once, a task that needs its result, and a call that waits
+        // for that task. The manager must hear that the first ended, though
+        // the actor goes straight on to the next call.
+        let busy = waiter.busy(100);
+        let produced = waiter.produce();
+        let doubled = double::remote(&produced);
+        let gathered = waiter.gather(vec![doubled]);
+        assert_eq!(finishes(&rt, gathered.get()).await.unwrap(), 42);
+        assert_eq!(finishes(&rt, busy.get()).await.unwrap(), 100);
     })
     .await;
 }

@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::slot::ActorSlot;
 use crate::executor::{Exec, report};
-use crate::protocol::{Finished, Handoff, Msg, Report};
+use crate::protocol::{Finished, Handoff, Report};
 use crate::task::Start;
 
 /// How long an active actor runs calls before it hands its reports to the manager.
@@ -38,34 +38,44 @@ const SPIN: Duration = Duration::from_micros(20);
 const LINGER: Duration = Duration::from_millis(1);
 
 /// Collects an active actor's reports and hands them over in batches.
+///
+/// The reports wait among the thread's held reports (see
+/// [`hold_report`](crate::executor::hold_report)): a call that waits sends
+/// them before it says it waits, so a task it waits for that needs an
+/// earlier call's result is released. A report is held only while the next
+/// call, taken to run about as long as the last one, would end within
+/// [`REPORT_EVERY`] of the oldest held report: a burst of short calls goes
+/// in one message, and a short call's dependents do not wait for a long
+/// call after it.
 struct Reporter<'a> {
     exec: &'a Exec,
-    reports: Vec<Report>,
     /// When the oldest report not yet handed over was made.
     since: Instant,
 }
 
 impl Reporter<'_> {
-    /// Adds the report of an attempt that ended at `ended`.
-    fn push(&mut self, report: Report, ended: Instant) {
-        if self.reports.is_empty() {
+    fn new(exec: &Exec) -> Reporter<'_> {
+        Reporter { exec, since: crate::timer::now() }
+    }
+
+    /// Adds the report of an attempt that ran from `started` to `ended`.
+    fn push(&mut self, report: Report, started: Instant, ended: Instant) {
+        if crate::executor::hold_report(report) {
             self.since = ended;
         }
-        self.reports.push(report);
-        if ended.saturating_duration_since(self.since) > REPORT_EVERY {
+        let ran = ended.saturating_duration_since(started);
+        if ended.saturating_duration_since(self.since) + ran > REPORT_EVERY {
             self.flush();
         }
     }
 
     fn finished(&mut self, finished: Finished) {
-        let ended = finished.ended;
-        self.push(Report::Finished(finished), ended);
+        let (started, ended) = (finished.started, finished.ended);
+        self.push(Report::Finished(finished), started, ended);
     }
 
     fn flush(&mut self) {
-        if !self.reports.is_empty() {
-            let _ = self.exec.send(Msg::Reports(std::mem::take(&mut self.reports)));
-        }
+        crate::executor::flush_held_reports(self.exec.sender());
     }
 }
 
@@ -78,7 +88,7 @@ impl Drop for Reporter<'_> {
 /// An actor's thread: runs calls until the slot is empty, halted or killed.
 pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
     let mut instance = slot.take_parked();
-    let mut reporter = Reporter { exec, reports: Vec::new(), since: crate::timer::now() };
+    let mut reporter = Reporter::new(exec);
     // A call taken from the slot by a run of async calls that it ended.
     let mut taken: Option<Start> = None;
     loop {
@@ -140,7 +150,7 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
 pub(super) async fn run_here(exec: Exec, slot: Arc<ActorSlot>) {
     let (exec, slot) = (&exec, &slot);
     let mut instance = slot.take_parked();
-    let mut reporter = Reporter { exec, reports: Vec::new(), since: crate::timer::now() };
+    let mut reporter = Reporter::new(exec);
     let mut taken: Option<Start> = None;
     loop {
         if let Some(det) = &exec.det {
@@ -233,8 +243,7 @@ fn crashed(slot: &ActorSlot, instance: &mut Option<ActorInstance>, crash: Crash,
     slot.halt();
     let state = instance.take();
     let _ = catch_unwind(AssertUnwindSafe(|| drop(state)));
-    let ended = culprit.ended;
-    reporter.push(Report::Crashed(culprit, lost), ended);
+    crate::executor::hold_report(Report::Crashed(slot.actor, culprit, lost));
     reporter.flush();
 }
 

@@ -224,6 +224,17 @@ thread_local! {
     static HELD_REPORTS: std::cell::RefCell<Vec<Report>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Holds `report` back on this thread, to go with the next batch; returns
+/// whether it is the first held. An actor's thread holds its calls'
+/// reports here too, so that a call that waits sends them first, as a
+/// plain body does (see [`flush_held_reports`]).
+pub(crate) fn hold_report(report: Report) -> bool {
+    HELD_REPORTS.with_borrow_mut(|reports| {
+        reports.push(report);
+        reports.len() == 1
+    })
+}
+
 /// Sends the reports this thread's worker holds back, if any. Called before a
 /// body on this thread tells the manager it waits or claims a task: the
 /// manager must first learn that the attempt started (it may have been
