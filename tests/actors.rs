@@ -518,3 +518,82 @@ async fn calls_made_while_the_constructor_waits_for_its_argument_run_on_the_buil
     })
     .await;
 }
+
+/// Set once `Doomed::crash_later` runs.
+static CRASH_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Doomed {
+    lives: u32,
+}
+
+#[rustyray::actor]
+impl Doomed {
+    pub fn new() -> Self {
+        Doomed { lives: 0 }
+    }
+
+    /// Panics once the caller had time to cancel it.
+    pub fn crash_later(&mut self) -> u32 {
+        CRASH_STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+        panic!("crashed after being cancelled")
+    }
+
+    pub fn ping(&mut self) -> u32 {
+        self.lives += 1;
+        self.lives
+    }
+}
+
+#[rustyray::remote]
+fn slowly(n: i64) -> i64 {
+    std::thread::sleep(Duration::from_millis(200));
+    n
+}
+
+/// Bounds a wait that would hang on a lost restart or creation.
+async fn within<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(30), work).await {
+        Ok(done) => done,
+        Err(_) => panic!("{what} did not finish"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_while_it_runs_that_then_panics_restarts_the_actor() {
+    let rt = runtime();
+    rt.scope(async {
+        let actor = Doomed::options().max_restarts(1).remote();
+        let doomed = actor.crash_later();
+        within("the call to start", async {
+            while !CRASH_STARTED.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        rustyray::cancel(&doomed);
+        assert!(doomed.get().await.unwrap_err().is_cancelled());
+        // The panic still took the state: the actor restarts and serves on.
+        assert_eq!(within("a call after the crash", actor.ping().get()).await.unwrap(), 1);
+        within("the runtime to go idle", rt.wait_idle()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_killed_before_its_constructor_ran_is_dead_not_pending() {
+    let rt = runtime();
+    rt.scope(async {
+        // The constructor waits for an argument; the kill comes first.
+        let slow = slowly::remote(5);
+        let counter = Counter::remote(&slow);
+        rustyray::kill(&counter);
+        let error = within("ready", counter.ready()).await.unwrap_err();
+        assert!(matches!(error, rustyray::Error::ActorDied { .. }), "{error}");
+        assert!(counter.incr(1).get().await.is_err());
+        within("the runtime to go idle", rt.wait_idle()).await;
+    })
+    .await;
+}

@@ -84,9 +84,9 @@ pub(crate) enum Report {
     Finished(Finished),
     /// It continues as its own tokio task, which `abort` stops.
     Spawned { task: TaskId, attempt: u32, abort: AbortHandle },
-    /// An actor method panicked: the actor lost its state, and with it the
-    /// calls still in flight (task, attempt).
-    Crashed(Finished, Vec<(TaskId, u32)>),
+    /// A method of the actor panicked: the actor lost its state, and with it
+    /// the calls still in flight (task, attempt).
+    Crashed(ActorId, Finished, Vec<(TaskId, u32)>),
     /// A worker that had reported itself idle found a lookahead in its
     /// mailbox and started it.
     Resumed { task: TaskId, attempt: u32, started: Instant },

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustyray_core::{ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
+use rustyray_core::{ActorId, ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
 use tokio::sync::Notify;
 
 use super::thread::{run, run_here};
@@ -43,6 +43,8 @@ use crate::task::Start;
 
 /// Where an actor's released calls wait, and its state while it is idle.
 pub(crate) struct ActorSlot {
+    /// The actor whose calls it holds (named in its crash reports).
+    pub(super) actor: ActorId,
     inner: Mutex<SlotInner>,
     /// Wakes the actor's thread while it drives async calls.
     pub(super) arrived: Notify,
@@ -163,8 +165,9 @@ impl<C, S> SlotInner<C, S> {
 }
 
 impl ActorSlot {
-    pub(crate) fn new(options: &ActorOptions, holds_cpus: bool) -> Arc<Self> {
+    pub(crate) fn new(actor: ActorId, options: &ActorOptions, holds_cpus: bool) -> Arc<Self> {
         Arc::new(ActorSlot {
+            actor,
             inner: Mutex::default(),
             arrived: Notify::new(),
             arrived_idle: Condvar::new(),

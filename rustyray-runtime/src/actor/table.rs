@@ -75,8 +75,10 @@ pub(crate) struct Actors {
     /// has open. Kept apart from the calls' entries, so that the end of a
     /// wait is matched to its start even if the call ended meanwhile.
     pub(crate) waiting_calls: FxHashMap<TaskId, (ActorId, u32)>,
-    /// The states of actors killed while idle, to be dropped once the
-    /// manager has let go of its lock (see [`Core::take_dead_states`]).
+    /// What is left of dead actors that holds the user's values (the states
+    /// of actors killed while idle, the constructors of retired ones with
+    /// their arguments), to be dropped once the manager has let go of its
+    /// lock (see [`Core::take_dead_states`]).
     pub(crate) dead_states: Vec<ActorInstance>,
 }
 

@@ -43,7 +43,7 @@ impl Core {
         let id = config.id;
         // Listed by the runtime handle unless the actor was rejected; a
         // rejected actor's slot never runs anything.
-        let slot = self.directory.slot(id).unwrap_or_else(|| ActorSlot::new(&config.options, entry.holds_cpus()));
+        let slot = self.directory.slot(id).unwrap_or_else(|| ActorSlot::new(id, &config.options, entry.holds_cpus()));
         let actor = ActorEntry {
             constructor: entry.spec.body.clone(),
             creation: entry.spec.id,
@@ -273,13 +273,13 @@ impl Core {
         self.actors.creations.get(&task).copied()
     }
 
-    /// A method panicked: the actor lost its state (and the calls in flight,
-    /// `lost`). Restart it if allowed, else it is dead.
-    pub(super) fn actor_crashed(&mut self, exec: &Exec, culprit: Finished, lost: Vec<(TaskId, u32)>) {
-        let actor = self.tasks.get(&culprit.task).and_then(|e| e.called_actor());
+    /// A method of `actor` panicked: the actor lost its state (and the calls
+    /// in flight, `lost`). Restart it if allowed, else it is dead. The
+    /// culprit may be a call cancelled while it ran (its entry gone): the
+    /// actor is named by its thread, not looked up through the call.
+    pub(super) fn actor_crashed(&mut self, exec: &Exec, actor: ActorId, culprit: Finished, lost: Vec<(TaskId, u32)>) {
         let reason = DeathReason::Crashed { error: culprit.outcome.as_ref().err().map(|error| error.to_string()) };
         self.finished(culprit);
-        let Some(actor) = actor else { return };
         let Some(entry) = self.actors.live.get_mut(&actor) else { return };
         if entry.state == ActorState::Dead {
             return;
@@ -306,7 +306,14 @@ impl Core {
             entry.released.remove(task);
         }
         for (task, attempt) in lost {
-            let Some(call) = self.tasks.get_mut(&task) else { continue };
+            let Some(call) = self.tasks.get_mut(&task) else {
+                // Cancelled while it ran: its attempt was given up on, and
+                // ends here, giving back what it held.
+                if let Some(abandoned) = self.take_abandoned(task, attempt) {
+                    self.books.scheduler.release(abandoned.held);
+                }
+                continue;
+            };
             if call.running().is_none_or(|r| r.attempt != attempt) {
                 continue;
             }
@@ -406,6 +413,11 @@ impl Core {
         entry.death.get_or_insert(reason);
         let died = entry.died();
         let mut doomed: Vec<TaskId> = entry.waiting.drain(..).collect();
+        // A constructor not yet started (its arguments pending, or waiting
+        // for CPUs) never will be: `ready()` fails now, not never.
+        if self.tasks.get(&entry.creation).is_some_and(|creation| creation.running().is_none()) {
+            doomed.push(entry.creation);
+        }
         let (waiting, state) = entry.slot.kill();
         self.actors.dead_states.extend(state);
         for start in waiting {
@@ -447,6 +459,10 @@ impl Core {
                 }
                 self.actors.dead.push_back(entry.info());
             }
+            // The constructor may hold its arguments (kept for restarts):
+            // their `Drop` is the user's, so they go with the dead states,
+            // dropped outside the lock.
+            self.actors.dead_states.push(Box::new(entry.constructor));
         }
     }
 

@@ -133,7 +133,7 @@ impl Core {
                     match report {
                         Report::Finished(finished) => self.finished(finished),
                         Report::Spawned { task, attempt, abort } => self.spawned(task, attempt, abort),
-                        Report::Crashed(finished, lost) => self.actor_crashed(exec, finished, lost),
+                        Report::Crashed(actor, finished, lost) => self.actor_crashed(exec, actor, finished, lost),
                         Report::Resumed { task, attempt, started } => self.resumed(task, attempt, started),
                     }
                 }

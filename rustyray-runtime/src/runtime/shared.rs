@@ -101,7 +101,7 @@ impl Runner for Shared {
             self.directory.register(config.id, config.options.name.as_deref(), &actor).err()
         };
         let entry = Entry::new(spec);
-        let slot = ActorSlot::new(&config.options, entry.holds_cpus());
+        let slot = ActorSlot::new(config.id, &config.options, entry.holds_cpus());
         if rejected.is_none() {
             self.directory.insert_slot(config.id, slot);
         }
