@@ -257,3 +257,35 @@ async fn a_buffer_of_usize_max_is_no_bound_and_no_panic() {
     })
     .await;
 }
+
+/// Sends for ever from a plain body, which a timeout cannot interrupt.
+#[rustyray::remote(streaming)]
+fn ticks(out: Yield<u64>) -> rustyray::Result<()> {
+    let mut i = 0;
+    loop {
+        out.send_blocking(i)?;
+        i += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_plain_generator_ends_its_stream_with_the_timeout() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        let mut stream = ticks::options().timeout(std::time::Duration::from_millis(100)).remote();
+        // A consumer slower than the producer: the buffer is always full.
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            let mut last = None;
+            while let Some(item) = stream.next().await {
+                last = Some(item.get().await);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            last
+        })
+        .await
+        .expect("the stream ended");
+        let error = read.expect("items, then the error").unwrap_err();
+        assert!(matches!(error, rustyray::Error::TimedOut { .. }), "{error}");
+    })
+    .await;
+}

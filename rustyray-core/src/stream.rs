@@ -250,6 +250,13 @@ impl<T> ObjectStream<T> {
             if self.done {
                 return Poll::Ready(None);
             }
+            if matches!(self.output.cell().try_get(), Some(Err(_))) {
+                // The task failed (timed out, cancelled, shut down) while a
+                // plain body may still run on, abandoned: what it sent so
+                // far is read, then the error ends the stream, and its later
+                // sends fail.
+                self.rx.close();
+            }
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
                     if self.shared.accept(item.epoch) {
