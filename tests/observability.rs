@@ -268,6 +268,16 @@ async fn subscribers_see_the_lifecycle_in_order() {
     assert_eq!(events.missed(), 0);
 }
 
+#[tokio::test]
+async fn an_event_capacity_past_the_most_is_refused_not_a_panic_at_subscribe() {
+    for events in [usize::MAX, (1 << 24) + 1] {
+        let error = Runtime::builder().event_capacity(events).build().map(|_| ()).unwrap_err();
+        assert!(matches!(error, rustyray::BuildError::InvalidOption { option: "event_capacity", .. }), "{error}");
+    }
+    let rt = Runtime::builder().event_capacity(1 << 24).build().unwrap();
+    drop(rt);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_does_not_hold_the_runtime_back() {
     let rt = Runtime::builder().num_cpus(2).event_capacity(8).build().unwrap();

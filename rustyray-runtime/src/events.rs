@@ -19,6 +19,8 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 /// How many events a subscriber may fall behind before it loses the oldest.
 pub(crate) const DEFAULT_CAPACITY: usize = 4096;
+/// The most events a subscriber may fall behind by (`Builder::event_capacity`).
+pub(crate) const MAX_CAPACITY: usize = 1 << 24;
 
 /// One lifecycle event.
 #[derive(Clone, Debug)]

@@ -98,7 +98,8 @@ impl Builder {
     }
 
     /// How many lifecycle events a subscriber may fall behind before it loses
-    /// the oldest (default 4,096). See [`Runtime::subscribe`].
+    /// the oldest (default 4,096, at most 2^24: the room is allocated whole).
+    /// See [`Runtime::subscribe`].
     pub fn event_capacity(mut self, events: usize) -> Self {
         self.event_capacity = Some(events);
         self
@@ -170,6 +171,11 @@ impl Builder {
             max_finished_records: self.max_finished_records.unwrap_or(DEFAULT_FINISHED_RECORDS),
             event_capacity: match self.event_capacity {
                 Some(0) => return invalid("event_capacity", "subscribers need room for at least one event".into()),
+                // Every slot is allocated when the first subscriber comes.
+                Some(events) if events > crate::events::MAX_CAPACITY => {
+                    let most = crate::events::MAX_CAPACITY;
+                    return invalid("event_capacity", format!("{events} events is more than the most, {most}"));
+                }
                 Some(events) => events,
                 None => crate::events::DEFAULT_CAPACITY,
             },
