@@ -125,6 +125,11 @@ pub struct WorkerArgs {
     /// How long running attempts may finish at shutdown, milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub grace_ms: u64,
+    /// This worker's id (default: host and process id). Give each process
+    /// its own, such as its pod's name: a process restarted under the same
+    /// id follows the Ray jobs its predecessor left running.
+    #[arg(long, env = "RUSTYRAY_WORKER_ID")]
+    pub id: Option<String>,
 }
 
 fn parse_state(text: &str) -> Result<JobState, String> {
@@ -512,6 +517,9 @@ async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
         .grace_period(Duration::from_millis(args.grace_ms));
     if let Some(n) = args.concurrency {
         builder = builder.concurrency(n);
+    }
+    if let Some(id) = args.id {
+        builder = builder.id(id);
     }
     for (queue, n) in args.queue_limits {
         builder = builder.queue_limit(queue, n);

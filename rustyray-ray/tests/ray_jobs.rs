@@ -103,7 +103,8 @@ fn main() -> ExitCode {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let cases: Vec<(&str, Case)> = vec![
         ("matrix_local_and_ray_job_leave_the_same_rows", || Box::pin(matrix())),
-        ("sigkill_worker_while_ray_jobs_run_loses_nothing", || Box::pin(sigkill())),
+        ("sigkill_worker_while_ray_jobs_run_loses_nothing", || Box::pin(sigkill(None))),
+        ("sigkill_worker_restarted_under_its_id_follows_its_ray_jobs", || Box::pin(sigkill(Some("pod-0")))),
         ("unreachable_dashboard_pauses_claiming_then_resumes", || Box::pin(unreachable())),
         ("wrong_token_is_a_clear_error", || Box::pin(wrong_token())),
         ("missing_binary_is_a_clear_error", || Box::pin(missing_binary())),
@@ -316,12 +317,13 @@ async fn matrix() {
 
 // ---- a worker killed while its Ray jobs run ----------------------------
 
-fn spawn_worker(db: &Db, address: &str, log: &Path) -> std::process::Child {
+fn spawn_worker(db: &Db, address: &str, log: &Path, id: Option<&str>) -> std::process::Child {
     let out = std::fs::OpenOptions::new().append(true).create(true).open(log).expect("worker log");
     let err = out.try_clone().expect("worker log");
     Command::new(std::env::current_exe().expect("current exe"))
         .args(["worker", "--runner", "ray-job", "--ray-address", address, "--concurrency", "4"])
         .args(["--heartbeat-ms", "200", "--stuck-timeout-ms", "8000", "--db", &db.url])
+        .args(id.map(|id| ["--id", id]).into_iter().flatten())
         .env_remove("RAY_AUTH_TOKEN")
         .stdin(Stdio::null())
         .stdout(out)
@@ -330,7 +332,12 @@ fn spawn_worker(db: &Db, address: &str, log: &Path) -> std::process::Child {
         .expect("spawn a worker process")
 }
 
-async fn sigkill() {
+/// A worker killed while its Ray jobs run, and another started: with
+/// `id`, both under that id (a pod restarted), which must follow the jobs
+/// its predecessor left, the running ones and those Ray holds PENDING for
+/// longer than the stuck timeout; without, a worker of its own, which
+/// adopts them.
+async fn sigkill(id: Option<&str>) {
     let Some(address) = ray_address() else { return };
     let db = sqlite();
     let q = queue(&db).await;
@@ -339,9 +346,16 @@ async fn sigkill() {
     let path = runs.display().to_string();
     let mut ids = Vec::new();
     for i in 0..6u64 {
-        ids.push(record::enqueue(&q, path.clone(), i, 4000).await.unwrap().id());
+        let job = match id {
+            // One CPU each on the two-CPU cluster: two run, two wait
+            // PENDING past the stuck timeout (8 s) while the worker is away.
+            Some(_) if i < 4 => record::options().num_cpus(1.0).enqueue(&q, path.clone(), i, 10_000).await,
+            Some(_) => continue,
+            None => record::enqueue(&q, path.clone(), i, 4000).await,
+        };
+        ids.push(job.unwrap().id());
     }
-    let mut first = spawn_worker(&db, &address, &worker_log);
+    let mut first = spawn_worker(&db, &address, &worker_log, id);
     // Kill it once Ray jobs of its run.
     until("Ray jobs to run", Duration::from_secs(120), || async {
         let mut running = 0;
@@ -354,7 +368,7 @@ async fn sigkill() {
     .await;
     first.kill().expect("SIGKILL the worker");
     first.wait().expect("reap it");
-    let mut second = spawn_worker(&db, &address, &worker_log);
+    let mut second = spawn_worker(&db, &address, &worker_log, id);
     let mut infos = Vec::new();
     for id in &ids {
         infos.push(finished(&q, *id).await);

@@ -153,6 +153,24 @@ pub async fn adopt(db: &Db, worker: &str, runner: &str, silent_us: i64) -> Resul
     Ok(adopted)
 }
 
+/// The live attempts of `runner` recorded under `worker` itself: those an
+/// earlier process under the same worker id submitted to a cluster, where
+/// they run on. A worker starting up follows them, as it would a silent
+/// worker's (see [`adopt`]).
+pub async fn own_orphans(db: &Db, worker: &str, runner: &str) -> Result<Vec<Claimed>> {
+    let find = "SELECT a.id, a.job_id, a.attempt FROM rustyray_attempts a \
+                JOIN rustyray_jobs j ON j.id = a.job_id AND j.current_attempt = a.id \
+                WHERE a.runner = ? AND a.worker_id = ? AND a.state IN ('SUBMITTED', 'RUNNING')";
+    let found: Vec<(uuid::Uuid, uuid::Uuid, i32)> = on_db!(db, pool, kind => {
+        sqlx::query_as(&sql(kind, find)).bind(runner).bind(worker).fetch_all(pool).await.map_err(|e| db.error(e))?
+    });
+    let mut orphans = Vec::with_capacity(found.len());
+    for (attempt_id, job_id, attempt) in found {
+        orphans.push(claimed_for(db, JobId(job_id), attempt_id, attempt).await?);
+    }
+    Ok(orphans)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -272,6 +272,19 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     let writer = Writer::start(queue.clone());
     let (cancels_tx, mut cancels) = mpsc::unbounded_channel();
     let (adopted_tx, mut adopted) = mpsc::unbounded_channel();
+    if runner.adopts_orphans() {
+        // Cluster attempts an earlier process under this worker id left
+        // running: followed here again, as a silent worker's would be by
+        // another (which skips them while this id's lease is fresh).
+        match store::attempt::own_orphans(queue.db(), &config.id, runner.name()).await {
+            Ok(orphans) => {
+                for claimed in orphans {
+                    let _ = adopted_tx.send(claimed);
+                }
+            }
+            Err(error) => tracing::warn!(worker = %config.id, %error, "cannot look for this worker's earlier attempts"),
+        }
+    }
     let adopt = runner.adopts_orphans().then(|| Adopt { runner: runner.name(), found: adopted_tx });
     // An attempt stops here once it is found LOST (its retry may run
     // elsewhere), if its runner's outcomes are this worker's alone to write:
@@ -372,7 +385,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                 // already, so it takes a slot even when none is free.
                 let claimed: Claimed = claimed;
                 if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(claimed.attempt_id) {
-                    tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker");
+                    tracing::info!(worker = %config.id, job = %claimed.job_id, attempt = %claimed.attempt_id, "adopted an attempt of a silent worker (or of this worker's earlier process)");
                     let (stop, stop_rx) = watch::channel(None);
                     slot.insert(Slot { job: claimed.job_id, stop, since: tokio::time::Instant::now() });
                     let attempt = claimed.attempt_id;
