@@ -244,6 +244,12 @@ async fn run(inner: Arc<Inner>, attempt: Attempt) -> Outcome {
         Err(RayError::AlreadyExists { .. }) => {
             tracing::info!(ray_job = %id, "the Ray job exists already (a repeated submit): following it");
         }
+        // A submit that failed on the way back (a timeout, a proxy's 502
+        // after Ray took it) may have started the job: if Ray knows it,
+        // it is followed, not requeued beside itself.
+        Err(error) if error.is_cluster_down() && inner.client.job(&id).await.is_ok() => {
+            tracing::info!(ray_job = %id, %error, "the submit failed, but Ray has the job: following it");
+        }
         Err(error) => {
             if error.is_cluster_down() || matches!(error, RayError::Unauthorized { .. }) {
                 inner.breaker.trip(&inner.client, &queue, &error);
