@@ -36,6 +36,9 @@ pub enum AttemptRun {
     },
 }
 
+/// How long a job process keeps trying to write its attempt's outcome.
+const OUTCOME_WRITE_PATIENCE: Duration = Duration::from_secs(600);
+
 /// Runs attempt `attempt_id` in this process: marks it RUNNING (only when it
 /// is SUBMITTED and its job's current attempt, so an attempt id never runs
 /// twice), heartbeats it every `heartbeat`, runs its function on `runtime`
@@ -66,11 +69,13 @@ pub async fn run_attempt(
     if let Some(mut completion) = completion {
         let mut backoff = Duration::from_millis(50);
         // The heartbeat goes on while this retries, so nobody declares the
-        // attempt lost; give up after about a minute and let the worker
-        // that follows the cluster job record the failure. An outcome the
-        // database refuses is written as the attempt's plain failure, as
-        // the worker's writer does.
-        for _ in 0..12 {
+        // attempt lost. A database failover or restart takes minutes, and a
+        // result lost to it would be the whole run's work: keep trying for
+        // ten minutes, then let the worker that follows the cluster job
+        // record the failure. An outcome the database refuses is written
+        // as the attempt's plain failure, as the worker's writer does.
+        let give_up = tokio::time::Instant::now() + OUTCOME_WRITE_PATIENCE;
+        while tokio::time::Instant::now() < give_up {
             match record::write_alone(queue, completion).await {
                 Ok((_, recorded)) => {
                     written = Some(recorded);
