@@ -259,6 +259,9 @@ impl<T> ObjectStream<T> {
             }
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(item)) => {
+                    // The wait for the task's end (which counts the consumer
+                    // as waiting, its CPU lent out) ends with the wait.
+                    self.ended = None;
                     if self.shared.accept(item.epoch) {
                         return Poll::Ready(Some(item.object));
                     }
@@ -275,6 +278,7 @@ impl<T> ObjectStream<T> {
                     // The task ended: what it sent is in the channel already.
                     match self.rx.try_recv() {
                         Ok(item) => {
+                            self.ended = None;
                             if self.shared.accept(item.epoch) {
                                 return Poll::Ready(Some(item.object));
                             }
