@@ -259,7 +259,7 @@ pub async fn run_cli(cli: Cli) -> ExitCode {
 async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     use crate::service::{Service, Tokens};
     let Command::Serve(args) = cli.command else { return Ok(()) };
-    let q = connect(cli.db.as_deref()).await?;
+    let q = connect(cli.db.as_deref(), None).await?;
     let mut tokens = Tokens::from_env()?;
     if let Some(path) = &args.tokens_file
         && std::env::var_os(crate::service::TOKENS_FILE_ENV).is_none()
@@ -300,14 +300,25 @@ async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn connect(db: Option<&str>) -> Result<Queue, QueueError> {
+/// A job process (`run-attempt`) on PostgreSQL writes results up to this
+/// size into the job's row. Past the queue's usual limit they would go to
+/// the default result store, a directory on whichever cluster node ran the
+/// job, which the application cannot read (its own store is not known
+/// here). On SQLite the default store is beside the database file, which
+/// the job process shares with the application.
+const RUN_ATTEMPT_RESULT_LIMIT: usize = 64 << 20;
+
+async fn connect(db: Option<&str>, result_limit: Option<usize>) -> Result<Queue, QueueError> {
     let Some(url) = db else {
         return Err(QueueError::InvalidUrl {
             url: String::new(),
             reason: "no database given: pass --db URL or set RUSTYRAY_DB".into(),
         });
     };
-    Queue::connect(url).await
+    match result_limit {
+        Some(limit) => Queue::builder(url).result_limit(limit).connect().await,
+        None => Queue::connect(url).await,
+    }
 }
 
 async fn execute(cli: Cli) -> Result<(), QueueError> {
@@ -326,7 +337,9 @@ async fn execute(cli: Cli) -> Result<(), QueueError> {
         }
         return Ok(());
     }
-    let q = connect(cli.db.as_deref()).await?;
+    let on_server = cli.db.as_deref().is_some_and(|url| !url.starts_with("sqlite:"));
+    let result_limit = (on_server && matches!(cli.command, Command::RunAttempt(_))).then_some(RUN_ATTEMPT_RESULT_LIMIT);
+    let q = connect(cli.db.as_deref(), result_limit).await?;
     match cli.command {
         Command::Worker(args) => worker(&q, args).await,
         Command::Enqueue(args) => {
