@@ -113,6 +113,11 @@ pub struct WorkerArgs {
     /// How long a Ray job may stay PENDING before its attempt fails, milliseconds.
     #[arg(long, default_value_t = 600_000)]
     pub ray_pending_timeout_ms: u64,
+    /// The database URL the Ray jobs use (default: `--db`). It is in each
+    /// job's entrypoint, which the dashboard shows: a `--db` with a password
+    /// is not put there unless given here on purpose.
+    #[arg(long, env = "RUSTYRAY_RAY_DB_URL")]
+    pub ray_db_url: Option<String>,
     /// A limit across all workers, `QUEUE=N` (repeatable).
     #[arg(long = "queue-limit", value_parser = parse_limit)]
     pub queue_limits: Vec<(String, u32)>,
@@ -515,7 +520,7 @@ async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
     let mut builder = Worker::builder(q);
     match args.runner.as_str() {
         "local" => {}
-        "ray-job" | "ray_job" => builder = with_ray_runner(builder, &args)?,
+        "ray-job" | "ray_job" => builder = with_ray_runner(builder, &args, q.url())?,
         other => {
             return Err(QueueError::Worker(format!(
                 "unknown runner `{other}`: use `local` or `ray-job`{}",
@@ -553,6 +558,7 @@ async fn worker(q: &Queue, args: WorkerArgs) -> Result<(), QueueError> {
 fn with_ray_runner(
     builder: crate::queue::WorkerBuilder,
     args: &WorkerArgs,
+    db_url: &str,
 ) -> Result<crate::queue::WorkerBuilder, QueueError> {
     let Some(address) = args.ray_address.as_deref() else {
         return Err(QueueError::Worker("--runner ray-job needs --ray-address http://HOST:8265".into()));
@@ -567,11 +573,27 @@ fn with_ray_runner(
         }
         runner = runner.binary(binary);
     }
+    match &args.ray_db_url {
+        Some(url) => runner = runner.db_url(url),
+        // Every attempt would fail: refuse to start instead.
+        None if db_url.contains("***") => {
+            return Err(QueueError::Worker(
+                "--db has a password, which Ray jobs would show in their entrypoint: give the URL \
+                 the jobs should use with --ray-db-url (or RUSTYRAY_RAY_DB_URL)"
+                    .into(),
+            ));
+        }
+        None => {}
+    }
     Ok(builder.runner(runner))
 }
 
 #[cfg(not(feature = "ray"))]
-fn with_ray_runner(_: crate::queue::WorkerBuilder, _: &WorkerArgs) -> Result<crate::queue::WorkerBuilder, QueueError> {
+fn with_ray_runner(
+    _: crate::queue::WorkerBuilder,
+    _: &WorkerArgs,
+    _: &str,
+) -> Result<crate::queue::WorkerBuilder, QueueError> {
     Err(QueueError::Worker("--runner ray-job needs the `ray` feature of rustyray".into()))
 }
 
