@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -70,7 +70,10 @@ struct Inner {
     breaker: Arc<Breaker>,
     package: OnceCell<Arc<Package>>,
     /// When the package was last found on the cluster.
-    package_seen: Mutex<Option<Instant>>,
+    /// Held while the cluster is asked for the package (and it is
+    /// uploaded): attempts starting at once wait for that one look, rather
+    /// than each uploading the package again.
+    package_seen: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// How long the dashboard is trusted to keep a package without being asked.
@@ -101,7 +104,7 @@ impl RayJobRunner {
                 resources: BTreeMap::new(),
                 breaker: Arc::default(),
                 package: OnceCell::new(),
-                package_seen: Mutex::new(None),
+                package_seen: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -126,7 +129,7 @@ impl RayJobRunner {
                     resources: old.resources.clone(),
                     breaker: old.breaker.clone(),
                     package: OnceCell::new(),
-                    package_seen: Mutex::new(None),
+                    package_seen: tokio::sync::Mutex::new(None),
                 };
                 f(&mut inner);
                 self.inner = Arc::new(inner);
@@ -354,16 +357,13 @@ async fn ensure_package(inner: &Inner) -> Result<Arc<Package>> {
         })
         .await?
         .clone();
-    let fresh =
-        inner.package_seen.lock().map(|seen| seen.is_some_and(|at| at.elapsed() < PACKAGE_RECHECK)).unwrap_or(false);
-    if !fresh {
+    let mut seen = inner.package_seen.lock().await;
+    if !seen.is_some_and(|at| at.elapsed() < PACKAGE_RECHECK) {
         if !inner.client.package_exists(&package.name).await? {
             tracing::info!(package = %package.name, bytes = package.zip.len(), "uploading the job binary to the Ray cluster");
             inner.client.upload_package(&package.name, package.zip.clone()).await?;
         }
-        if let Ok(mut seen) = inner.package_seen.lock() {
-            *seen = Some(Instant::now());
-        }
+        *seen = Some(Instant::now());
     }
     Ok(package)
 }
