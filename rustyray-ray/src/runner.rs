@@ -412,14 +412,32 @@ async fn follow(
             }
             Err(error) => {
                 // The dashboard is away for now: the job may still run and
-                // write its attempt. Keep heartbeating (the worker does)
-                // and keep asking, less often.
+                // write its attempt, and keep asking, less often. A job
+                // process that began heartbeats its attempt itself: were it
+                // gone with its cluster, its attempt goes silent, is found
+                // LOST, and this loop ends at `written`. One that never
+                // began is given up past the pending timeout, as a job Ray
+                // holds PENDING is: should it start later, it runs nothing.
                 failures += 1;
                 if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(ray_job = %id, %error, "cannot read the Ray job's status; retrying");
                 }
                 if written(queue, claimed).await {
                     return Outcome::Recorded;
+                }
+                if submitted.elapsed() > inner.pending_timeout
+                    && matches!(queue.attempt_state(claimed.attempt_id).await, Ok(Some(AttemptState::Submitted)))
+                {
+                    return Outcome::failed(
+                        "RayUnreachable",
+                        format!(
+                            "{}: Ray job {id} did not begin within {:?}, and the dashboard at {} has not answered \
+                             since ({error})",
+                            who(claimed),
+                            inner.pending_timeout,
+                            inner.client.address()
+                        ),
+                    );
                 }
                 poll = inner.poll.1;
                 continue;

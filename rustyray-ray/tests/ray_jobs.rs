@@ -2,8 +2,9 @@
 //! `local` and `ray_job` runners leave the same rows; a worker killed with
 //! SIGKILL while its Ray jobs run loses nothing and runs nothing twice; bad
 //! input (unreachable dashboard, wrong token, missing binary, a rejected
-//! submission, a job that never starts, a huge log) ends as a clear error on
-//! the attempt and a consistent job.
+//! submission, a job that never starts, a huge log, a cluster lost with its
+//! dashboard while a job runs) ends as a clear error on the attempt and a
+//! consistent job.
 //!
 //! The dashboard comes from `RUSTYRAY_TEST_RAY` (`http://127.0.0.1:8265`,
 //! auth off); the token test uses a second dashboard with auth on,
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
         ("missing_binary_is_a_clear_error", || Box::pin(missing_binary())),
         ("rejected_submission_is_a_clear_error", || Box::pin(rejected())),
         ("pending_past_deadline_is_stopped_and_failed", || Box::pin(pending())),
+        ("cluster_lost_while_a_job_runs_loses_the_attempt", || Box::pin(cluster_lost())),
         ("huge_log_keeps_a_bounded_tail", || Box::pin(huge_log())),
         ("uploaded_binary_runs_jobs", || Box::pin(uploaded())),
     ];
@@ -412,6 +414,60 @@ async fn forward(port: u16, address: &str) -> tokio::task::JoinHandle<()> {
             });
         }
     })
+}
+
+/// Forwards `port` to the Ray dashboard until the set is aborted: then the
+/// listener and every connection through it (pooled ones too) are gone.
+async fn forward_until_cut(port: u16, address: &str) -> tokio::task::JoinSet<()> {
+    let target = address.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the forwarder");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut set = tokio::task::JoinSet::new();
+    set.spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let _ = tx.send(inbound);
+        }
+    });
+    set.spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Some(mut inbound) = rx.recv().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    set
+}
+
+/// The worker's dashboard goes away for good while a job runs, and the
+/// job's process ends without a word (as when the whole cluster is lost):
+/// its attempt goes silent and is found LOST, not followed for ever.
+async fn cluster_lost() {
+    let Some(address) = ray_address() else { return };
+    let db = sqlite();
+    let q = queue(&db).await;
+    let port = free_port();
+    let mut forwarder = forward_until_cut(port, &address).await;
+    let worker = worker_with(&q, Some(ray_runner(&format!("http://127.0.0.1:{port}")))).await;
+    let id = sleepy::enqueue(&q, 600_000).await.unwrap().id();
+    until("the job to run on Ray", Duration::from_secs(120), || async {
+        q.job(id).await.unwrap().attempt_list.last().is_some_and(|a| a.state == AttemptState::Running)
+    })
+    .await;
+    let ray_job = q.job_unredacted(id).await.unwrap().attempt_list.last().and_then(|a| a.ray_job_id.clone());
+    let ray_job = ray_job.expect("the Ray job's id");
+    forwarder.abort_all();
+    while forwarder.join_next().await.is_some() {}
+    // The job's process goes (stopped behind the worker's back).
+    RayClient::new(&address).expect("address").stop(&ray_job).await.expect("stop the Ray job");
+    let info = finished(&q, id).await;
+    worker.shutdown().await;
+    assert_eq!(info.state, JobState::Failed, "{info:?}");
+    let attempt = info.attempt_list.last().expect("an attempt");
+    assert_eq!(attempt.state, AttemptState::Lost, "{attempt:?}");
 }
 
 async fn unreachable() {

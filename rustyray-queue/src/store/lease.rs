@@ -63,16 +63,20 @@ pub struct Heartbeat {
 /// that it does not run (the process before a restart under the same id
 /// ran it, or a claim committed while its answer was lost) then goes
 /// silent and is found LOST, instead of being kept RUNNING for as long as
-/// the worker lives.
-pub async fn heartbeat(db: &Db, worker: &str, holds: &[uuid::Uuid]) -> Result<Heartbeat> {
+/// the worker lives. And RUNNING ones only when `running_too`: an attempt
+/// a job process began (SUBMITTED, then RUNNING) heartbeats itself, so
+/// that one whose process is gone (its cluster lost) goes silent too,
+/// however long its worker follows it.
+pub async fn heartbeat(db: &Db, worker: &str, holds: &[uuid::Uuid], running_too: bool) -> Result<Heartbeat> {
     let lease = "UPDATE rustyray_workers SET last_heartbeat = {now}, state = 'RUNNING' WHERE id = ?";
     let held = match db.kind() {
         crate::db::Kind::Sqlite => "SELECT unhex(value) FROM json_each(?)",
         crate::db::Kind::Postgres => "SELECT CAST(value AS uuid) FROM json_array_elements_text(CAST(? AS json))",
     };
+    let states = if running_too { "'SUBMITTED', 'RUNNING'" } else { "'SUBMITTED'" };
     let attempts = format!(
         "UPDATE rustyray_attempts SET last_heartbeat = {{now}} \
-         WHERE worker_id = ? AND state IN ('SUBMITTED', 'RUNNING') AND id IN ({held}) RETURNING id"
+         WHERE worker_id = ? AND state IN ({states}) AND id IN ({held}) RETURNING id"
     );
     let holds: Vec<String> = holds.iter().map(|id| id.simple().to_string()).collect();
     let holds = super::json_text(&holds)?;

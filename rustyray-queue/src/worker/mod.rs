@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::error::{QueueError, Result};
-use crate::model::{JobId, JobState};
+use crate::model::{AttemptState, JobId, JobState};
 use crate::queue::Queue;
 use crate::signal::Signal;
 use crate::store::{self, claim::Claimed, claim::Claimer};
@@ -297,7 +297,10 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // The attempts this worker holds, for the lease loop to heartbeat.
     let (held, holds) = watch::channel(Vec::new());
     let mut lease = JoinSet::new();
-    let links = LeaseLinks { holds, cancels: cancels_tx, lives: live_tx, adopt };
+    // Attempts a runner starts SUBMITTED are begun, and from then on
+    // heartbeated, by a process of their own (a cluster job).
+    let beats_running = runner.initial_state() == AttemptState::Running;
+    let links = LeaseLinks { holds, beats_running, cancels: cancels_tx, lives: live_tx, adopt };
     lease.spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, links));
     let claimer_queues = config.queues.clone();
     // Each attempt's task ends by returning its attempt's id, so the set both
@@ -543,6 +546,9 @@ struct Adopt {
 /// attempts still live, and attempts it adopts.
 struct LeaseLinks {
     holds: watch::Receiver<Vec<uuid::Uuid>>,
+    /// Whether the worker heartbeats its RUNNING attempts too (else only
+    /// SUBMITTED ones: RUNNING ones heartbeat themselves).
+    beats_running: bool,
     cancels: mpsc::UnboundedSender<(JobId, uuid::Uuid)>,
     lives: Option<mpsc::UnboundedSender<Live>>,
     adopt: Option<Adopt>,
@@ -576,7 +582,7 @@ impl Steadiness {
 /// would be found lost), recovers lost attempts. It judges other workers
 /// silent only while its own heartbeats are steady (see [`Steadiness`]).
 async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration, links: LeaseLinks) {
-    let LeaseLinks { holds, cancels, lives, adopt } = links;
+    let LeaseLinks { holds, beats_running, cancels, lives, adopt } = links;
     let mut steadiness = Steadiness::default();
     // A worker silent for half the stuck timeout has its cluster attempts
     // adopted; the reconciler would call them lost only at the full timeout.
@@ -591,7 +597,7 @@ async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration
         tick.tick().await;
         let looked = tokio::time::Instant::now();
         let held = holds.borrow().clone();
-        let beat = store::lease::heartbeat(queue.db(), &id, &held).await;
+        let beat = store::lease::heartbeat(queue.db(), &id, &held, beats_running).await;
         let now = tokio::time::Instant::now();
         steadiness.beat(beat.is_ok(), now.saturating_duration_since(looked), stuck, now);
         match beat {
