@@ -194,6 +194,10 @@ struct Slot {
 /// then and not among them were found LOST.
 struct Live {
     looked: tokio::time::Instant,
+    /// The attempts the heartbeat renewed: only these can be judged. One
+    /// claimed after the worker last told the lease loop what it holds was
+    /// not asked about, and is not missing from `attempts`.
+    asked: std::collections::HashSet<uuid::Uuid>,
     attempts: std::collections::HashSet<uuid::Uuid>,
 }
 
@@ -300,7 +304,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // Attempts a runner starts SUBMITTED are begun, and from then on
     // heartbeated, by a process of their own (a cluster job).
     let beats_running = runner.initial_state() == AttemptState::Running;
-    let links = LeaseLinks { holds, beats_running, cancels: cancels_tx, lives: live_tx, adopt };
+    let links =
+        LeaseLinks { holds, unwritten: writer.unwritten(), beats_running, cancels: cancels_tx, lives: live_tx, adopt };
     lease.spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, links));
     let claimer_queues = config.queues.clone();
     // Each attempt's task ends by returning its attempt's id, so the set both
@@ -346,8 +351,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                         let since = tokio::time::Instant::now();
                         running.insert(claimed.attempt_id, Slot { job: claimed.job_id, stop, since });
                         let attempt = claimed.attempt_id;
-                        let task =
-                            start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                        let task = start(&mut in_flight, &queue, &runner, writer.recorder(), &config, claimed, stop_rx);
                         tasks.insert(task, attempt);
                     }
                     publish_held(&held, &running);
@@ -392,7 +396,7 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
                     let (stop, stop_rx) = watch::channel(None);
                     slot.insert(Slot { job: claimed.job_id, stop, since: tokio::time::Instant::now() });
                     let attempt = claimed.attempt_id;
-                    let task = start(&mut in_flight, &queue, &runner, writer.recorder(), &config.id, claimed, stop_rx);
+                    let task = start(&mut in_flight, &queue, &runner, writer.recorder(), &config, claimed, stop_rx);
                     tasks.insert(task, attempt);
                     publish_held(&held, &running);
                 }
@@ -404,7 +408,8 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
             }
             Some(live) = lives.recv() => {
                 for (attempt, slot) in &running {
-                    if slot.since < live.looked && !live.attempts.contains(attempt) && slot.stop.borrow().is_none() {
+                    let lost = live.asked.contains(attempt) && !live.attempts.contains(attempt);
+                    if slot.since < live.looked && lost && slot.stop.borrow().is_none() {
                         tracing::warn!(
                             worker = %config.id,
                             job = %slot.job,
@@ -491,10 +496,11 @@ fn start(
     queue: &Queue,
     runner: &Arc<dyn Runner>,
     recorder: &Recorder,
-    worker_id: &Arc<str>,
+    config: &Config,
     claimed: Claimed,
     stop: watch::Receiver<Option<Stop>>,
 ) -> tokio::task::Id {
+    let worker_id = &config.id;
     let job_id = claimed.job_id;
     let span = tracing::info_span!(
         "job_attempt",
@@ -509,8 +515,13 @@ fn start(
     let outcome = match claimed.unreadable.clone() {
         Some(problem) => futures::future::ready(Outcome::failed("Codec", problem)).boxed(),
         None => {
-            let attempt =
-                Attempt { claimed: claimed.clone(), queue: queue.clone(), worker_id: worker_id.to_string(), stop };
+            let attempt = Attempt {
+                claimed: claimed.clone(),
+                queue: queue.clone(),
+                worker_id: worker_id.to_string(),
+                heartbeat: config.heartbeat,
+                stop,
+            };
             AssertUnwindSafe(runner.run(attempt))
                 .catch_unwind()
                 .map(|outcome| {
@@ -546,6 +557,8 @@ struct Adopt {
 /// attempts still live, and attempts it adopts.
 struct LeaseLinks {
     holds: watch::Receiver<Vec<uuid::Uuid>>,
+    /// Attempts whose outcome waits for the writer.
+    unwritten: record::Unwritten,
     /// Whether the worker heartbeats its RUNNING attempts too (else only
     /// SUBMITTED ones: RUNNING ones heartbeat themselves).
     beats_running: bool,
@@ -582,8 +595,11 @@ impl Steadiness {
 /// would be found lost), recovers lost attempts. It judges other workers
 /// silent only while its own heartbeats are steady (see [`Steadiness`]).
 async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration, links: LeaseLinks) {
-    let LeaseLinks { holds, beats_running, cancels, lives, adopt } = links;
-    let mut steadiness = Steadiness::default();
+    let LeaseLinks { holds, unwritten, beats_running, cancels, lives, adopt } = links;
+    // A worker may start as the database comes back from an outage (its
+    // supervisor restarted it when it could not connect): it judges others
+    // only a stuck timeout after it started, as after an outage it saw.
+    let mut steadiness = Steadiness { unsteady_since: Some(tokio::time::Instant::now()) };
     // A worker silent for half the stuck timeout has its cluster attempts
     // adopted; the reconciler would call them lost only at the full timeout.
     let silent_us = i64::try_from((stuck / 2).max(every.saturating_mul(3)).as_micros()).unwrap_or(i64::MAX);
@@ -596,7 +612,10 @@ async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration
     for ticks in 0u64.. {
         tick.tick().await;
         let looked = tokio::time::Instant::now();
-        let held = holds.borrow().clone();
+        // What it runs, and what ended but waits for the writer: an outcome
+        // not yet written keeps its attempt alive.
+        let mut held = holds.borrow().clone();
+        held.extend(unwritten.attempts());
         let beat = store::lease::heartbeat(queue.db(), &id, &held, beats_running).await;
         let now = tokio::time::Instant::now();
         steadiness.beat(beat.is_ok(), now.saturating_duration_since(looked), stuck, now);
@@ -606,12 +625,13 @@ async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration
                     let _ = cancels.send(cancel);
                 }
                 if let Some(lives) = &lives {
-                    let _ = lives.send(Live { looked, attempts: beat.live.into_iter().collect() });
+                    let asked = held.iter().copied().collect();
+                    let _ = lives.send(Live { looked, asked, attempts: beat.live.into_iter().collect() });
                 }
             }
             Err(error) => tracing::warn!(worker = %id, %error, "heartbeat failed"),
         }
-        if ticks % reconcile_every != 0 || !steadiness.may_judge(stuck, now) {
+        if ticks % reconcile_every != 0 {
             continue;
         }
         // Old lifecycle events go now and then (every workers' pass deletes
@@ -632,6 +652,9 @@ async fn lease_loop(queue: Queue, id: Arc<str>, every: Duration, stuck: Duration
                 }
                 Err(error) => tracing::warn!(worker = %id, %error, "cannot adopt the attempts of silent workers"),
             }
+        }
+        if !steadiness.may_judge(stuck, now) {
+            continue;
         }
         match store::lease::reconcile(queue.db(), stuck_us).await {
             Ok(recovered) => {

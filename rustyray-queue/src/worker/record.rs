@@ -1,12 +1,16 @@
 //! Writing outcomes: an attempt's outcome becomes a [`Completion`] and is
 //! written with others in one batch. A batch that cannot be written (the
 //! database is away) is retried with backoff, never dropped; its attempts
-//! stay RUNNING and heartbeated meanwhile, so nobody declares them lost. A
+//! stay RUNNING and heartbeated meanwhile (they are [`Unwritten`], which the
+//! lease loop heartbeats with what the worker runs), so nobody declares
+//! them lost. A
 //! batch holding a value the database refuses is written a row at a time,
 //! so that one row cannot hold back every outcome after it: that row is
 //! written as a plain failure of its attempt instead.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -26,6 +30,23 @@ const BATCH: usize = 512;
 pub(crate) struct Recorder {
     queue: Queue,
     tx: mpsc::UnboundedSender<Completion>,
+    unwritten: Unwritten,
+}
+
+/// The attempts whose outcome was handed to the writer and is not yet
+/// written: their slots are free, yet they must stay heartbeated.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Unwritten(Arc<Mutex<HashSet<uuid::Uuid>>>);
+
+impl Unwritten {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<uuid::Uuid>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Those attempts now.
+    pub(crate) fn attempts(&self) -> Vec<uuid::Uuid> {
+        self.lock().iter().copied().collect()
+    }
 }
 
 /// The task that writes completions; closing it writes what is pending.
@@ -38,8 +59,14 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn start(queue: Queue) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_loop(queue.clone(), rx));
-        Writer { recorder: Recorder { queue, tx }, task }
+        let unwritten = Unwritten::default();
+        let task = tokio::spawn(write_loop(queue.clone(), rx, unwritten.clone()));
+        Writer { recorder: Recorder { queue, tx, unwritten }, task }
+    }
+
+    /// The attempts whose outcome waits to be written.
+    pub(crate) fn unwritten(&self) -> Unwritten {
+        self.recorder.unwritten.clone()
     }
 
     /// A handle attempts record their outcomes through.
@@ -58,7 +85,10 @@ impl Recorder {
     /// Records how `claimed` ended.
     pub(crate) async fn record(&self, claimed: &Claimed, outcome: Outcome) {
         if let Some(completion) = completion(&self.queue, claimed, outcome).await {
-            let _ = self.tx.send(completion);
+            self.unwritten.lock().insert(completion.attempt_id);
+            if let Err(unsent) = self.tx.send(completion) {
+                self.unwritten.lock().remove(&unsent.0.attempt_id);
+            }
         }
     }
 }
@@ -160,10 +190,17 @@ pub(crate) async fn completion(queue: &Queue, claimed: &Claimed, outcome: Outcom
     Some(c)
 }
 
-async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>) {
+async fn write_loop(queue: Queue, mut rx: mpsc::UnboundedReceiver<Completion>, unwritten: Unwritten) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let attempts: Vec<uuid::Uuid> = batch.iter().map(|completion| completion.attempt_id).collect();
         let moved = write(&queue, &mut batch).await;
+        {
+            let mut unwritten = unwritten.lock();
+            for attempt in &attempts {
+                unwritten.remove(attempt);
+            }
+        }
         let counters = &queue.inner.counters;
         let mut ready = false;
         for (job, state) in moved {
