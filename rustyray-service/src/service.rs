@@ -201,13 +201,32 @@ pub(crate) struct State {
     pub(crate) started: Instant,
     pub(crate) metrics: ServiceMetrics,
     /// The newest health report and when it was begun (see [`State::health`]).
-    last_health: parking_lot::Mutex<Option<(Instant, SharedReport)>>,
+    last_health: parking_lot::Mutex<Option<LastReport>>,
     #[cfg(feature = "nats")]
     pub(crate) broker: Option<crate::nats::Publisher>,
 }
 
 /// A health report in progress or done, that many callers may await.
 type SharedReport = futures::future::Shared<futures::future::BoxFuture<'static, Health>>;
+
+/// The newest health report: when it was begun, whether its task has
+/// ended, and the report to await.
+struct LastReport {
+    begun: Instant,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    report: SharedReport,
+}
+
+/// Sets `flag` when dropped.
+fn set_on_drop(flag: Arc<std::sync::atomic::AtomicBool>) -> impl Drop {
+    struct Set(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Set {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+    Set(flag)
+}
 
 /// How long a health report answers for every caller: probes, balancers,
 /// admin pages and (where health is public) anyone may ask as often as
@@ -255,16 +274,35 @@ impl State {
             let mut last = self.last_health.lock();
             match &*last {
                 // Still running, or fresh: shared.
-                Some((begun, report)) if report.peek().is_none() || begun.elapsed() < HEALTH_FRESH_FOR => {
+                Some(LastReport { begun, ended, report })
+                    if !ended.load(std::sync::atomic::Ordering::Acquire) || begun.elapsed() < HEALTH_FRESH_FOR =>
+                {
                     report.clone()
                 }
                 _ => {
                     let (queue, broker, checks) = (self.queue.clone(), self.broker(), self.checks.clone());
                     let uptime = self.started.elapsed();
-                    let report = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+                    // A task of its own: it runs to its end however many of
+                    // its callers stop waiting (a probe's short deadline), so
+                    // a later caller never resumes a half-run report; and a
+                    // panic in an added check is one unhealthy answer, not
+                    // a poisoned report.
+                    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let ends = ended.clone();
+                    let running = tokio::spawn(async move {
+                        // Set however the task ends (a panic too).
+                        let _ended = set_on_drop(ends);
                         health::report(&queue, broker, &checks, uptime).await
+                    });
+                    let report = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+                        running.await.unwrap_or_else(|error| Health {
+                            status: health::HealthStatus::Unhealthy,
+                            reasons: vec![format!("the health report failed: {error}")],
+                            checks: Vec::new(),
+                            uptime_seconds: uptime.as_secs(),
+                        })
                     }));
-                    *last = Some((Instant::now(), report.clone()));
+                    *last = Some(LastReport { begun: Instant::now(), ended, report: report.clone() });
                     report
                 }
             }
