@@ -100,6 +100,15 @@ impl Waiter {
         21
     }
 
+    /// [`gather`](Self::gather), awaiting the refs in an async call.
+    pub async fn gather_async(&mut self, refs: Vec<ObjectRef<i64>>) -> rustyray::Result<i64> {
+        let mut sum = 0;
+        for r in refs {
+            sum += r.get().await?;
+        }
+        Ok(sum)
+    }
+
     /// Waits for refs handed in whole (not as arguments the call waits for).
     pub fn gather(&mut self, refs: Vec<ObjectRef<i64>>) -> rustyray::Result<i64> {
         let mut sum = 0;
@@ -176,6 +185,13 @@ async fn a_call_may_wait_on_a_task_that_needs_the_call_just_before_it() {
         let produced = waiter.produce();
         let doubled = double::remote(&produced);
         let gathered = waiter.gather(vec![doubled]);
+        assert_eq!(finishes(&rt, gathered.get()).await.unwrap(), 42);
+        assert_eq!(finishes(&rt, busy.get()).await.unwrap(), 100);
+        // The same with an async call that awaits.
+        let busy = waiter.busy(100);
+        let produced = waiter.produce();
+        let doubled = double::remote(&produced);
+        let gathered = waiter.gather_async(vec![doubled]);
         assert_eq!(finishes(&rt, gathered.get()).await.unwrap(), 42);
         assert_eq!(finishes(&rt, busy.get()).await.unwrap(), 100);
     })

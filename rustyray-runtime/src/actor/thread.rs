@@ -306,13 +306,13 @@ async fn run_async(
             ActorMethod::AsyncMut(body) => {
                 let ctx = call_context(exec, slot, &start);
                 let (attempt, started) = (start.attempt, crate::timer::now());
-                let outcome = drive(ctx, start.span.clone(), || body(attempt, &mut **state)).await;
+                let outcome = drive(exec, ctx, start.span.clone(), || body(attempt, &mut **state)).await;
                 settle(start, outcome, started, reporter)
             }
             ActorMethod::AsyncRef(method) => {
                 let ctx = call_context(exec, slot, &start);
                 let (attempt, started) = (start.attempt, crate::timer::now());
-                let outcome = drive(ctx, start.span.clone(), || (method.body)(attempt, &**state)).await;
+                let outcome = drive(exec, ctx, start.span.clone(), || (method.body)(attempt, &**state)).await;
                 settle(start, outcome, started, reporter)
             }
             ActorMethod::Mut(_) | ActorMethod::Ref(_) => return (None, Some(start)),
@@ -357,7 +357,7 @@ async fn run_shared_phase(
         let span = start.span.clone();
         Some(async move {
             let started = crate::timer::now();
-            let outcome = drive(ctx, span, || (method.body)(attempt, state)).await;
+            let outcome = drive(exec, ctx, span, || (method.body)(attempt, state)).await;
             (start, group, outcome, started)
         })
     };
@@ -403,7 +403,12 @@ fn catch(body: impl FnOnce() -> BodyResult) -> BodyResult {
 }
 
 /// Builds and drives an async method's future in the call's context, catching panics.
-async fn drive<'a>(ctx: TaskContext, span: tracing::Span, build: impl FnOnce() -> LocalBodyFuture<'a>) -> BodyResult {
+async fn drive<'a>(
+    exec: &Exec,
+    ctx: TaskContext,
+    span: tracing::Span,
+    build: impl FnOnce() -> LocalBodyFuture<'a>,
+) -> BodyResult {
     let future = {
         let _entered = context::enter(ctx.clone());
         let _span = span.enter();
@@ -412,7 +417,20 @@ async fn drive<'a>(ctx: TaskContext, span: tracing::Span, build: impl FnOnce() -
             Err(payload) => return Err(crate::panic::into_error(payload)),
         }
     };
-    match context::Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).instrument(span).await {
+    let mut call = std::pin::pin!(context::Scoped::new(ctx, AssertUnwindSafe(future).catch_unwind()).instrument(span));
+    let outcome = std::future::poll_fn(|cx| {
+        let polled = call.as_mut().poll(cx);
+        if polled.is_pending() {
+            // The call waits (for an object, say): the reports held on this
+            // thread go now, so that a task it waits for that needs an
+            // earlier call's result is released (a plain call sends them
+            // when it says it waits).
+            crate::executor::flush_held_reports(exec.sender());
+        }
+        polled
+    })
+    .await;
+    match outcome {
         Ok(outcome) => outcome,
         Err(payload) => Err(crate::panic::into_error(payload)),
     }
