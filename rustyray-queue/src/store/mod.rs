@@ -413,16 +413,19 @@ pub async fn cancel(db: &Db, id: JobId) -> Result<JobState> {
                   last_error = 'Cancelled: cancelled while queued' WHERE id = ? AND state = 'QUEUED'";
     let running = "UPDATE rustyray_jobs SET cancel_requested = TRUE WHERE id = ? AND state = 'RUNNING'";
     let done = on_db!(db, pool, kind => {
-        let n = sqlx::query(&sql(kind, queued)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
+        let n = if kind == Kind::Postgres {
+            // Waiters in other processes hear of the end at once, in the
+            // same statement: a cancel that happened is never reported as
+            // failed by a notification that did not go out.
+            let text = format!(
+                "WITH c AS ({} RETURNING id) SELECT pg_notify('rustyray_events', id::text || ':CANCELLED') FROM c",
+                sql(kind, queued)
+            );
+            sqlx::query(&text).bind(id.0).fetch_all(pool).await.map_err(|e| db.error(e))?.len() as u64
+        } else {
+            sqlx::query(&sql(kind, queued)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected()
+        };
         if n == 1 {
-            if kind == Kind::Postgres {
-                // Waiters in other processes hear of the end at once.
-                sqlx::query("SELECT pg_notify('rustyray_events', $1)")
-                    .bind(format!("{id}:{}", JobState::Cancelled))
-                    .execute(pool)
-                    .await
-                    .map_err(|e| db.error(e))?;
-            }
             Some(JobState::Cancelled)
         } else {
             let n = sqlx::query(&sql(kind, running)).bind(id.0).execute(pool).await.map_err(|e| db.error(e))?.rows_affected();
