@@ -566,7 +566,8 @@ async fn an_attempt_whose_stop_handle_is_dropped_runs_to_its_end() {
         queue: "default".into(),
         unreadable: None,
     };
-    let attempt = Attempt { claimed, queue: q.clone(), worker_id: "w".into(), stop: stop_rx };
+    let attempt =
+        Attempt { claimed, queue: q.clone(), worker_id: "w".into(), heartbeat: Duration::from_secs(1), stop: stop_rx };
     let outcome = within("outcome", run_local(runtime, attempt)).await;
     assert_eq!(outcome, Outcome::Succeeded(serde_json::json!(5)));
 }

@@ -232,9 +232,9 @@ fn who(claimed: &Claimed) -> String {
 }
 
 async fn run(inner: Arc<Inner>, attempt: Attempt) -> Outcome {
-    let Attempt { claimed, queue, mut stop, .. } = attempt;
+    let Attempt { claimed, queue, mut stop, heartbeat, .. } = attempt;
     let id = RayJobRunner::submission_id(claimed.attempt_id);
-    let submission = match submission(&inner, &queue, &claimed, &id).await {
+    let submission = match submission(&inner, &queue, &claimed, &id, heartbeat).await {
         Ok(submission) => submission,
         Err(error) if error.is_cluster_down() => {
             inner.breaker.trip(&inner.client, &queue, &error);
@@ -281,7 +281,15 @@ fn class_of(error: &RayError) -> &'static str {
 }
 
 /// The Ray job for one attempt.
-async fn submission(inner: &Inner, queue: &Queue, claimed: &Claimed, id: &str) -> Result<JobSubmission> {
+/// The job process heartbeats its attempt as often as the worker would
+/// (`heartbeat`): the worker leaves a begun attempt to it.
+async fn submission(
+    inner: &Inner,
+    queue: &Queue,
+    claimed: &Claimed,
+    id: &str,
+    heartbeat: Duration,
+) -> Result<JobSubmission> {
     let db = match &inner.db_url {
         Some(url) => url.clone(),
         None if queue.url().contains("***") => {
@@ -319,7 +327,9 @@ async fn submission(inner: &Inner, queue: &Queue, claimed: &Claimed, id: &str) -
         }
     };
     let attempt = claimed.attempt_id.to_string();
-    let words = [program.as_str(), "run-attempt", attempt.as_str(), "--db", db.as_str()];
+    let beat = heartbeat.as_millis().clamp(10, u128::from(u32::MAX)).to_string();
+    let words =
+        [program.as_str(), "run-attempt", attempt.as_str(), "--heartbeat-ms", beat.as_str(), "--db", db.as_str()];
     let entrypoint = shlex::try_join(words).map_err(|error| RayError::Binary {
         path: program.clone(),
         message: format!("cannot quote the entrypoint: {error}"),

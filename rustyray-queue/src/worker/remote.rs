@@ -60,7 +60,8 @@ pub async fn run_attempt(
     let outcome = match claimed.unreadable.clone() {
         Some(problem) => Outcome::failed("Codec", problem),
         None => {
-            let attempt = Attempt { claimed: claimed.clone(), queue: queue.clone(), worker_id: String::new(), stop };
+            let attempt =
+                Attempt { claimed: claimed.clone(), queue: queue.clone(), worker_id: String::new(), heartbeat, stop };
             run_local(runtime, attempt).await
         }
     };

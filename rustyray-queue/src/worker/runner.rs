@@ -33,6 +33,11 @@ pub struct Attempt {
     pub queue: Queue,
     /// The worker's id.
     pub worker_id: String,
+    /// How often the worker heartbeats. A runner whose attempts begin
+    /// elsewhere, and are heartbeated there from then on (a cluster job),
+    /// has them beat at least this often: the stuck timeout is set against
+    /// it.
+    pub heartbeat: std::time::Duration,
     /// Changes to `Some` when the attempt must stop.
     pub stop: watch::Receiver<Option<Stop>>,
 }
