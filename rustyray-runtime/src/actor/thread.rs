@@ -45,8 +45,9 @@ const LINGER: Duration = Duration::from_millis(1);
 /// earlier call's result is released. A report is held only while the next
 /// call, taken to run about as long as the last one, would end within
 /// [`REPORT_EVERY`] of the oldest held report: a burst of short calls goes
-/// in one message, and a short call's dependents do not wait for a long
-/// call after it.
+/// in one message, and a long call's report goes at once. The guess can be
+/// wrong: a short call's report waits out a long call right after it that
+/// neither waits nor ends sooner (its dependents start when it does).
 struct Reporter<'a> {
     exec: &'a Exec,
     /// When the oldest report not yet handed over was made.
