@@ -289,3 +289,39 @@ async fn a_timed_out_plain_generator_ends_its_stream_with_the_timeout() {
     })
     .await;
 }
+
+/// Sends two items once a moment has passed, so its consumer waits first.
+#[rustyray::remote(streaming)]
+async fn after_a_moment(out: Yield<u64>) -> rustyray::Result<()> {
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    out.send(1).await?;
+    out.send(2).await?;
+    Ok(())
+}
+
+/// Reads the first item (waiting for it, its CPU lent out meanwhile), then
+/// says how many CPUs are free while it computes.
+#[rustyray::remote]
+fn consume_then_compute() -> f64 {
+    let mut stream = after_a_moment::remote();
+    let first = futures::executor::block_on(stream.next()).expect("an item");
+    assert_eq!(first.get_blocking().unwrap(), 1);
+    let rt = Runtime::current().expect("a runtime");
+    // The manager hears that the wait ended in a message of its own: look
+    // until it has, within a bound.
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.load().0 != 1.0 && std::time::Instant::now() < bound {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rt.load().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_consumer_holds_its_cpu_again_once_an_item_came() {
+    let rt = Runtime::builder().num_cpus(2).build().unwrap();
+    rt.scope(async {
+        // Two CPUs, the consumer holds one while it computes.
+        assert_eq!(consume_then_compute::remote().get().await.unwrap(), 1.0);
+    })
+    .await;
+}
