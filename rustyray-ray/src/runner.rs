@@ -73,11 +73,25 @@ struct Inner {
     /// Held while the cluster is asked for the package (and it is
     /// uploaded): attempts starting at once wait for that one look, rather
     /// than each uploading the package again.
-    package_seen: tokio::sync::Mutex<Option<Instant>>,
+    package_seen: tokio::sync::Mutex<PackageLook>,
 }
 
 /// How long the dashboard is trusted to keep a package without being asked.
 const PACKAGE_RECHECK: Duration = Duration::from_secs(60);
+
+/// How long a look for the package that found the dashboard away answers
+/// for the attempts queued behind it: they fail at once, as it did, rather
+/// than each waiting out the same timeout in turn.
+const PACKAGE_OUTAGE_MEMORY: Duration = Duration::from_secs(2);
+
+/// The last look for the package on the cluster.
+#[derive(Debug, Default)]
+struct PackageLook {
+    /// When the package was last found there.
+    seen: Option<Instant>,
+    /// When, and why, the last look found the dashboard away.
+    away: Option<(Instant, String)>,
+}
 
 impl RayJobRunner {
     /// A runner for the cluster whose dashboard is at `address`
@@ -104,7 +118,7 @@ impl RayJobRunner {
                 resources: BTreeMap::new(),
                 breaker: Arc::default(),
                 package: OnceCell::new(),
-                package_seen: tokio::sync::Mutex::new(None),
+                package_seen: tokio::sync::Mutex::new(PackageLook::default()),
             }),
         }
     }
@@ -129,7 +143,7 @@ impl RayJobRunner {
                     resources: old.resources.clone(),
                     breaker: old.breaker.clone(),
                     package: OnceCell::new(),
-                    package_seen: tokio::sync::Mutex::new(None),
+                    package_seen: tokio::sync::Mutex::new(PackageLook::default()),
                 };
                 f(&mut inner);
                 self.inner = Arc::new(inner);
@@ -367,15 +381,40 @@ async fn ensure_package(inner: &Inner) -> Result<Arc<Package>> {
         })
         .await?
         .clone();
-    let mut seen = inner.package_seen.lock().await;
-    if !seen.is_some_and(|at| at.elapsed() < PACKAGE_RECHECK) {
+    let mut look = inner.package_seen.lock().await;
+    if look.seen.is_some_and(|at| at.elapsed() < PACKAGE_RECHECK) {
+        return Ok(package);
+    }
+    if let Some((at, why)) = &look.away
+        && at.elapsed() < PACKAGE_OUTAGE_MEMORY
+    {
+        return Err(RayError::Unreachable {
+            address: inner.client.address().to_string(),
+            action: format!("looking for package {}", package.name),
+            message: format!("it was away {:.1?} ago: {why}", at.elapsed()),
+        });
+    }
+    let looked = async {
         if !inner.client.package_exists(&package.name).await? {
             tracing::info!(package = %package.name, bytes = package.zip.len(), "uploading the job binary to the Ray cluster");
             inner.client.upload_package(&package.name, package.zip.clone()).await?;
         }
-        *seen = Some(Instant::now());
+        Ok::<_, RayError>(())
     }
-    Ok(package)
+    .await;
+    match looked {
+        Ok(()) => {
+            look.seen = Some(Instant::now());
+            look.away = None;
+            Ok(package)
+        }
+        Err(error) => {
+            if error.is_cluster_down() {
+                look.away = Some((Instant::now(), error.to_string()));
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Follows the Ray job to its end and says what to record.
@@ -556,6 +595,21 @@ async fn stop_job(inner: &Inner, id: &str, wait: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn attempts_behind_a_look_that_found_the_dashboard_away_fail_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("app");
+        std::fs::write(&binary, b"not much of a binary").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let runner =
+            RayJobRunner::new(&format!("http://127.0.0.1:{port}")).unwrap().upload_binary(true).binary(&binary);
+        let first = ensure_package(&runner.inner).await.map(|_| ()).unwrap_err();
+        assert!(first.is_cluster_down(), "{first}");
+        // The next attempt does not ask again while the outage is fresh.
+        let second = ensure_package(&runner.inner).await.map(|_| ()).unwrap_err();
+        assert!(matches!(&second, RayError::Unreachable { message, .. } if message.contains("was away")), "{second}");
+    }
 
     #[test]
     fn a_timeout_counts_the_slack_and_any_slack_is_taken() {
