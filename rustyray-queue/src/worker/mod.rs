@@ -295,17 +295,17 @@ async fn run(queue: Queue, runner: Arc<dyn Runner>, config: Config, mut shutdown
     // then an attempt no longer live while it still runs was found lost.
     let (live_tx, mut lives) = mpsc::unbounded_channel::<Live>();
     let live_tx = runner.outcomes_written_by_worker().then_some(live_tx);
-    // In a set, so that the lease task ends with this one however it ends:
-    // a lease renewed for attempts that no longer run would keep them from
-    // being found lost.
     // The attempts this worker holds, for the lease loop to heartbeat.
     let (held, holds) = watch::channel(Vec::new());
-    let mut lease = JoinSet::new();
     // Attempts a runner starts SUBMITTED are begun, and from then on
     // heartbeated, by a process of their own (a cluster job).
     let beats_running = runner.initial_state() == AttemptState::Running;
     let links =
         LeaseLinks { holds, unwritten: writer.unwritten(), beats_running, cancels: cancels_tx, lives: live_tx, adopt };
+    // In a set, so that the lease task ends with this one however it ends:
+    // a lease renewed for attempts that no longer run would keep them from
+    // being found lost.
+    let mut lease = JoinSet::new();
     lease.spawn(lease_loop(queue.clone(), config.id.clone(), config.heartbeat, config.stuck_timeout, links));
     let claimer_queues = config.queues.clone();
     // Each attempt's task ends by returning its attempt's id, so the set both
