@@ -314,7 +314,14 @@ async fn cancel_is_immediate_for_refs_and_reaches_dependents_and_children() {
         rustyray::cancel(&parent);
         assert!(parent.get().await.unwrap_err().is_cancelled());
         rt.wait_idle().await;
-        assert!(flag.load(Ordering::SeqCst), "the children's bodies were dropped");
+        // An aborted tokio task's future is dropped on the runtime's next
+        // turn for it, which may come just after the manager settled it.
+        let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+            while !flag.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        assert!(dropped.await.is_ok(), "the children's bodies were dropped");
         let cancelled = rt.tasks_where(&TaskFilter { state: Some(TaskState::Cancelled), ..Default::default() });
         assert!(cancelled.iter().filter(|t| t.function.name().ends_with("hang_until_dropped")).count() == 3);
 
