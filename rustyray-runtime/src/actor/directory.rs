@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use rustyray_core::{ActorId, ActorRef, DeathReason, Error, Result, WeakActorRef};
 
 use super::slot::ActorSlot;
@@ -35,7 +35,9 @@ struct Inner {
 pub(crate) struct Directory {
     inner: Mutex<Inner>,
     /// Each live actor's slot, where its callers may leave calls directly.
-    slots: DashMap<ActorId, Arc<ActorSlot>>,
+    /// Looked up on every call: ids are the runtime's own counter, so the
+    /// fast hash (as for the maps above) is enough.
+    slots: DashMap<ActorId, Arc<ActorSlot>, FxBuildHasher>,
 }
 
 impl Directory {
