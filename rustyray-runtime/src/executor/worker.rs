@@ -240,12 +240,24 @@ pub(crate) fn hold_report(report: Report) -> bool {
 /// manager must first learn that the attempt started (it may have been
 /// handed over in a held report), or the wait would be news about an attempt
 /// it does not know runs, and the CPU would stay held while the body waits.
+///
+/// The next batch starts at the size of this one (capped at [`HELD_ROOM`]):
+/// a burst of short calls fills batches of about the same size, and
+/// growing each from empty cost a reallocation and a copy per doubling.
 pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
-    let reports = HELD_REPORTS.with_borrow_mut(std::mem::take);
+    let reports = HELD_REPORTS.with_borrow_mut(|held| {
+        if held.is_empty() {
+            return Vec::new();
+        }
+        std::mem::replace(held, Vec::with_capacity(held.len().min(HELD_ROOM)))
+    });
     if !reports.is_empty() {
         let _ = tx.send(Msg::Reports(reports));
     }
 }
+
+/// The most reports a thread makes room for ahead of its next batch.
+const HELD_ROOM: usize = 256;
 
 /// How long an idle worker waits for new work before it returns its thread.
 const WORKER_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
