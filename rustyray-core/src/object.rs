@@ -238,6 +238,9 @@ impl ObjectCell {
             return self.complete_parts(outcome);
         }
         let mut won = false;
+        // Boxed before the write: the closure then carries two words, not
+        // a whole error, through the once-cell's machinery.
+        let outcome = outcome.map_err(Box::new);
         self.slot.get_or_init(|| {
             // Only the winning write runs this, before the outcome is
             // published: whoever sees the value also sees it counted, and a
@@ -248,7 +251,7 @@ impl ObjectCell {
                 self.size.store(encode_size(size), Ordering::Relaxed);
                 owner.object_stored(self.id, size);
             }
-            outcome.map_err(Box::new)
+            outcome
         });
         if won {
             notify_listeners(|| self.extra.get().map(|extra| &extra.ready));
