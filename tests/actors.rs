@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rustyray::prelude::*;
-use rustyray::{ActorState, DeathReason, get_actor};
+use rustyray::{ActorState, DeathReason, TaskState, get_actor};
 
 #[rustyray::actor]
 pub struct Counter {
@@ -67,6 +67,12 @@ impl Log {
 
     pub fn all(&self) -> Vec<u64> {
         self.entries.clone()
+    }
+
+    /// Keeps the actor's thread busy for a while.
+    pub fn hold(&self, millis: u64) -> bool {
+        std::thread::sleep(Duration::from_millis(millis));
+        true
     }
 }
 
@@ -594,6 +600,48 @@ async fn an_actor_killed_before_its_constructor_ran_is_dead_not_pending() {
         assert!(matches!(error, rustyray::Error::ActorDied { .. }), "{error}");
         assert!(counter.incr(1).get().await.is_err());
         within("the runtime to go idle", rt.wait_idle()).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_while_it_waits_at_its_running_actor_never_runs() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::remote();
+        log.ready().await.unwrap();
+        // The actor's thread runs `hold`: the calls after it wait in its slot,
+        // left there by this caller.
+        let held = log.hold(300);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let doomed = log.push(1);
+        let kept = log.push(2);
+        doomed.cancel();
+        assert!(held.get().await.unwrap());
+        kept.get().await.unwrap();
+        assert!(matches!(doomed.get().await, Err(Error::Cancelled { .. })));
+        assert_eq!(log.all().get().await.unwrap(), vec![2], "the cancelled call never ran");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_idle_waits_for_every_call_left_at_a_running_actor() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::remote();
+        log.ready().await.unwrap();
+        let held = log.hold(100);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let calls: Vec<ObjectRef<()>> = (0..2_000u64).map(|i| log.push(i)).collect();
+        rt.wait_idle().await;
+        assert!(held.is_ready() && calls.iter().all(ObjectRef::is_ready), "idle only once every call ended");
+        let pushes = rt.tasks().into_iter().filter(|t| t.function.name().ends_with("push")).collect::<Vec<_>>();
+        assert_eq!(pushes.len(), 2_000, "every call is in the records once idle");
+        assert!(pushes.iter().all(|t| t.state == TaskState::Succeeded), "every call succeeded");
+        let stats = rt.stats();
+        assert_eq!((stats.running, stats.pending), (0, 0), "{stats:?}");
+        assert_eq!(stats.succeeded, 2_002, "the creation, hold and every push counted: {stats:?}");
     })
     .await;
 }

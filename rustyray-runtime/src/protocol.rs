@@ -12,7 +12,7 @@ use rustyray_core::{ActorConfig, ActorId, Error, ObjectId, TaskError, TaskId};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::task::{Entry, Start};
+use crate::task::{Entry, Start, Unannounced};
 
 /// What the manager is told.
 pub(crate) enum Msg {
@@ -90,6 +90,12 @@ pub(crate) enum Report {
     /// A worker that had reported itself idle found a lookahead in its
     /// mailbox and started it.
     Resumed { task: TaskId, attempt: u32, started: Instant },
+    /// A direct call its caller left at the actor without telling the
+    /// manager: the actor's thread took it to run (see `actor::direct`).
+    Announce(Unannounced),
+    /// Such a call, taken and ended (or skipped, cancelled) before its
+    /// announcement went: both in one.
+    Ran(Unannounced, Finished),
 }
 
 /// What a worker does once its attempt has ended.

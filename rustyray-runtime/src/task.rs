@@ -46,6 +46,47 @@ pub(crate) struct Start {
     pub(crate) timed: bool,
     /// The attempt's `tracing` span, entered while the body runs.
     pub(crate) span: tracing::Span,
+    /// A direct actor call's entry, which travels with it until the actor's
+    /// thread takes the call (see `actor::direct`); empty for the rest.
+    pub(crate) unannounced: Unannounced,
+}
+
+/// The entry of a direct actor call the manager has not heard of yet: it
+/// travels with the call to the actor's slot, and from there to the manager
+/// in the actor thread's next report batch (or, if the manager empties the
+/// slot first, straight to it).
+///
+/// Whatever loses it on the way (a batch the manager never reads, a slot
+/// dropped with the runtime) fails the call with [`Error::RuntimeShutdown`]:
+/// nobody waits forever on a call the manager never heard of.
+#[derive(Default)]
+pub(crate) struct Unannounced(Option<Box<Entry>>);
+
+impl Unannounced {
+    /// A call the manager already knows of.
+    pub(crate) const NONE: Unannounced = Unannounced(None);
+
+    pub(crate) fn new(entry: Box<Entry>) -> Self {
+        Unannounced(Some(entry))
+    }
+
+    /// Takes the entry out, to hand it to the manager.
+    pub(crate) fn take(&mut self) -> Option<Box<Entry>> {
+        self.0.take()
+    }
+
+    /// The call's task, if the entry is still here.
+    pub(crate) fn task(&self) -> Option<TaskId> {
+        self.0.as_ref().map(|entry| entry.spec.id)
+    }
+}
+
+impl Drop for Unannounced {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0.take() {
+            entry.output().complete(Err(Error::RuntimeShutdown));
+        }
+    }
 }
 
 /// A task's description as the manager keeps it: a [`TaskSpec`] whose
@@ -169,6 +210,12 @@ impl Deref for Options {
 }
 
 impl Options {
+    /// Whether every option is at its default (and no arguments are recorded,
+    /// no trace parent kept).
+    pub(crate) fn is_default(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Takes the first invalid option given, if any.
     pub(crate) fn take_invalid(&mut self) -> Option<Box<Error>> {
         self.0.as_mut().and_then(|extra| extra.options.invalid.take())
@@ -493,6 +540,7 @@ impl Entry {
             abandon,
             lookahead: false,
             timed: self.spec.options.timeout.is_some(),
+            unannounced: Unannounced::NONE,
         }
     }
 

@@ -3,26 +3,39 @@
 //! A method call normally reaches its actor through the manager's loop (one
 //! hop to the manager's thread, one to the actor's). When the call's
 //! arguments are ready and the actor's slot allows it (see
-//! [`ActorSlot::push_direct`]), the calling thread prepares the attempt, tells
-//! the manager (a [`Msg::Submit`] marked direct, sent before the call can
-//! start, so the manager hears of the call before its outcome) and leaves the
-//! attempt in the slot itself. The manager then only keeps the books: the call
-//! is running from its point of view, with its timeout, cancellation, retries
-//! after a crash and records as for any call.
+//! [`ActorSlot::push_direct`]), the calling thread prepares the attempt and
+//! leaves it in the slot itself, and the call starts without waiting for the
+//! manager's thread.
+//!
+//! A call with options (a timeout, a name, recorded arguments, ...) tells
+//! the manager first (a [`Msg::Submit`] marked direct, sent before the call
+//! can start), so that its timer runs from the start. A call without any
+//! takes its entry along instead ([`Unannounced`]): the actor's thread hands
+//! the entry to the manager when it takes the call, in its next report
+//! batch, and a call that ends before that batch goes is reported once, its
+//! start and end together. The manager then keeps the books as for any call
+//! (state, records, retries after a crash); the difference is when it hears:
+//! in a burst, once per batch rather than twice per call. Until then the
+//! call is counted in [`Directory::unannounced`], so `wait_idle` waits for it;
+//! a call cancelled from its ref before it starts does not run; and a body
+//! that submits a task, waits or claims one sends its held reports first, so
+//! the manager hears of the call before of anything the call did.
 
 use rustyray_core::Error;
 
 use tokio::sync::mpsc;
 
+use super::directory::Directory;
 use super::slot::ActorSlot;
 use crate::protocol::Msg;
-use crate::task::Entry;
+use crate::task::{Entry, Unannounced};
 
 /// Hands the method call `entry` straight to its actor's `slot` if it may go
 /// there; gives it back (counted as sent through the manager) if it must
 /// take the manager's path.
 pub(crate) fn submit_call(
     tx: &mpsc::UnboundedSender<Msg>,
+    directory: &Directory,
     slot: &ActorSlot,
     mut entry: Box<Entry>,
 ) -> Option<Box<Entry>> {
@@ -39,6 +52,12 @@ pub(crate) fn submit_call(
         let mut start = entry.prepare_attempt();
         // Arguments are kept for the retries a crash may call for.
         start.attempt.last = entry.started_attempts() > slot.max_task_retries();
+        if entry.spec.options.is_default() {
+            // Counted before it is queued: `wait_idle` never misses it.
+            directory.unannounced_call();
+            start.unannounced = Unannounced::new(entry);
+            return Some(start);
+        }
         match tx.send(Msg::Submit(entry)) {
             Ok(()) => Some(start),
             Err(_) => {

@@ -16,8 +16,9 @@
 //! A call usually reaches the slot from the manager, which releases each
 //! actor's line in order. While the manager's line for an actor is empty, a
 //! caller whose call has its arguments ready leaves it in the slot itself
-//! ([`ActorSlot::push_direct`]) and tells the manager afterwards: the call
-//! starts without waiting for the manager's thread. Calls never overtake one
+//! ([`ActorSlot::push_direct`]): the call starts without waiting for the
+//! manager's thread, which hears of it from the caller or, for a call
+//! without options, from the actor's thread (see `actor::direct`). Calls never overtake one
 //! another: the manager allows direct calls only while nothing waits in its
 //! line, and a call sent through the manager ([`ActorSlot::route`]) holds
 //! direct calls back until the manager has released it.

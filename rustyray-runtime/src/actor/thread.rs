@@ -52,27 +52,59 @@ struct Reporter<'a> {
     exec: &'a Exec,
     /// When the oldest report not yet handed over was made.
     since: Instant,
+    /// How long the last call ran.
+    last_ran: Duration,
 }
 
 impl Reporter<'_> {
     fn new(exec: &Exec) -> Reporter<'_> {
-        Reporter { exec, since: crate::timer::now() }
+        Reporter { exec, since: crate::timer::now(), last_ran: Duration::ZERO }
     }
 
-    /// Adds the report of an attempt that ran from `started` to `ended`.
-    fn push(&mut self, report: Report, started: Instant, ended: Instant) {
-        if crate::executor::hold_report(report) {
+    /// Adds the report of an attempt that ran from `started` to `ended`
+    /// (joined to the call's announcement if that is still held).
+    fn finished(&mut self, finished: Finished) {
+        let (started, ended) = (finished.started, finished.ended);
+        if crate::executor::hold_finished(finished) {
             self.since = ended;
         }
         let ran = ended.saturating_duration_since(started);
+        self.last_ran = ran;
         if ended.saturating_duration_since(self.since) + ran > REPORT_EVERY {
             self.flush();
         }
     }
 
-    fn finished(&mut self, finished: Finished) {
-        let (started, ended) = (finished.started, finished.ended);
-        self.push(Report::Finished(finished), started, ended);
+    /// The actor's thread took `start` from its slot: a direct call the
+    /// manager has not heard of is announced in the held reports (at once
+    /// if the call before it ran long, so that a long call is listed while
+    /// it runs). Returns `None` for such a call cancelled from its ref
+    /// before it started: it does not run, and is reported as skipped.
+    fn admit(&mut self, mut start: Start) -> Option<Start> {
+        let Some(entry) = start.unannounced.take() else { return Some(start) };
+        let call = crate::task::Unannounced::new(entry);
+        if start.output.is_ready() {
+            let now = crate::timer::now();
+            let skipped = Finished {
+                task: start.task,
+                attempt: start.attempt.number,
+                outcome: Ok(()),
+                started: now,
+                ended: now,
+                handoff: Handoff::None,
+            };
+            if crate::executor::hold_report(Report::Ran(call, skipped)) {
+                self.since = now;
+            }
+            return None;
+        }
+        if crate::executor::hold_report(Report::Announce(call)) {
+            self.since = crate::timer::now();
+        }
+        if self.last_ran > REPORT_EVERY {
+            self.flush();
+        }
+        Some(start)
     }
 
     fn flush(&mut self) {
@@ -93,13 +125,13 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
     // A call taken from the slot by a run of async calls that it ended.
     let mut taken: Option<Start> = None;
     loop {
-        let start = match taken.take().or_else(|| slot.try_next()) {
+        let start = match taken.take().or_else(|| take(&mut reporter, || slot.try_next())) {
             Some(start) => start,
             None => {
                 // A caller in the middle of a burst leaves its next call
                 // within a microsecond or so: look again for a moment before
                 // sleeping, as a sleep costs the caller a wake-up per call.
-                if let Some(start) = slot.spin(SPIN) {
+                if let Some(start) = take(&mut reporter, || slot.spin(SPIN)) {
                     taken = Some(start);
                     continue;
                 }
@@ -107,7 +139,7 @@ pub(super) fn run(exec: &Exec, slot: &Arc<ActorSlot>) {
                 // more calls before giving the thread back.
                 reporter.flush();
                 slot.linger(LINGER);
-                match slot.next(&mut instance) {
+                match take(&mut reporter, || slot.next(&mut instance)) {
                     Some(start) => start,
                     None => break,
                 }
@@ -157,11 +189,11 @@ pub(super) async fn run_here(exec: Exec, slot: Arc<ActorSlot>) {
         if let Some(det) = &exec.det {
             det.stagger().await;
         }
-        let start = match taken.take().or_else(|| slot.try_next()) {
+        let start = match taken.take().or_else(|| take(&mut reporter, || slot.try_next())) {
             Some(start) => start,
             None => {
                 reporter.flush();
-                match slot.next(&mut instance) {
+                match take(&mut reporter, || slot.next(&mut instance)) {
                     Some(start) => start,
                     None => break,
                 }
@@ -193,6 +225,16 @@ pub(super) async fn run_here(exec: Exec, slot: Arc<ActorSlot>) {
                 }
             }
             TaskBody::Plain(_) | TaskBody::Async(_) => {}
+        }
+    }
+}
+
+/// The next call `next` takes from the slot that may run: calls cancelled
+/// before they started are skipped (see [`Reporter::admit`]).
+fn take(reporter: &mut Reporter<'_>, mut next: impl FnMut() -> Option<Start>) -> Option<Start> {
+    loop {
+        if let Some(start) = reporter.admit(next()?) {
+            return Some(start);
         }
     }
 }
@@ -321,7 +363,7 @@ async fn run_async(
         if crash.is_some() {
             return (crash, None);
         }
-        match slot.try_next() {
+        match take(reporter, || slot.try_next()) {
             Some(next) if is_async_method(&next) => start = next,
             next => return (None, next),
         }
@@ -369,7 +411,9 @@ async fn run_shared_phase(
     in_flight.extend(launch(first, first_group, &mut running, &mut busy));
     loop {
         while let Some((next, group)) = slot.next_shared(|group| busy[group] < slot.limits.limit(group)) {
-            in_flight.extend(launch(next, group, &mut running, &mut busy));
+            if let Some(next) = reporter.admit(next) {
+                in_flight.extend(launch(next, group, &mut running, &mut busy));
+            }
         }
         if in_flight.is_empty() {
             return None;

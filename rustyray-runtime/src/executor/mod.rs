@@ -19,7 +19,7 @@ mod poll;
 mod worker;
 
 pub(crate) use poll::start_async;
-pub(crate) use worker::{Mailbox, flush_held_reports, hold_report, run_inline, start_plain};
+pub(crate) use worker::{Mailbox, flush_held_reports, hold_finished, hold_report, run_inline, start_plain};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

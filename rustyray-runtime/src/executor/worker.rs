@@ -18,7 +18,7 @@ use rustyray_core::{BodyResult, Error, TaskBody, TaskError, TaskId};
 use tokio::sync::mpsc;
 
 use super::{Exec, report};
-use crate::protocol::{Handoff, Msg, Report};
+use crate::protocol::{Finished, Handoff, Msg, Report};
 use crate::task::Start;
 
 /// Where the manager leaves a worker its next attempts, in order.
@@ -222,6 +222,8 @@ fn run_plain(exec: &Exec, mut start: Start, mailbox: Option<Arc<Mailbox>>) {
 thread_local! {
     /// A worker's reports that it holds back to send in one batch.
     static HELD_REPORTS: std::cell::RefCell<Vec<Report>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// How many of them announce a direct actor call (see [`hold_finished`]).
+    static HELD_ANNOUNCEMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Holds `report` back on this thread, to go with the next batch; returns
@@ -229,8 +231,40 @@ thread_local! {
 /// reports here too, so that a call that waits sends them first, as a
 /// plain body does (see [`flush_held_reports`]).
 pub(crate) fn hold_report(report: Report) -> bool {
+    if matches!(report, Report::Announce(_)) {
+        HELD_ANNOUNCEMENTS.set(HELD_ANNOUNCEMENTS.get() + 1);
+    }
     HELD_REPORTS.with_borrow_mut(|reports| {
         reports.push(report);
+        reports.len() == 1
+    })
+}
+
+/// Holds the report of an ended attempt back, as [`hold_report`] does; if
+/// the attempt is a direct actor call whose announcement is still held here
+/// (see `actor::direct`), the two become one report. Returns whether it is
+/// the first held.
+pub(crate) fn hold_finished(finished: Finished) -> bool {
+    // Most attempts have no announcement held: no need to look for one.
+    let announcements = HELD_ANNOUNCEMENTS.get();
+    HELD_REPORTS.with_borrow_mut(|reports| {
+        let announced = if announcements == 0 {
+            None
+        } else {
+            reports
+                .iter()
+                .rposition(|report| matches!(report, Report::Announce(call) if call.task() == Some(finished.task)))
+        };
+        match announced {
+            Some(at) => {
+                if let Report::Announce(call) = &mut reports[at] {
+                    let call = std::mem::take(call);
+                    reports[at] = Report::Ran(call, finished);
+                    HELD_ANNOUNCEMENTS.set(announcements - 1);
+                }
+            }
+            None => reports.push(Report::Finished(finished)),
+        }
         reports.len() == 1
     })
 }
@@ -249,6 +283,7 @@ pub(crate) fn flush_held_reports(tx: &mpsc::UnboundedSender<Msg>) {
         if held.is_empty() {
             return Vec::new();
         }
+        HELD_ANNOUNCEMENTS.set(0);
         std::mem::replace(held, Vec::with_capacity(held.len().min(HELD_ROOM)))
     });
     if !reports.is_empty() {
@@ -320,6 +355,7 @@ mod tests {
             lookahead: false,
             timed: false,
             span: tracing::Span::none(),
+            unannounced: crate::task::Unannounced::NONE,
         };
         let (outcome, _) = attempt_blocking(&exec, &start);
         assert!(matches!(outcome, Err(TaskError::Error(Error::Internal { .. }))), "{outcome:?}");

@@ -174,14 +174,79 @@ impl Core {
 
     /// A method call its caller left in the actor's slot: it runs already
     /// (or waits there behind earlier calls), so it skips the line.
-    pub(super) fn submit_direct(&mut self, mut entry: Box<Entry>) {
-        let id = entry.spec.id;
+    pub(super) fn submit_direct(&mut self, entry: Box<Entry>) {
         let TaskKind::ActorMethod { actor } = entry.kind() else { return };
         // The actor was ended meanwhile: the slot was emptied, and the call
         // failed then, or fails now.
         if let Some(error) = self.actor_gone(actor) {
             return self.finalize(entry, TaskState::Failed, Some(error));
         }
+        self.run_direct(entry);
+    }
+
+    /// A direct call that came with its entry (see `actor::direct`), which
+    /// the actor's thread took to run: it runs, whatever became of the
+    /// actor since (as a call that started before a kill does).
+    pub(super) fn announce_started(&mut self, mut entry: Box<Entry>) {
+        self.directory.announced_call();
+        self.take_in(&mut entry, self.books.now);
+        if self.shut_down {
+            // As for every call that ran when the runtime shut down.
+            return self.finalize(entry, TaskState::Cancelled, Some(Error::RuntimeShutdown));
+        }
+        self.run_direct(entry);
+    }
+
+    /// A direct call that came with its entry and ended before the manager
+    /// heard of it (see `actor::direct`). The usual case, a call that
+    /// succeeded, goes straight to its record: the same books, events and
+    /// record as a call through the table, without a place in it. The rest
+    /// (a failure, which may be retried; a cancellation; a call some task
+    /// made, whose parent may have been cancelled) take the usual path.
+    pub(super) fn ran_direct(&mut self, mut entry: Box<Entry>, finished: Finished) {
+        let cancelled = matches!(entry.spec.output.try_get(), Some(Err(error)) if error.is_cancelled());
+        if finished.outcome.is_err()
+            || cancelled
+            || finished.attempt != entry.started_attempts()
+            || entry.spec.parent().is_some()
+        {
+            self.announce_started(entry);
+            return self.finished(finished);
+        }
+        self.directory.announced_call();
+        let Finished { started, ended, .. } = finished;
+        // Its caller left it before it started: that is the best time known
+        // for its submission.
+        self.take_in(&mut entry, started.min(self.books.now));
+        self.books.set_state(&mut entry, TaskState::Queued);
+        entry.mark_queued(entry.submitted);
+        self.books.mark_running(&mut entry, Held::default(), started, RunsOn::Spawned);
+        entry.take_running();
+        let run_time = ended.saturating_duration_since(started);
+        self.books.records.attempt_ran(run_time);
+        if let Some(function) = self.books.records.functions.of(entry.spec.function) {
+            function.run_time.observe(run_time);
+        }
+        if let Some(record) = entry.attempts_mut().last_mut() {
+            record.ended = Some(ended);
+            record.outcome = AttemptOutcome::Succeeded;
+        }
+        self.finalize(entry, TaskState::Succeeded, None);
+    }
+
+    /// A direct call that came with its entry, taken back from the actor's
+    /// slot before it started (a crash, a kill): from here on it is a call
+    /// the manager knows, as if its caller had told it.
+    fn announce_waiting(&mut self, mut entry: Box<Entry>) {
+        self.directory.announced_call();
+        self.take_in(&mut entry, self.books.now);
+        self.submit_direct(entry);
+    }
+
+    /// A direct call runs: its state, its actor's books and its parent's.
+    fn run_direct(&mut self, mut entry: Box<Entry>) {
+        let id = entry.spec.id;
+        let TaskKind::ActorMethod { actor } = entry.kind() else { return };
         if let Some(parent) = entry.spec.parent()
             && let Some(parent) = self.tasks.get_mut(&parent)
         {
@@ -287,9 +352,17 @@ impl Core {
         tracing::warn!(actor = %actor, class = entry.config.class, "actor crashed: {reason}");
         let max_task_retries = entry.config.options.max_task_retries;
         let can_restart = entry.restarts < entry.config.options.max_restarts;
-        // Calls that had not started go back to the front of the line.
+        // Calls that had not started go back to the front of the line
+        // (direct calls the manager had not heard of are counted in first).
         let mut back: Vec<TaskId> = Vec::new();
-        for start in entry.slot.take_waiting() {
+        let mut waiting = entry.slot.take_waiting();
+        for start in &mut waiting {
+            if let Some(call) = start.unannounced.take() {
+                self.announce_waiting(call);
+            }
+        }
+        let Some(entry) = self.actors.live.get_mut(&actor) else { return };
+        for start in waiting {
             entry.released.remove(&start.task);
             if let Some(call) = self.tasks.get_mut(&start.task) {
                 call.take_running();
@@ -353,6 +426,7 @@ impl Core {
             abandon: None,
             lookahead: false,
             timed: false,
+            unannounced: crate::task::Unannounced::NONE,
             span: tracing::info_span!(target: "rustyray::task", parent: None, "actor_restart", actor = %actor, attempt = entry.restarts + 1),
         };
         entry.slot.push(exec, rebuild);
@@ -420,12 +494,14 @@ impl Core {
         }
         let (waiting, state) = entry.slot.kill();
         self.actors.dead_states.extend(state);
-        for start in waiting {
+        let mut unannounced = Vec::new();
+        for mut start in waiting {
             entry.released.remove(&start.task);
             // A direct call the manager has not heard of yet fails here; its
             // late submission finds the actor dead.
             start.output.complete(Err(died.clone()));
             doomed.push(start.task);
+            unannounced.extend(start.unannounced.take());
         }
         if let Some(held) = entry.held.take() {
             self.books.scheduler.release(held);
@@ -435,6 +511,11 @@ impl Core {
         let (class, reason) = (entry.config.class, entry.death.clone().unwrap_or(DeathReason::NotAlive));
         self.actors.died += 1;
         self.books.records.emit(self.books.now, || EventKind::ActorDied { actor, class, reason });
+        // Calls that came with their entries: counted in, and failed as the
+        // actor is dead.
+        for call in unannounced {
+            self.announce_waiting(call);
+        }
         for task in doomed {
             if let Some(mut call) = self.tasks.remove(&task) {
                 call.take_running();

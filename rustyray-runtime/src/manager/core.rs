@@ -135,6 +135,15 @@ impl Core {
                         Report::Spawned { task, attempt, abort } => self.spawned(task, attempt, abort),
                         Report::Crashed(actor, finished, lost) => self.actor_crashed(exec, actor, finished, lost),
                         Report::Resumed { task, attempt, started } => self.resumed(task, attempt, started),
+                        Report::Announce(mut call) => {
+                            if let Some(entry) = call.take() {
+                                self.announce_started(entry);
+                            }
+                        }
+                        Report::Ran(mut call, finished) => match call.take() {
+                            Some(entry) => self.ran_direct(entry, finished),
+                            None => self.finished(finished),
+                        },
                     }
                 }
             }

@@ -50,7 +50,7 @@ impl Core {
     /// finds every input and unheld output released.
     pub(super) fn take_replies(&mut self) -> Vec<oneshot::Sender<()>> {
         let mut replies = std::mem::take(&mut self.shutdown_replies);
-        if !self.tasks.is_empty() || !self.abandoned.is_empty() {
+        if !self.tasks.is_empty() || !self.abandoned.is_empty() || self.directory.unannounced() > 0 {
             return replies;
         }
         replies.append(&mut self.idle_waiters);

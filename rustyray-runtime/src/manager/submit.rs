@@ -57,21 +57,27 @@ impl Core {
         })
     }
 
-    pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
-        let id = entry.spec.id;
+    /// Counts a new task in, submitted `at`: its submission time, its
+    /// function's count, the event.
+    pub(super) fn take_in(&mut self, entry: &mut Entry, at: std::time::Instant) {
         self.books.records.pending_args += 1;
-        entry.submitted = crate::task::Stamp::of(self.books.now);
+        entry.submitted = crate::task::Stamp::of(at);
         if let Some(function) = self.books.records.functions.of(entry.spec.function) {
             function.submitted += 1;
         }
         let spec = &entry.spec;
-        self.books.records.emit(self.books.now, || EventKind::TaskSubmitted {
-            task: id,
+        self.books.records.emit(at, || EventKind::TaskSubmitted {
+            task: spec.id,
             function: spec.function,
             name: spec.options.name.clone(),
             parent: spec.parent(),
             args: spec.options.args().cloned(),
         });
+    }
+
+    pub(super) fn submit(&mut self, exec: &Exec, mut entry: Box<Entry>) {
+        let id = entry.spec.id;
+        self.take_in(&mut entry, self.books.now);
         if entry.direct {
             return self.submit_direct(entry);
         }

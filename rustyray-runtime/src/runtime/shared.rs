@@ -67,6 +67,9 @@ impl crate::metrics::Source for Shared {
 
 impl Runner for Shared {
     fn submit(&self, spec: TaskSpec) {
+        // A direct call that submits: the manager hears of the call (in the
+        // reports its actor's thread holds) before of its child.
+        executor::flush_held_reports(&self.tx);
         if self.shut_down.load(Ordering::Acquire) {
             spec.output.complete(Err(Error::RuntimeShutdown));
             return;
@@ -79,7 +82,7 @@ impl Runner for Shared {
                 // A deterministic run sends every call through the manager.
                 route_call(&slot, &mut entry);
             } else {
-                match submit_call(&self.tx, &slot, entry) {
+                match submit_call(&self.tx, &self.directory, &slot, entry) {
                     Some(routed) => entry = routed,
                     None => return,
                 }
@@ -95,6 +98,7 @@ impl Runner for Shared {
     }
 
     fn create_actor(&self, spec: TaskSpec, config: ActorConfig, actor: WeakActorRef) {
+        executor::flush_held_reports(&self.tx);
         let rejected = if self.is_closed() {
             Some(Error::RuntimeShutdown)
         } else {
