@@ -645,3 +645,63 @@ async fn wait_idle_waits_for_every_call_left_at_a_running_actor() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_left_at_a_running_actor_run_after_its_last_handle_is_dropped() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::remote();
+        // A short call: the actor's thread reports it once its slot is empty
+        // (a moment later) and lingers for the next, which its caller then
+        // leaves at the actor itself, as the ones after it.
+        log.push(0).get().await.unwrap();
+        std::thread::sleep(Duration::from_micros(300));
+        let held = log.hold(100);
+        let calls: Vec<ObjectRef<()>> = (1..100u64).map(|i| log.push(i)).collect();
+        let all = log.all();
+        // The actor ends once the calls already submitted are done, not before.
+        drop(log);
+        assert!(held.get().await.unwrap());
+        for call in &calls {
+            call.get().await.unwrap();
+        }
+        assert_eq!(all.get().await.unwrap(), (0..100).collect::<Vec<u64>>());
+    })
+    .await;
+}
+
+#[rustyray::actor]
+#[derive(Default)]
+pub struct Relay;
+
+#[rustyray::actor]
+impl Relay {
+    pub fn new() -> Self {
+        Relay
+    }
+
+    /// Calls an actor that may live in another runtime.
+    pub fn forward(&self, to: ActorHandle<Log>, value: u64) -> bool {
+        drop(to.push(value));
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_calling_another_runtimes_actor_leaves_both_able_to_go_idle() {
+    let (first, second) = (runtime(), runtime());
+    let log = second.scope(async { Log::remote() }).await;
+    first
+        .scope(async {
+            let relay = Relay::remote();
+            relay.ready().await.unwrap();
+            let calls: Vec<ObjectRef<bool>> = (0..500u64).map(|i| relay.forward(log.clone(), i)).collect();
+            assert!(rustyray::get_all(&calls).await.unwrap().into_iter().all(|sent| sent));
+        })
+        .await;
+    let idle = Duration::from_secs(20);
+    tokio::time::timeout(idle, first.wait_idle()).await.expect("the calling runtime goes idle");
+    tokio::time::timeout(idle, second.wait_idle()).await.expect("the called runtime goes idle");
+    let all = second.scope(async { log.all().get().await }).await.unwrap();
+    assert_eq!(all, (0..500).collect::<Vec<u64>>(), "every forwarded call ran, in order");
+}

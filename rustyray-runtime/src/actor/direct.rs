@@ -55,6 +55,7 @@ pub(crate) fn submit_call(
         if entry.spec.options.is_default() {
             // Counted before it is queued: `wait_idle` never misses it.
             directory.unannounced_call();
+            slot.unannounced_call();
             start.unannounced = Unannounced::new(entry);
             return Some(start);
         }

@@ -32,6 +32,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -57,6 +58,9 @@ pub(crate) struct ActorSlot {
     max_task_retries: u32,
     /// Whether the actor holds CPUs, which its calls give back while they wait.
     pub(super) holds_cpus: bool,
+    /// Direct calls left here with their entries that the manager has not
+    /// heard of yet (see `actor::direct`).
+    unannounced: AtomicUsize,
 }
 
 /// The slot's hand-off state: which calls wait, whether a thread runs the
@@ -175,6 +179,7 @@ impl ActorSlot {
             limits: Limits::new(options),
             max_task_retries: options.max_task_retries,
             holds_cpus,
+            unannounced: AtomicUsize::new(0),
         })
     }
 
@@ -218,6 +223,21 @@ impl ActorSlot {
         }
         self.wake();
         true
+    }
+
+    /// Counts a direct call left here with its entry (see `actor::direct`).
+    pub(crate) fn unannounced_call(&self) {
+        self.unannounced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The manager heard of such a call.
+    pub(crate) fn announced_call(&self) {
+        self.unannounced.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many such calls the manager has not heard of yet.
+    pub(crate) fn unannounced(&self) -> usize {
+        self.unannounced.load(Ordering::Relaxed)
     }
 
     /// Counts a call sent through the manager: direct calls wait until the

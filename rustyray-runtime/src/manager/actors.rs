@@ -167,7 +167,7 @@ impl Core {
         // Callers may leave calls in the slot themselves while the line is empty.
         let direct = entry.state == ActorState::Alive && entry.waiting.is_empty();
         entry.slot.release(exec, starts, unrouted, Some(direct));
-        if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() {
+        if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() && entry.slot.unannounced() == 0 {
             self.end_actor(actor, DeathReason::HandlesDropped);
         }
     }
@@ -188,7 +188,7 @@ impl Core {
     /// the actor's thread took to run: it runs, whatever became of the
     /// actor since (as a call that started before a kill does).
     pub(super) fn announce_started(&mut self, mut entry: Box<Entry>) {
-        self.directory.announced_call();
+        self.heard_of(&entry);
         self.take_in(&mut entry, self.books.now);
         if self.shut_down {
             // As for every call that ran when the runtime shut down.
@@ -209,11 +209,12 @@ impl Core {
             || cancelled
             || finished.attempt != entry.started_attempts()
             || entry.spec.parent().is_some()
+            || self.shut_down
         {
             self.announce_started(entry);
             return self.finished(finished);
         }
-        self.directory.announced_call();
+        self.heard_of(&entry);
         let Finished { started, ended, .. } = finished;
         // Its caller left it before it started: that is the best time known
         // for its submission.
@@ -237,10 +238,40 @@ impl Core {
     /// A direct call that came with its entry, taken back from the actor's
     /// slot before it started (a crash, a kill): from here on it is a call
     /// the manager knows, as if its caller had told it.
+    ///
+    /// It waits in the table, not running: a crash puts it back in the
+    /// line, a kill fails it.
     fn announce_waiting(&mut self, mut entry: Box<Entry>) {
-        self.directory.announced_call();
+        self.heard_of(&entry);
         self.take_in(&mut entry, self.books.now);
-        self.submit_direct(entry);
+        let id = entry.spec.id;
+        let TaskKind::ActorMethod { actor } = entry.kind() else { return };
+        if let Some(error) = self.actor_gone(actor) {
+            return self.finalize(entry, TaskState::Failed, Some(error));
+        }
+        if let Some(parent) = entry.spec.parent()
+            && let Some(parent) = self.tasks.get_mut(&parent)
+        {
+            parent.history().children.push(id);
+        }
+        self.books.set_state(&mut entry, TaskState::Queued);
+        let parent_cancelled = self.parent_cancelled(&entry.spec);
+        self.tasks.insert(entry);
+        if parent_cancelled {
+            self.cancel(id);
+        }
+    }
+
+    /// The manager hears of a direct call that came with its entry: it no
+    /// longer counts as on its way (for `wait_idle`, and for its actor,
+    /// which does not end for dropped handles while such a call is out).
+    fn heard_of(&mut self, entry: &Entry) {
+        self.directory.announced_call();
+        if let TaskKind::ActorMethod { actor } = entry.kind()
+            && let Some(live) = self.actors.live.get(&actor)
+        {
+            live.slot.announced_call();
+        }
     }
 
     /// A direct call runs: its state, its actor's books and its parent's.

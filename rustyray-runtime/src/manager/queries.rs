@@ -50,7 +50,10 @@ impl Core {
     /// finds every input and unheld output released.
     pub(super) fn take_replies(&mut self) -> Vec<oneshot::Sender<()>> {
         let mut replies = std::mem::take(&mut self.shutdown_replies);
-        if !self.tasks.is_empty() || !self.abandoned.is_empty() || self.directory.unannounced() > 0 {
+        // Direct calls on their way count until the manager hears of them;
+        // after a shutdown, nothing it may still hear of is waited for.
+        let on_their_way = !self.shut_down && self.directory.unannounced() > 0;
+        if !self.tasks.is_empty() || !self.abandoned.is_empty() || on_their_way {
             return replies;
         }
         replies.append(&mut self.idle_waiters);

@@ -50,6 +50,16 @@ impl Shared {
         self.shut_down.load(Ordering::Acquire) || self.tx.is_closed()
     }
 
+    /// Sends the reports this thread holds, if it runs a task of this
+    /// runtime (they are this runtime's; another runtime's task flushes
+    /// them to its own), outside a deterministic run (whose one thread
+    /// sends its batches where the seed's schedule has them).
+    fn flush_own_reports(&self) {
+        if self.config.det.is_none() && self.is_current_runner() {
+            executor::flush_held_reports(&self.tx);
+        }
+    }
+
     pub(super) fn is_current_runner(&self) -> bool {
         context::with_current(|ctx| {
             ctx.is_some_and(|ctx| std::ptr::addr_eq(Arc::as_ptr(&ctx.runner), self as *const Shared))
@@ -69,7 +79,7 @@ impl Runner for Shared {
     fn submit(&self, spec: TaskSpec) {
         // A direct call that submits: the manager hears of the call (in the
         // reports its actor's thread holds) before of its child.
-        executor::flush_held_reports(&self.tx);
+        self.flush_own_reports();
         if self.shut_down.load(Ordering::Acquire) {
             spec.output.complete(Err(Error::RuntimeShutdown));
             return;
@@ -98,7 +108,7 @@ impl Runner for Shared {
     }
 
     fn create_actor(&self, spec: TaskSpec, config: ActorConfig, actor: WeakActorRef) {
-        executor::flush_held_reports(&self.tx);
+        self.flush_own_reports();
         let rejected = if self.is_closed() {
             Some(Error::RuntimeShutdown)
         } else {
