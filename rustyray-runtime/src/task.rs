@@ -664,6 +664,12 @@ impl Entry {
         &self.spec.output
     }
 
+    /// Its output cell, shared.
+    #[cfg(test)]
+    pub(crate) fn output_cell(&self) -> Arc<ObjectCell> {
+        self.spec.output.clone()
+    }
+
     /// What it holds while it runs. Its options and the kind of its body
     /// say it, so it is worked out when needed rather than kept: every task
     /// in the table would carry two words more (and without custom
@@ -824,6 +830,42 @@ mod tests {
         let edge = Duration::from_micros((1 << 31) - 1);
         assert_eq!(Waited::delay(edge).as_delay(), edge);
         assert_eq!(Waited::delay(edge + Duration::from_micros(1)).as_delay(), Duration::from_millis(2_147_483));
+    }
+
+    #[tokio::test]
+    async fn a_direct_call_lost_on_its_way_fails_with_runtime_shutdown() {
+        let rt = crate::Runtime::builder().num_cpus(1).build().expect("a runtime builds inside tokio");
+        let call = |n| {
+            let id = TaskId::from_u64(n);
+            Entry::new(TaskSpec {
+                id,
+                function: FunctionId::new(&"t::f"),
+                kind: TaskKind::Normal,
+                options: TaskOptions::default(),
+                deps: Deps::new(),
+                body: TaskBody::plain(|_| Ok(Arc::new(()) as rustyray_core::Value)),
+                output: ObjectCell::pending(id, FunctionId::new(&"t::f"), None, rt.runner()),
+                parent: None,
+                caller: std::panic::Location::caller(),
+                args: None,
+                trace_parent: None,
+            })
+        };
+        let lost = call(1);
+        let lost_output = lost.output_cell();
+        drop(Unannounced::new(lost));
+        assert!(
+            matches!(lost_output.try_get(), Some(Err(Error::RuntimeShutdown))),
+            "a call whose entry is dropped on its way fails, so nobody waits for it"
+        );
+        let handed = call(2);
+        let handed_output = handed.output_cell();
+        let mut on_its_way = Unannounced::new(handed);
+        assert_eq!(on_its_way.task(), Some(TaskId::from_u64(2)));
+        let taken = on_its_way.take();
+        drop(on_its_way);
+        assert!(taken.is_some() && !handed_output.is_ready(), "an entry handed over is the manager's to settle");
+        rt.shutdown().await;
     }
 
     #[test]
