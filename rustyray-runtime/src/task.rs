@@ -670,6 +670,25 @@ impl Entry {
         self.spec.output.clone()
     }
 
+    /// A plain task `id` of a function `t::f` returning `()`, writing `output`:
+    /// the entry unit tests need.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: TaskId, output: Arc<ObjectCell>) -> Box<Self> {
+        Entry::new(TaskSpec {
+            id,
+            function: rustyray_core::FunctionId::new(&"t::f"),
+            kind: TaskKind::Normal,
+            options: TaskOptions::default(),
+            deps: Deps::new(),
+            body: TaskBody::plain(|_| Ok(Arc::new(()) as rustyray_core::Value)),
+            output,
+            parent: None,
+            caller: std::panic::Location::caller(),
+            args: None,
+            trace_parent: None,
+        })
+    }
+
     /// What it holds while it runs. Its options and the kind of its body
     /// say it, so it is worked out when needed rather than kept: every task
     /// in the table would carry two words more (and without custom
@@ -792,19 +811,8 @@ mod tests {
 
     #[test]
     fn a_queued_task_remembers_when_to_the_microsecond() {
-        let mut entry = Entry::new(TaskSpec {
-            id: TaskId::from_u64(1),
-            function: FunctionId::new(&"t::f"),
-            kind: TaskKind::Normal,
-            options: TaskOptions::default(),
-            deps: Deps::new(),
-            body: TaskBody::plain(|_| Ok(Arc::new(()) as rustyray_core::Value)),
-            output: ObjectCell::with_error(TaskId::from_u64(1).output(), None, Error::NoRuntime),
-            parent: None,
-            caller: std::panic::Location::caller(),
-            args: None,
-            trace_parent: None,
-        });
+        let id = TaskId::from_u64(1);
+        let mut entry = Entry::for_test(id, ObjectCell::with_error(id.output(), None, Error::NoRuntime));
         entry.set_unresolved(2);
         assert_eq!(entry.unresolved(), 2);
         assert!(!entry.resolve_one(), "one of two resolved is not the last");
@@ -837,19 +845,7 @@ mod tests {
         let rt = crate::Runtime::builder().num_cpus(1).build().expect("a runtime builds inside tokio");
         let call = |n| {
             let id = TaskId::from_u64(n);
-            Entry::new(TaskSpec {
-                id,
-                function: FunctionId::new(&"t::f"),
-                kind: TaskKind::Normal,
-                options: TaskOptions::default(),
-                deps: Deps::new(),
-                body: TaskBody::plain(|_| Ok(Arc::new(()) as rustyray_core::Value)),
-                output: ObjectCell::pending(id, FunctionId::new(&"t::f"), None, rt.runner()),
-                parent: None,
-                caller: std::panic::Location::caller(),
-                args: None,
-                trace_parent: None,
-            })
+            Entry::for_test(id, ObjectCell::pending(id, FunctionId::new(&"t::f"), None, rt.runner()))
         };
         let lost = call(1);
         let lost_output = lost.output_cell();

@@ -16,10 +16,12 @@
 //! start and end together. The manager then keeps the books as for any call
 //! (state, records, retries after a crash); the difference is when it hears:
 //! in a burst, once per batch rather than twice per call. Until then the
-//! call is counted in [`Directory::unannounced`], so `wait_idle` waits for it;
+//! call is counted ([`OnTheirWay`]), so `wait_idle` waits for it;
 //! a call cancelled from its ref before it starts does not run; and a body
 //! that submits a task, waits or claims one sends its held reports first, so
 //! the manager hears of the call before of anything the call did.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustyray_core::Error;
 
@@ -29,6 +31,29 @@ use super::directory::Directory;
 use super::slot::ActorSlot;
 use crate::protocol::Msg;
 use crate::task::{Entry, Unannounced};
+
+/// Counts direct calls left at actors with their entries that the manager
+/// has not heard of yet: per runtime (for `wait_idle`) and per actor (an
+/// actor whose handles are gone ends only once none is out).
+#[derive(Default)]
+pub(crate) struct OnTheirWay(AtomicUsize);
+
+impl OnTheirWay {
+    /// A call left at its actor with its entry.
+    pub(crate) fn sent(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The manager heard of such a call.
+    pub(crate) fn heard(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many such calls the manager has not heard of yet.
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Hands the method call `entry` straight to its actor's `slot` if it may go
 /// there; gives it back (counted as sent through the manager) if it must
@@ -54,8 +79,8 @@ pub(crate) fn submit_call(
         start.attempt.last = entry.started_attempts() > slot.max_task_retries();
         if entry.spec.options.is_default() {
             // Counted before it is queued: `wait_idle` never misses it.
-            directory.unannounced_call();
-            slot.unannounced_call();
+            directory.unannounced.sent();
+            slot.unannounced.sent();
             start.unannounced = Unannounced::new(entry);
             return Some(start);
         }

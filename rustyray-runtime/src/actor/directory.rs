@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use rustyray_core::{ActorId, ActorRef, DeathReason, Error, Result, WeakActorRef};
 
+use super::direct::OnTheirWay;
 use super::slot::ActorSlot;
 
 enum Listing {
@@ -41,25 +41,10 @@ pub(crate) struct Directory {
     slots: DashMap<ActorId, Arc<ActorSlot>, FxBuildHasher>,
     /// Direct calls left at their actors that the manager has not heard of
     /// yet (see `actor::direct`): `wait_idle` waits for them too.
-    unannounced: AtomicUsize,
+    pub(crate) unannounced: OnTheirWay,
 }
 
 impl Directory {
-    /// Counts a direct call its caller leaves at the actor unannounced.
-    pub(crate) fn unannounced_call(&self) {
-        self.unannounced.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The manager heard of such a call.
-    pub(crate) fn announced_call(&self) {
-        self.unannounced.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// How many direct calls the manager has not heard of yet.
-    pub(crate) fn unannounced(&self) -> usize {
-        self.unannounced.load(Ordering::Relaxed)
-    }
-
     /// The slot of a live actor.
     pub(crate) fn slot(&self, id: ActorId) -> Option<Arc<ActorSlot>> {
         self.slots.get(&id).map(|slot| slot.value().clone())

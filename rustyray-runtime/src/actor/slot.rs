@@ -32,13 +32,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rustyray_core::{ActorId, ActorInstance, ActorMethod, ActorOptions, TaskBody, TaskId};
 use tokio::sync::Notify;
 
+use super::direct::OnTheirWay;
 use super::thread::{run, run_here};
 use crate::executor::Exec;
 use crate::task::Start;
@@ -60,7 +60,7 @@ pub(crate) struct ActorSlot {
     pub(super) holds_cpus: bool,
     /// Direct calls left here with their entries that the manager has not
     /// heard of yet (see `actor::direct`).
-    unannounced: AtomicUsize,
+    pub(crate) unannounced: OnTheirWay,
 }
 
 /// The slot's hand-off state: which calls wait, whether a thread runs the
@@ -179,7 +179,7 @@ impl ActorSlot {
             limits: Limits::new(options),
             max_task_retries: options.max_task_retries,
             holds_cpus,
-            unannounced: AtomicUsize::new(0),
+            unannounced: OnTheirWay::default(),
         })
     }
 
@@ -223,21 +223,6 @@ impl ActorSlot {
         }
         self.wake();
         true
-    }
-
-    /// Counts a direct call left here with its entry (see `actor::direct`).
-    pub(crate) fn unannounced_call(&self) {
-        self.unannounced.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The manager heard of such a call.
-    pub(crate) fn announced_call(&self) {
-        self.unannounced.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// How many such calls the manager has not heard of yet.
-    pub(crate) fn unannounced(&self) -> usize {
-        self.unannounced.load(Ordering::Relaxed)
     }
 
     /// Counts a call sent through the manager: direct calls wait until the

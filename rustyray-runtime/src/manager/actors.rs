@@ -167,7 +167,11 @@ impl Core {
         // Callers may leave calls in the slot themselves while the line is empty.
         let direct = entry.state == ActorState::Alive && entry.waiting.is_empty();
         entry.slot.release(exec, starts, unrouted, Some(direct));
-        if entry.orphaned && entry.waiting.is_empty() && entry.released.is_empty() && entry.slot.unannounced() == 0 {
+        if entry.orphaned
+            && entry.waiting.is_empty()
+            && entry.released.is_empty()
+            && entry.slot.unannounced.count() == 0
+        {
             self.end_actor(actor, DeathReason::HandlesDropped);
         }
     }
@@ -266,11 +270,11 @@ impl Core {
     /// longer counts as on its way (for `wait_idle`, and for its actor,
     /// which does not end for dropped handles while such a call is out).
     fn heard_of(&mut self, entry: &Entry) {
-        self.directory.announced_call();
+        self.directory.unannounced.heard();
         if let TaskKind::ActorMethod { actor } = entry.kind()
             && let Some(live) = self.actors.live.get(&actor)
         {
-            live.slot.announced_call();
+            live.slot.unannounced.heard();
         }
     }
 

@@ -52,7 +52,7 @@ impl Core {
         let mut replies = std::mem::take(&mut self.shutdown_replies);
         // Direct calls on their way count until the manager hears of them;
         // after a shutdown, nothing it may still hear of is waited for.
-        let on_their_way = !self.shut_down && self.directory.unannounced() > 0;
+        let on_their_way = !self.shut_down && self.directory.unannounced.count() > 0;
         if !self.tasks.is_empty() || !self.abandoned.is_empty() || on_their_way {
             return replies;
         }

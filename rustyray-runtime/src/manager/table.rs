@@ -78,28 +78,13 @@ impl TaskTable {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use rustyray_core::{Deps, Error, FunctionId, ObjectCell, TaskBody, TaskKind, TaskOptions, TaskSpec};
+    use rustyray_core::{Error, ObjectCell};
 
     use super::*;
 
     fn entry(n: u64) -> Box<Entry> {
         let id = TaskId::from_u64(n);
-        let body = TaskBody::Plain(Arc::new(move |_| Ok(Arc::new(n) as rustyray_core::Value)));
-        Entry::new(TaskSpec {
-            id,
-            function: FunctionId::new(&"t::f"),
-            kind: TaskKind::Normal,
-            options: TaskOptions::default(),
-            deps: Deps::new(),
-            body,
-            output: ObjectCell::with_error(id.output(), Some(id), Error::NoRuntime),
-            parent: None,
-            caller: std::panic::Location::caller(),
-            args: None,
-            trace_parent: None,
-        })
+        Entry::for_test(id, ObjectCell::with_error(id.output(), Some(id), Error::NoRuntime))
     }
 
     #[test]
