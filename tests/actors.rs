@@ -74,6 +74,11 @@ impl Log {
         std::thread::sleep(Duration::from_millis(millis));
         true
     }
+
+    /// Panics: the actor crashes.
+    pub fn crash(&mut self) -> u64 {
+        panic!("the log crashed on purpose")
+    }
 }
 
 fn runtime() -> Runtime {
@@ -704,4 +709,36 @@ async fn an_actor_calling_another_runtimes_actor_leaves_both_able_to_go_idle() {
     tokio::time::timeout(idle, second.wait_idle()).await.expect("the called runtime goes idle");
     let all = second.scope(async { log.all().get().await }).await.unwrap();
     assert_eq!(all, (0..500).collect::<Vec<u64>>(), "every forwarded call ran, in order");
+}
+
+/// Leaves a call at `log`, then keeps running (a plain body cannot be stopped).
+#[rustyray::remote]
+fn push_then_linger(log: ActorHandle<Log>, value: u64, millis: u64) -> bool {
+    drop(log.push(value));
+    std::thread::sleep(Duration::from_millis(millis));
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_of_a_cancelled_task_taken_back_by_a_crash_is_cancelled_and_the_runtime_goes_idle() {
+    let rt = runtime();
+    rt.scope(async {
+        let log = Log::options().max_restarts(1).remote();
+        log.ready().await.unwrap();
+        // The actor's thread is busy; a crash waits behind it, and a task's
+        // call behind the crash.
+        let held = log.hold(300);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let crash = log.crash();
+        let parent = push_then_linger::remote(log.clone(), 7, 1_500);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Cancelled while it runs on: its call, taken back from the slot by
+        // the crash, is cancelled with it.
+        parent.cancel();
+        assert!(held.get().await.unwrap());
+        assert!(matches!(crash.get().await, Err(Error::TaskPanicked { .. })));
+        tokio::time::timeout(Duration::from_secs(20), rt.wait_idle()).await.expect("the runtime goes idle");
+        assert!(!log.all().get().await.unwrap().contains(&7), "the cancelled task's call never ran");
+    })
+    .await;
 }
