@@ -664,12 +664,6 @@ impl Entry {
         &self.spec.output
     }
 
-    /// Its output cell, shared.
-    #[cfg(test)]
-    pub(crate) fn output_cell(&self) -> Arc<ObjectCell> {
-        self.spec.output.clone()
-    }
-
     /// A plain task `id` of a function `t::f` returning `()`, writing `output`:
     /// the entry unit tests need.
     #[cfg(test)]
@@ -848,14 +842,14 @@ mod tests {
             Entry::for_test(id, ObjectCell::pending(id, FunctionId::new(&"t::f"), None, rt.runner()))
         };
         let lost = call(1);
-        let lost_output = lost.output_cell();
+        let lost_output = lost.spec.output.clone();
         drop(Unannounced::new(lost));
         assert!(
             matches!(lost_output.try_get(), Some(Err(Error::RuntimeShutdown))),
             "a call whose entry is dropped on its way fails, so nobody waits for it"
         );
         let handed = call(2);
-        let handed_output = handed.output_cell();
+        let handed_output = handed.spec.output.clone();
         let mut on_its_way = Unannounced::new(handed);
         assert_eq!(on_its_way.task(), Some(TaskId::from_u64(2)));
         let taken = on_its_way.take();

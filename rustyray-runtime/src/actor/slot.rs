@@ -18,10 +18,11 @@
 //! caller whose call has its arguments ready leaves it in the slot itself
 //! ([`ActorSlot::push_direct`]): the call starts without waiting for the
 //! manager's thread, which hears of it from the caller or, for a call
-//! without options, from the actor's thread (see `actor::direct`). Calls never overtake one
-//! another: the manager allows direct calls only while nothing waits in its
-//! line, and a call sent through the manager ([`ActorSlot::route`]) holds
-//! direct calls back until the manager has released it.
+//! without options, from the actor's thread (see `actor::direct`). Calls
+//! never overtake one another: the manager allows direct calls only while
+//! nothing waits in its line, and a call sent through the manager
+//! ([`ActorSlot::route`]) holds direct calls back until the manager has
+//! released it.
 //!
 //! `&mut self` calls run alone. `&self` async calls may interleave, up to the
 //! limit of their concurrency group ([`Limits`]: the default group's is
